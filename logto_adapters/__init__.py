@@ -1,0 +1,1 @@
+"""logto_adapters: thin I/O drivers (requests, httpx) over :mod:`logto_core`."""

@@ -1,0 +1,1 @@
+"""logto_core: the pure, synchronous protocol core of logto-sansio (no network, no clock)."""

@@ -1,0 +1,196 @@
+"""Client configuration: the tutorial's ``LogtoConfig`` plus what a careful client needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_snake
+
+from .enums import DEFAULT_SCOPES, Prompt, ReservedResource, UserInfoScope
+from .urls import is_absolute_uri, is_acceptable_endpoint
+
+DEFAULT_ALGORITHMS: tuple[str, ...] = (
+    "ES384",
+    "ES256",
+    "ES512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "EdDSA",
+)
+"""Asymmetric JWS algorithms accepted for ID tokens. ``none`` and HMAC are never accepted."""
+
+
+def _both_spellings(name: str) -> AliasChoices:
+    # Accept the tutorial's camelCase and PEP 8 snake_case keyword arguments alike.
+    return AliasChoices(name, to_snake(name))
+
+
+class LogtoConfig(BaseModel):
+    """How to reach a Logto tenant and how strictly to check what it sends.
+
+    The first six fields are the tutorial's. Every field may also be given in snake_case
+    (``app_id=...``). The object is immutable; ``repr()`` never shows the secret.
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=AliasGenerator(validation_alias=_both_spellings),
+    )
+
+    endpoint: str
+    """The Logto endpoint, e.g. ``https://tenant.logto.app`` (may carry a path prefix)."""
+    appId: str = Field(min_length=1)
+    """The application (client) id."""
+    appSecret: SecretStr | None = None
+    """The client secret of a confidential app; ``None`` for public (native, SPA) apps,
+    which then send no secret at all."""
+    prompt: str = Prompt.consent.value
+    """Default ``prompt``: ``consent`` (gives refresh tokens), ``login``, ``none``, or a
+    space-joined combination; a list is accepted too."""
+    scopes: list[str] = Field(default_factory=list)
+    """Extra scopes; ``openid``, ``offline_access`` and ``profile`` are always requested."""
+    resources: list[str] = Field(default_factory=list)
+    """API resource indicators (absolute URIs) to request at sign-in."""
+
+    clockTolerance: float = Field(default=60.0, ge=0, le=600)
+    """Seconds of clock skew tolerated when checking ``exp``, ``iat`` and ``nbf``."""
+    tokenExpiryMargin: float = Field(default=30.0, ge=0, le=3600)
+    """A cached access token is refreshed this many seconds before it expires."""
+    allowInsecureLoopback: bool = True
+    """Allow plain ``http`` for loopback hosts only (127.0.0.1, ::1, localhost), for local
+    development and tests. Other hosts always need https."""
+    discoveryMaxAge: float = Field(default=24 * 3600.0, gt=0)
+    """Seconds a fetched discovery document is reused."""
+    jwksMaxAge: float = Field(default=3600.0, gt=0)
+    """Seconds a fetched key set is reused."""
+    jwksRefetchCooldown: float = Field(default=60.0, ge=0)
+    """Minimum seconds between two key-set refetches triggered by an unknown key id."""
+    idTokenAlgorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
+    """Client-side allow-list of ID-token algorithms (intersected with the provider's)."""
+
+    @field_validator("endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if (
+            "?" in value
+            or "#" in value
+            or not is_acceptable_endpoint(value, allow_insecure_loopback=True)
+        ):
+            raise ValueError(
+                "endpoint must be an https URL without query or fragment "
+                "(plain http only for loopback hosts)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_insecure(self) -> LogtoConfig:
+        if not is_acceptable_endpoint(
+            self.endpoint, allow_insecure_loopback=self.allowInsecureLoopback
+        ):
+            raise ValueError("endpoint must use https when allowInsecureLoopback is off")
+        return self
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _join_prompt(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return " ".join(str(getattr(v, "value", v)) for v in value)
+        return getattr(value, "value", value)
+
+    @field_validator("prompt")
+    @classmethod
+    def _check_prompt(cls, value: str) -> str:
+        allowed = {p.value for p in Prompt}
+        parts = value.split()
+        if not parts or any(p not in allowed for p in parts):
+            raise ValueError(f"prompt must be space-joined values among {sorted(allowed)}")
+        if "none" in parts and len(parts) > 1:
+            raise ValueError("prompt 'none' cannot be combined with other values")
+        return " ".join(dict.fromkeys(parts))
+
+    @field_validator("scopes", mode="before")
+    @classmethod
+    def _scope_values(cls, value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [getattr(v, "value", v) for v in value]
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _check_scopes(cls, value: list[str]) -> list[str]:
+        for scope in value:
+            if not scope or any(c.isspace() or c == '"' or c == "\\" for c in scope):
+                raise ValueError(f"invalid scope {scope!r}")
+        return value
+
+    @field_validator("resources")
+    @classmethod
+    def _check_resources(cls, value: list[str]) -> list[str]:
+        for resource in value:
+            if not is_absolute_uri(resource):
+                raise ValueError(f"resource {resource!r} must be an absolute URI without fragment")
+        return value
+
+    @field_validator("idTokenAlgorithms")
+    @classmethod
+    def _check_algorithms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for alg in value:
+            if alg == "none" or alg.startswith("HS"):
+                raise ValueError(f"algorithm {alg!r} is never accepted for ID tokens")
+        if not value:
+            raise ValueError("at least one ID-token algorithm is needed")
+        return value
+
+    # ---- derived values -------------------------------------------------------------------
+
+    @property
+    def issuer(self) -> str:
+        """The issuer Logto uses: ``<endpoint>/oidc``."""
+        return f"{self.endpoint}/oidc"
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.issuer}/.well-known/openid-configuration"
+
+    @property
+    def is_confidential(self) -> bool:
+        """True when a client secret is configured (traditional web or M2M apps)."""
+        return self.appSecret is not None
+
+    @property
+    def secret(self) -> str | None:
+        return self.appSecret.get_secret_value() if self.appSecret is not None else None
+
+    def sign_in_scopes(self) -> list[str]:
+        """Default scopes followed by the configured ones, without duplicates."""
+        return list(dict.fromkeys([*DEFAULT_SCOPES, *self.scopes]))
+
+    def sign_in_resources(self) -> list[str]:
+        """Configured resources, plus Logto's organizations resource when the organizations
+        scope is requested (needed to obtain organization tokens later)."""
+        resources = list(dict.fromkeys(self.resources))
+        if UserInfoScope.organizations.value in self.scopes:
+            org = ReservedResource.organizations.value
+            if org not in resources:
+                resources.append(org)
+        return resources
+
+    def wants_organizations(self) -> bool:
+        return UserInfoScope.organizations.value in self.scopes
