@@ -124,6 +124,12 @@ class SessionState:
         tokens = dict([access_token]) if access_token else {}
         return replace(self, id_token=id_token, refresh_token=refresh_token, access_tokens=tokens)
 
+    def with_refresh_token(self, refresh_token: str) -> SessionState:
+        return replace(self, refresh_token=refresh_token)
+
+    def with_id_token(self, id_token: str) -> SessionState:
+        return replace(self, id_token=id_token)
+
     def with_access_token(self, key: TokenKey, token: CachedAccessToken) -> SessionState:
         tokens = dict(self.access_tokens)
         tokens[key] = token

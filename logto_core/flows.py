@@ -1,0 +1,465 @@
+"""The multi-step flows, written once as generators: the SDK's state machine.
+
+Each public function here returns a :data:`Flow`: a generator that yields the
+:class:`~logto_core.http.HttpRequest` it needs sent, receives the matching
+:class:`~logto_core.http.HttpResponse` through ``send()``, and finally returns an
+:class:`Outcome` holding the result, the new :class:`SessionState` and the new
+:class:`ProviderState`. A driver (:mod:`logto_core.driver`) runs it over any transport; a
+transport failure is thrown into the generator as a :class:`TransportError` at the ``yield``
+where it happened.
+
+Every transition of the session lives in this module:
+
+===========================  ==============================================================
+flow                         session transitions
+===========================  ==============================================================
+``sign_in``                  + pending attempt (oldest dropped beyond the limit)
+``handle_sign_in_callback``  - the matched attempt (always, once the state matched);
+                             + ID token, refresh token, opaque access token on success
+``get_access_token``         cache hit: none; refresh: + access token, rotated refresh token;
+                             ``invalid_grant``: every token cleared (sign-in required)
+``fetch_user_info``          as ``get_access_token``; a 401 drops that token and refreshes once
+``sign_out``                 every token cleared, whatever the provider answers
+===========================  ==============================================================
+
+Errors that leave the session unchanged (transport faults, invalid provider data) are
+returned in the outcome with the state as it was when they happened, so provider knowledge
+learnt on the way (discovery, keys, the JWKS refetch cooldown) is still kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from .callback import parse_callback
+from .config import LogtoConfig
+from .discovery import build_discovery_request, parse_discovery_response
+from .end_session import build_end_session_url
+from .enums import ORGANIZATION_URN_PREFIX
+from .errors import (
+    LogtoError,
+    LogtoUsageError,
+    OAuthError,
+    ProviderError,
+    SignInRequiredError,
+)
+from .http import HttpRequest, HttpResponse
+from .id_token import UnknownKeyError, allowed_algorithms, check_refreshed_id_token, verify_id_token
+from .jwks import KeySet, build_jwks_request, parse_jwks_response
+from .jwt import decode_id_token_claims, decode_unverified
+from .models import IdTokenClaims, OidcProviderMetadata, TokenResponse, UserInfoResponse
+from .provider_state import ProviderState
+from .revocation import build_revocation_request, parse_revocation_response
+from .runtime import Runtime
+from .session import UNKNOWN_LIFETIME, CachedAccessToken, SessionState, TokenKey
+from .signin_url import SignInOptions, build_sign_in
+from .token_endpoint import build_code_exchange, build_refresh, parse_token_response
+from .userinfo import build_userinfo_request, parse_userinfo_response
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+Flow = Generator[HttpRequest, HttpResponse, "Outcome[T]"]
+Step = Generator[HttpRequest, HttpResponse, T]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[T]):
+    """What a flow ends with. Persist ``session`` and ``provider`` first, then call
+    :meth:`unwrap` to get the value or raise the error."""
+
+    value: T | None
+    session: SessionState
+    provider: ProviderState
+    error: LogtoError | None = None
+
+    def unwrap(self) -> T:
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class SignOutResult:
+    """The end-session URL, and the revocation failure if the refresh token could not be
+    revoked (the local sign-out happened regardless)."""
+
+    url: str
+    revocation_error: LogtoError | None = None
+
+
+@dataclass(slots=True)
+class _Run:
+    """Scratch state of one flow run: the latest session and provider values."""
+
+    config: LogtoConfig
+    runtime: Runtime
+    session: SessionState
+    provider: ProviderState
+    fetched_keys: bool = field(default=False)
+
+    def finish(self, value: U) -> Outcome[U]:
+        return Outcome(value, self.session, self.provider)
+
+    def fail(self, error: LogtoError) -> Outcome[U]:
+        return Outcome(None, self.session, self.provider, error)
+
+
+def _guarded(run: _Run, body: Step[T]) -> Flow[T]:
+    """Run a flow body; an SDK error becomes the outcome's error with the state as it is."""
+    try:
+        value = yield from body
+    except LogtoError as error:
+        return run.fail(error)
+    return run.finish(value)
+
+
+# ---- shared steps -----------------------------------------------------------------------
+
+
+def _metadata(run: _Run) -> Step[OidcProviderMetadata]:
+    now = run.runtime.now()
+    metadata = run.provider.fresh_metadata(run.config, now)
+    if metadata is None:
+        response = yield build_discovery_request(run.config)
+        metadata = parse_discovery_response(response, run.config)
+        run.provider = run.provider.with_metadata(metadata, now)
+    return metadata
+
+
+def _fetch_keys(run: _Run, metadata: OidcProviderMetadata, *, forced: bool) -> Step[KeySet]:
+    now = run.runtime.now()
+    response = yield build_jwks_request(metadata)
+    keys = parse_jwks_response(response, now=now)
+    run.provider = run.provider.with_keys(keys, forced_at=now if forced else None)
+    run.fetched_keys = True
+    return keys
+
+
+def _verified_id_token(
+    run: _Run,
+    metadata: OidcProviderMetadata,
+    token: str,
+    *,
+    expected_nonce: str | None,
+    access_token: str | None,
+) -> Step[IdTokenClaims]:
+    """Verify an ID token, fetching the keys if needed and refetching them once when the
+    token names an unknown key (signing-key rotation), at most once per cooldown."""
+    now = run.runtime.now()
+    keys = run.provider.fresh_keys(run.config, now)
+    if keys is None:
+        keys = yield from _fetch_keys(run, metadata, forced=False)
+
+    def verify(key_set: KeySet) -> IdTokenClaims:
+        return verify_id_token(
+            token,
+            keys=key_set,
+            issuer=metadata.issuer,
+            client_id=run.config.appId,
+            now=now,
+            clock_tolerance=run.config.clockTolerance,
+            algorithms=allowed_algorithms(
+                run.config.idTokenAlgorithms, metadata.id_token_signing_alg_values_supported
+            ),
+            expected_nonce=expected_nonce,
+            access_token=access_token,
+        )
+
+    try:
+        return verify(keys)
+    except UnknownKeyError:
+        if run.fetched_keys or not run.provider.may_force_jwks_refetch(run.config, now):
+            raise
+    keys = yield from _fetch_keys(run, metadata, forced=True)
+    return verify(keys)
+
+
+def _cache_entry(token: TokenResponse, now: float) -> CachedAccessToken:
+    """Absolute expiry from ``expires_in``; without it, from the JWT's ``exp``; without
+    either, a short conservative lifetime."""
+    if token.expires_in is not None:
+        expires_at = now + token.expires_in
+    else:
+        expires_at = now + UNKNOWN_LIFETIME
+        if token.access_token.count(".") == 2:
+            try:
+                exp = decode_unverified(token.access_token)[1].get("exp")
+            except ProviderError:
+                exp = None
+            if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+                expires_at = min(float(exp), now + 24 * 3600.0)
+    return CachedAccessToken(token=token.access_token, expires_at=expires_at, scope=token.scope)
+
+
+def _token_key(
+    resource: str | None, organization_id: str | None, scopes: Sequence[str] | None
+) -> TokenKey:
+    normalised = tuple(sorted({str(getattr(s, "value", s)) for s in scopes})) if scopes else None
+    return TokenKey(resource or None, organization_id or None, normalised or None)
+
+
+# ---- sign-in ----------------------------------------------------------------------------
+
+
+def sign_in(
+    config: LogtoConfig,
+    runtime: Runtime,
+    session: SessionState,
+    provider: ProviderState,
+    options: SignInOptions,
+) -> Flow[str]:
+    """Start a sign-in: returns the authorization URL and remembers the attempt."""
+    run = _Run(config, runtime, session, provider)
+    return _guarded(run, _sign_in(run, options))
+
+
+def _sign_in(run: _Run, options: SignInOptions) -> Step[str]:
+    metadata = yield from _metadata(run)
+    url, attempt = build_sign_in(run.config, metadata.authorization_endpoint, options, run.runtime)
+    run.session = run.session.with_pending(attempt, run.runtime.now())
+    return url
+
+
+def handle_sign_in_callback(
+    config: LogtoConfig,
+    runtime: Runtime,
+    session: SessionState,
+    provider: ProviderState,
+    callback_url: str,
+) -> Flow[IdTokenClaims]:
+    """Validate the authorization response, exchange the code, verify the ID token."""
+    run = _Run(config, runtime, session, provider)
+    return _guarded(run, _handle_callback(run, callback_url))
+
+
+def _handle_callback(run: _Run, callback_url: str) -> Step[IdTokenClaims]:
+    metadata = yield from _metadata(run)
+    result = parse_callback(
+        callback_url,
+        pending=run.session.pending,
+        issuer=metadata.issuer,
+        iss_required=metadata.authorization_response_iss_parameter_supported,
+        now=run.runtime.now(),
+    )
+    # The attempt is single-use from here on, whatever happens next.
+    run.session = run.session.without_pending(result.attempt.state)
+    if result.error is not None:
+        raise result.error
+    assert result.code is not None
+    response = yield build_code_exchange(
+        run.config, metadata, code=result.code, attempt=result.attempt
+    )
+    token = parse_token_response(response)
+    if token.id_token is None:
+        raise ProviderError(
+            "the code exchange returned no id_token although openid was requested",
+            code="token.id_token_missing",
+        )
+    claims = yield from _verified_id_token(
+        run,
+        metadata,
+        token.id_token,
+        expected_nonce=result.attempt.nonce,
+        access_token=token.access_token,
+    )
+    now = run.runtime.now()
+    run.session = run.session.signed_in(
+        id_token=token.id_token,
+        refresh_token=token.refresh_token,
+        access_token=(TokenKey(), _cache_entry(token, now)),
+    )
+    return claims
+
+
+# ---- tokens -----------------------------------------------------------------------------
+
+
+def get_access_token(
+    config: LogtoConfig,
+    runtime: Runtime,
+    session: SessionState,
+    provider: ProviderState,
+    *,
+    resource: str | None = None,
+    organization_id: str | None = None,
+    scopes: Sequence[str] | None = None,
+) -> Flow[str]:
+    """A fresh access token for (resource, organization, scopes): from the cache, or by
+    refreshing. ``invalid_grant`` clears the session and gives :class:`SignInRequiredError`."""
+    run = _Run(config, runtime, session, provider)
+    key = _token_key(resource, organization_id, scopes)
+    return _guarded(run, _access_token(run, key))
+
+
+def cached_access_token(
+    config: LogtoConfig,
+    session: SessionState,
+    now: float,
+    *,
+    resource: str | None = None,
+    organization_id: str | None = None,
+    scopes: Sequence[str] | None = None,
+) -> str | None:
+    """The cached token for that key if it is still fresh; never any I/O. Adapters use it to
+    answer without starting a flow (and without taking the refresh lock)."""
+    cached = session.access_tokens.get(_token_key(resource, organization_id, scopes))
+    if cached is not None and cached.is_fresh(now, config.tokenExpiryMargin):
+        return cached.token
+    return None
+
+
+def _access_token(run: _Run, key: TokenKey, *, force: bool = False) -> Step[str]:
+    now = run.runtime.now()
+    cached = run.session.access_tokens.get(key)
+    if not force and cached is not None and cached.is_fresh(now, run.config.tokenExpiryMargin):
+        return cached.token
+    if key.organization_id and not run.config.wants_organizations():
+        raise LogtoUsageError(
+            "organization tokens need UserInfoScope.organizations in LogtoConfig.scopes"
+        )
+    if key.resource and key.resource.startswith(ORGANIZATION_URN_PREFIX):
+        raise LogtoUsageError("use organization_id (getOrganizationToken) for organization tokens")
+    refresh_token = run.session.refresh_token
+    if refresh_token is None:
+        raise SignInRequiredError(
+            "no refresh token: the user is not signed in, or the sign-in did not grant "
+            "offline_access (prompt=consent)",
+            code="sign_in_required.no_refresh_token",
+        )
+    metadata = yield from _metadata(run)
+    response = yield build_refresh(
+        run.config,
+        metadata,
+        refresh_token=refresh_token,
+        resource=key.resource,
+        organization_id=key.organization_id,
+        scopes=key.scopes,
+    )
+    try:
+        token = parse_token_response(response)
+    except OAuthError as error:
+        if error.error == "invalid_grant":
+            run.session = run.session.cleared()
+            raise SignInRequiredError(
+                "the provider says the grant is no longer valid; sign in again",
+                code="sign_in_required.invalid_grant",
+            ) from error
+        raise
+    # Store a rotated refresh token before anything else can fail: the consumed one must never
+    # be presented again (Logto revokes the whole grant on reuse after 3 seconds).
+    if token.refresh_token is not None:
+        run.session = run.session.with_refresh_token(token.refresh_token)
+    if token.id_token is not None:
+        yield from _accept_refreshed_id_token(run, metadata, token)
+    entry = _cache_entry(token, run.runtime.now())
+    run.session = run.session.with_access_token(key, entry)
+    return entry.token
+
+
+def _accept_refreshed_id_token(
+    run: _Run, metadata: OidcProviderMetadata, token: TokenResponse
+) -> Step[None]:
+    """OIDC Core 12.2: a refreshed ID token is verified like the first one and must name the
+    same user, issuer and audience. Logto repeats the original nonce in it."""
+    assert token.id_token is not None
+    previous = _stored_claims(run.session)
+    claims = yield from _verified_id_token(
+        run,
+        metadata,
+        token.id_token,
+        expected_nonce=previous.nonce if previous is not None else None,
+        access_token=token.access_token,
+    )
+    if previous is not None:
+        check_refreshed_id_token(previous, claims)
+    run.session = run.session.with_id_token(token.id_token)
+
+
+def _stored_claims(session: SessionState) -> IdTokenClaims | None:
+    if session.id_token is None:
+        return None
+    return decode_id_token_claims(session.id_token)
+
+
+# ---- userinfo ---------------------------------------------------------------------------
+
+
+def fetch_user_info(
+    config: LogtoConfig, runtime: Runtime, session: SessionState, provider: ProviderState
+) -> Flow[UserInfoResponse]:
+    """Userinfo with the opaque access token; on 401 ``invalid_token`` refresh once and retry
+    once (never a loop)."""
+    run = _Run(config, runtime, session, provider)
+    return _guarded(run, _user_info(run))
+
+
+def _user_info(run: _Run) -> Step[UserInfoResponse]:
+    claims = _stored_claims(run.session)
+    if claims is None:
+        raise SignInRequiredError("not signed in", code="sign_in_required.not_signed_in")
+    metadata = yield from _metadata(run)
+    key = TokenKey()
+    for attempt in range(2):
+        access_token = yield from _access_token(run, key, force=attempt > 0)
+        response = yield build_userinfo_request(metadata, access_token)
+        try:
+            return parse_userinfo_response(response, expected_sub=claims.sub)
+        except OAuthError as error:
+            if attempt > 0 or error.status != 401 or run.session.refresh_token is None:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# ---- sign-out ---------------------------------------------------------------------------
+
+
+def sign_out(
+    config: LogtoConfig,
+    runtime: Runtime,
+    session: SessionState,
+    provider: ProviderState,
+    *,
+    post_logout_redirect_uri: str | None = None,
+) -> Flow[SignOutResult]:
+    """Clear the session locally, revoke the refresh token (best effort: a failure is
+    reported in the result, never blocks the sign-out) and build the end-session URL."""
+    run = _Run(config, runtime, session, provider)
+    return _guarded(run, _sign_out(run, post_logout_redirect_uri))
+
+
+def _sign_out(run: _Run, post_logout_redirect_uri: str | None) -> Step[SignOutResult]:
+    id_token = run.session.id_token
+    refresh_token = run.session.refresh_token
+    url = build_end_session_url(
+        run.config,
+        run.provider.metadata,
+        post_logout_redirect_uri=post_logout_redirect_uri,
+        id_token_hint=id_token,
+    )
+    run.session = run.session.cleared()
+    revocation_error: LogtoError | None = None
+    if refresh_token is not None:
+        try:
+            metadata = yield from _metadata(run)
+            if metadata.revocation_endpoint is not None:
+                response = yield build_revocation_request(run.config, metadata, refresh_token)
+                parse_revocation_response(response)
+        except LogtoError as error:
+            revocation_error = error
+    return SignOutResult(url=url, revocation_error=revocation_error)
+
+
+__all__ = [
+    "Flow",
+    "Outcome",
+    "SignOutResult",
+    "cached_access_token",
+    "fetch_user_info",
+    "get_access_token",
+    "handle_sign_in_callback",
+    "sign_in",
+    "sign_out",
+]

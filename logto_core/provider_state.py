@@ -1,0 +1,71 @@
+"""What the client knows about the provider: discovery metadata and signing keys, as a value.
+
+One :class:`ProviderState` is shared by every user of a client (it holds nothing
+user-specific), and it can be exported and imported as JSON so that several processes or
+serverless instances can share it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+from .config import LogtoConfig
+from .jwks import KeySet
+from .models import OidcProviderMetadata
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderState:
+    metadata: OidcProviderMetadata | None = None
+    metadata_fetched_at: float = 0.0
+    keys: KeySet | None = None
+    last_forced_jwks_refetch: float | None = None
+    """When an unknown ``kid`` last forced a refetch; bounds refetches to one per cooldown."""
+
+    def fresh_metadata(self, config: LogtoConfig, now: float) -> OidcProviderMetadata | None:
+        if self.metadata is None or now - self.metadata_fetched_at >= config.discoveryMaxAge:
+            return None
+        if now < self.metadata_fetched_at:  # the clock went backwards: don't trust the age
+            return None
+        return self.metadata
+
+    def fresh_keys(self, config: LogtoConfig, now: float) -> KeySet | None:
+        if self.keys is None or not (0 <= now - self.keys.fetched_at < config.jwksMaxAge):
+            return None
+        return self.keys
+
+    def may_force_jwks_refetch(self, config: LogtoConfig, now: float) -> bool:
+        last = self.last_forced_jwks_refetch
+        return last is None or now - last >= config.jwksRefetchCooldown or now < last
+
+    def with_metadata(self, metadata: OidcProviderMetadata, now: float) -> ProviderState:
+        return replace(self, metadata=metadata, metadata_fetched_at=now)
+
+    def with_keys(self, keys: KeySet, *, forced_at: float | None = None) -> ProviderState:
+        state = replace(self, keys=keys)
+        if forced_at is not None:
+            state = replace(state, last_forced_jwks_refetch=forced_at)
+        return state
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "metadata": self.metadata.model_dump(mode="json") if self.metadata else None,
+                "metadata_fetched_at": self.metadata_fetched_at,
+                "keys": self.keys.to_json() if self.keys else None,
+                "last_forced_jwks_refetch": self.last_forced_jwks_refetch,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ProviderState:
+        data = json.loads(text)
+        return cls(
+            metadata=OidcProviderMetadata.model_validate(data["metadata"])
+            if data.get("metadata")
+            else None,
+            metadata_fetched_at=float(data.get("metadata_fetched_at") or 0.0),
+            keys=KeySet.from_json(data["keys"]) if data.get("keys") else None,
+            last_forced_jwks_refetch=data.get("last_forced_jwks_refetch"),
+        )
