@@ -197,8 +197,7 @@ def _cache_entry(token: TokenResponse, now: float) -> CachedAccessToken:
 def _token_key(
     resource: str | None, organization_id: str | None, scopes: Sequence[str] | None
 ) -> TokenKey:
-    normalised = tuple(sorted({str(getattr(s, "value", s)) for s in scopes})) if scopes else None
-    return TokenKey(resource or None, organization_id or None, normalised or None)
+    return TokenKey.of(resource, organization_id, scopes)
 
 
 # ---- sign-in ----------------------------------------------------------------------------

@@ -69,3 +69,25 @@ class ProviderState:
             keys=KeySet.from_json(data["keys"]) if data.get("keys") else None,
             last_forced_jwks_refetch=data.get("last_forced_jwks_refetch"),
         )
+
+
+def newest(current: ProviderState, candidate: ProviderState) -> ProviderState:
+    """Merge two views of the provider, keeping the most recently fetched metadata and keys.
+
+    Several flows run concurrently against one shared state; each returns the state as it saw
+    it, so the client keeps, part by part, whichever is newest.
+    """
+    metadata, metadata_at = current.metadata, current.metadata_fetched_at
+    if candidate.metadata is not None and (
+        metadata is None or candidate.metadata_fetched_at > metadata_at
+    ):
+        metadata, metadata_at = candidate.metadata, candidate.metadata_fetched_at
+    keys = current.keys
+    if candidate.keys is not None and (keys is None or candidate.keys.fetched_at > keys.fetched_at):
+        keys = candidate.keys
+    forced = [
+        t
+        for t in (current.last_forced_jwks_refetch, candidate.last_forced_jwks_refetch)
+        if t is not None
+    ]
+    return ProviderState(metadata, metadata_at, keys, max(forced) if forced else None)

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .errors import LogtoUsageError
+
 Clock = Callable[[], float]
 """Returns the current time as seconds since the Unix epoch."""
 
@@ -46,9 +48,11 @@ class Runtime:
 
     def random_bytes(self, n: int) -> bytes:
         data = self.entropy(n)
-        if len(data) != n:
+        if not isinstance(data, bytes) or len(data) != n:
             # A broken entropy source must never silently shorten state or PKCE verifiers.
-            raise ValueError(f"entropy source returned {len(data)} bytes instead of {n}")
+            raise LogtoUsageError(
+                f"the entropy source must return {n} bytes", code="runtime.entropy"
+            )
         return data
 
 

@@ -10,7 +10,7 @@ and :meth:`SessionState.changes`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
@@ -55,6 +55,19 @@ class TokenKey(NamedTuple):
     resource: str | None = None
     organization_id: str | None = None
     scopes: tuple[str, ...] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        resource: str | None = None,
+        organization_id: str | None = None,
+        scopes: Sequence[str] | None = None,
+    ) -> TokenKey:
+        """The normalised key: empty values mean "not specified", scopes are a sorted set."""
+        normalised = (
+            tuple(sorted({str(getattr(s, "value", s)) for s in scopes})) if scopes else None
+        )
+        return cls(resource or None, organization_id or None, normalised or None)
 
     def encode(self) -> str:
         return json.dumps(

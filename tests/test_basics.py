@@ -9,6 +9,7 @@ from logto_core.config import LogtoConfig
 from logto_core.enums import FirstScreen, OAuthScope, ReservedResource, UserInfoScope
 from logto_core.errors import (
     LogtoError,
+    LogtoUsageError,
     OAuthError,
     SignInRequiredError,
     TransportError,
@@ -156,7 +157,7 @@ def test_runtime() -> None:
     fake = Runtime(clock=lambda: 5.0, entropy=lambda n: b"\x00" * n)
     assert fake.now() == 5.0 and fake.random_bytes(3) == b"\x00\x00\x00"
     broken = Runtime(entropy=lambda n: b"")
-    with pytest.raises(ValueError, match="entropy"):
+    with pytest.raises(LogtoUsageError, match="entropy"):
         broken.random_bytes(4)
     assert system_clock() > 1.7e9 and len(system_entropy(8)) == 8
     assert DEFAULT_RUNTIME.random_bytes(16) != DEFAULT_RUNTIME.random_bytes(16)

@@ -1,0 +1,202 @@
+"""Everything a Logto client does except sending requests and touching storage.
+
+:class:`LogtoCore` turns the tutorial's method calls into flows, keeps the provider state
+(discovery and keys) shared by every user of one client, and answers the pure getters. The
+sync and async clients in :mod:`logto_adapters` wrap one ``LogtoCore`` and only add a
+transport, a storage and locking.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+
+from .config import LogtoConfig
+from .enums import FirstScreen, Identifier, InteractionMode, Prompt
+from .errors import LogtoError, LogtoUsageError, SignInRequiredError
+from .flows import (
+    Flow,
+    Outcome,
+    SignOutResult,
+    T,
+    cached_access_token,
+    fetch_user_info,
+    get_access_token,
+    handle_sign_in_callback,
+    sign_in,
+    sign_out,
+)
+from .jwt import decode_access_token_claims, decode_id_token_claims
+from .models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
+from .provider_state import ProviderState, newest
+from .runtime import DEFAULT_RUNTIME, Runtime
+from .session import SessionState, TokenKey
+from .signin_url import DirectSignIn, SignInOptions
+
+
+class LogtoCore:
+    """The protocol side of one client configuration.
+
+    Thread-safety: the only mutable member is the shared :class:`ProviderState`, replaced
+    atomically by :meth:`settle`; everything else is computed from values.
+    """
+
+    def __init__(
+        self,
+        config: LogtoConfig,
+        *,
+        runtime: Runtime = DEFAULT_RUNTIME,
+        provider: ProviderState | None = None,
+    ) -> None:
+        if not isinstance(config, LogtoConfig):
+            raise LogtoUsageError("config must be a LogtoConfig")
+        self.config = config
+        self.runtime = runtime
+        self._provider = provider if provider is not None else ProviderState()
+
+    @property
+    def provider(self) -> ProviderState:
+        """What the client knows about the provider; export it with ``to_json()``."""
+        return self._provider
+
+    # ---- flows ---------------------------------------------------------------------------
+
+    def sign_in(
+        self,
+        session: SessionState,
+        redirectUri: str,
+        interactionMode: InteractionMode | str | None = None,
+        *,
+        firstScreen: FirstScreen | str | None = None,
+        identifiers: Sequence[Identifier | str] | None = None,
+        directSignIn: DirectSignIn | str | None = None,
+        loginHint: str | None = None,
+        prompt: str | Sequence[Prompt | str] | None = None,
+        organizationId: str | None = None,
+        uiLocales: str | None = None,
+        maxAge: int | None = None,
+        extraParams: Mapping[str, str] | None = None,
+    ) -> Flow[str]:
+        options = SignInOptions(
+            redirect_uri=redirectUri,
+            interaction_mode=interactionMode,
+            first_screen=firstScreen,
+            identifiers=identifiers,
+            direct_sign_in=directSignIn,
+            login_hint=loginHint,
+            prompt=prompt,
+            organization_id=organizationId,
+            ui_locales=uiLocales,
+            max_age=maxAge,
+            extra_params=extraParams,
+        )
+        return sign_in(self.config, self.runtime, session, self._provider, options)
+
+    def handle_sign_in_callback(
+        self, session: SessionState, callbackUri: str
+    ) -> Flow[IdTokenClaims]:
+        return handle_sign_in_callback(
+            self.config, self.runtime, session, self._provider, callbackUri
+        )
+
+    def get_access_token(
+        self,
+        session: SessionState,
+        resource: str | None = None,
+        organizationId: str | None = None,
+        scopes: Sequence[str] | None = None,
+    ) -> Flow[str]:
+        return get_access_token(
+            self.config,
+            self.runtime,
+            session,
+            self._provider,
+            resource=resource or None,
+            organization_id=organizationId,
+            scopes=scopes,
+        )
+
+    def fetch_user_info(self, session: SessionState) -> Flow[UserInfoResponse]:
+        return fetch_user_info(self.config, self.runtime, session, self._provider)
+
+    def sign_out(
+        self, session: SessionState, postLogoutRedirectUri: str | None = None
+    ) -> Flow[SignOutResult]:
+        return sign_out(
+            self.config,
+            self.runtime,
+            session,
+            self._provider,
+            post_logout_redirect_uri=postLogoutRedirectUri,
+        )
+
+    def settle(self, before: SessionState, outcome: Outcome[T]) -> dict[str, str | None]:
+        """Adopt what the flow learnt about the provider and return the storage writes
+        (``None`` = delete) that turn ``before`` into the outcome's session."""
+        self._provider = newest(self._provider, outcome.provider)
+        return outcome.session.changes(before)
+
+    # ---- pure getters --------------------------------------------------------------------
+
+    def cached_access_token(
+        self,
+        session: SessionState,
+        resource: str | None = None,
+        organizationId: str | None = None,
+        scopes: Sequence[str] | None = None,
+    ) -> str | None:
+        """A fresh cached token, or ``None`` when a flow is needed."""
+        return cached_access_token(
+            self.config,
+            session,
+            self.runtime.now(),
+            resource=resource or None,
+            organization_id=organizationId,
+            scopes=scopes,
+        )
+
+    @staticmethod
+    def token_key(
+        resource: str | None = None,
+        organizationId: str | None = None,
+        scopes: Sequence[str] | None = None,
+    ) -> TokenKey:
+        """The cache key a token request maps to (adapters key their single-flight on it)."""
+        return TokenKey.of(resource, organizationId, scopes)
+
+    @staticmethod
+    def id_token_claims(session: SessionState) -> IdTokenClaims:
+        """Claims of the stored ID token (verified when it was received)."""
+        if session.id_token is None:
+            raise SignInRequiredError(
+                "not signed in: there is no ID token", code="sign_in_required.not_signed_in"
+            )
+        return _id_claims(session.id_token)
+
+    @staticmethod
+    def access_token_claims(token: str) -> AccessTokenClaims:
+        """Claims of a JWT access token, decoded without verification (the API verifies)."""
+        return _access_claims(token)
+
+
+def value_or_none(outcome: Outcome[T]) -> T | None:
+    """The tutorial's ``getAccessToken`` contract: ``None`` when the user must sign in (not
+    signed in, no refresh token, the grant is dead); any other failure raises."""
+    if isinstance(outcome.error, SignInRequiredError):
+        return None
+    return outcome.unwrap()
+
+
+# Decoding is pure and tokens are immutable strings, so decoded claims can be shared; this
+# makes a signed-in page view (isAuthenticated + getIdTokenClaims) cost a dictionary lookup.
+@lru_cache(maxsize=4096)
+def _id_claims(token: str) -> IdTokenClaims:
+    return decode_id_token_claims(token)
+
+
+@lru_cache(maxsize=4096)
+def _access_claims(token: str) -> AccessTokenClaims:
+    return decode_access_token_claims(token)
+
+
+__all__ = ["LogtoCore", "LogtoError", "value_or_none"]
