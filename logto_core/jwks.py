@@ -1,0 +1,259 @@
+"""The provider's signing keys (JWKS): the request, the response check, and a cacheable set.
+
+Only public signature keys of the asymmetric types an ID token may use are kept; encryption
+keys, symmetric keys, unknown key types, malformed or weak keys are ignored, and private key
+members are never stored even when a careless server publishes them. A :class:`KeySet` is an
+immutable value that can be exported to JSON and imported again (for multi-process apps).
+
+Deciding when to fetch (maximum age, one refetch per cooldown on an unknown ``kid``) is the
+caller's business; :meth:`KeySet.is_fresh` helps with the first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from joserfc.jwk import Key, import_key
+
+from .errors import JwksError, ProviderResponseError
+from .http import MAX_BODY_BYTES, HttpRequest, HttpResponse
+from .models import OidcProviderMetadata
+
+# Which key an algorithm needs: the key type and, for curve keys, the accepted curves.
+ALGORITHM_KEY_TYPES: Mapping[str, tuple[str, frozenset[str] | None]] = MappingProxyType(
+    {
+        "RS256": ("RSA", None),
+        "RS384": ("RSA", None),
+        "RS512": ("RSA", None),
+        "PS256": ("RSA", None),
+        "PS384": ("RSA", None),
+        "PS512": ("RSA", None),
+        "ES256": ("EC", frozenset({"P-256"})),
+        "ES384": ("EC", frozenset({"P-384"})),
+        "ES512": ("EC", frozenset({"P-521"})),
+        "EdDSA": ("OKP", frozenset({"Ed25519", "Ed448"})),
+    }
+)
+
+SUPPORTED_ALGORITHMS: frozenset[str] = frozenset(ALGORITHM_KEY_TYPES)
+"""Asymmetric JWS algorithms the SDK can verify. ``none`` and HMAC are deliberately absent."""
+
+MAX_KEYS = 64
+"""Entries of a JWKS beyond this many are ignored (Logto publishes at most three), so a
+hostile key set cannot make the client import thousands of keys."""
+
+MIN_RSA_BITS = 2048
+"""RSA keys with a shorter modulus are ignored (RFC 7518 section 3.3)."""
+
+_EXCERPT_CHARS = 200
+
+# Members kept from a published key; anything else (private parts, certificates) is dropped.
+_COMMON_MEMBERS = ("kty", "kid", "use", "alg", "key_ops")
+_PUBLIC_MEMBERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"RSA": ("n", "e"), "EC": ("crv", "x", "y"), "OKP": ("crv", "x")}
+)
+_CURVES: Mapping[str, frozenset[str]] = MappingProxyType(
+    {"EC": frozenset({"P-256", "P-384", "P-521"}), "OKP": frozenset({"Ed25519", "Ed448"})}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeySet:
+    """The provider's public signature keys, as fetched at ``fetched_at`` (epoch seconds)."""
+
+    keys: tuple[Mapping[str, Any], ...]
+    fetched_at: float
+
+    def candidates(self, kid: str | None, alg: str) -> list[Mapping[str, Any]]:
+        """Keys that can verify a signature made with ``alg`` and, if given, named ``kid``.
+
+        A key fits when its type (and curve) suits the algorithm and its own ``alg``, if it
+        declares one, is the same. Returns an empty list for an unsupported algorithm.
+        """
+        return [key for key in self.keys if _fits(key, alg) and (kid is None or key_id(key) == kid)]
+
+    def key_ids(self) -> frozenset[str]:
+        """The ``kid`` values of all keys in the set."""
+        return frozenset(kid for key in self.keys if (kid := key_id(key)) is not None)
+
+    def is_fresh(self, now: float, max_age: float) -> bool:
+        """True while the set is younger than ``max_age`` seconds.
+
+        A ``fetched_at`` in the future (the clock went back) counts as stale, so the set is
+        fetched again rather than trusted for an unknown time.
+        """
+        return self.fetched_at <= now < self.fetched_at + max_age
+
+    def to_json(self) -> str:
+        """Export the set (public keys and fetch time only) for a shared cache."""
+        payload = {"keys": [dict(key) for key in self.keys], "fetched_at": self.fetched_at}
+        return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> KeySet:
+        """Import a set exported by :meth:`to_json`, checking every key again.
+
+        Raises :class:`JwksError` (``jwks.cache_invalid``) when the text is not such an
+        export, or (``jwks.no_usable_keys``) when no usable key remains.
+        """
+        try:
+            payload = json.loads(text)
+        except (TypeError, ValueError, RecursionError):
+            raise JwksError("cached key set is not JSON", code="jwks.cache_invalid") from None
+        if not isinstance(payload, dict):
+            raise JwksError("cached key set is not a JSON object", code="jwks.cache_invalid")
+        fetched_at, entries = payload.get("fetched_at"), payload.get("keys")
+        if not isinstance(fetched_at, (int, float)) or not _is_number(fetched_at):
+            raise JwksError("cached key set has no valid fetch time", code="jwks.cache_invalid")
+        if not isinstance(entries, list):
+            raise JwksError("cached key set has no 'keys' list", code="jwks.cache_invalid")
+        return _build_key_set(entries, float(fetched_at))
+
+
+def key_id(key: Mapping[str, Any]) -> str | None:
+    """The ``kid`` of a kept key (always a string or absent)."""
+    kid = key.get("kid")
+    return kid if isinstance(kid, str) else None
+
+
+def _fits(key: Mapping[str, Any], alg: str) -> bool:
+    requirement = ALGORITHM_KEY_TYPES.get(alg)
+    if requirement is None:
+        return False
+    kty, curves = requirement
+    if key["kty"] != kty or (curves is not None and key.get("crv") not in curves):
+        return False
+    declared = key.get("alg")
+    return declared is None or declared == alg
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def build_jwks_request(metadata: OidcProviderMetadata) -> HttpRequest:
+    """The GET request for the provider's ``jwks_uri``."""
+    return HttpRequest.get(metadata.jwks_uri, purpose="jwks")
+
+
+def parse_jwks_response(response: HttpResponse, *, now: float) -> KeySet:
+    """Check a JWKS response and keep its usable public signature keys.
+
+    Raises :class:`ProviderResponseError` (``jwks.bad_status``) for a status other than 200,
+    and :class:`JwksError` for a body that is not a JSON object with a ``keys`` list
+    (``jwks.malformed``), too large (``jwks.too_large``), or without any usable key
+    (``jwks.no_usable_keys``).
+    """
+    if response.status != 200:
+        raise ProviderResponseError(
+            f"JWKS endpoint answered HTTP {response.status}",
+            status=response.status,
+            body_excerpt=body_excerpt(response.body),
+            code="jwks.bad_status",
+        )
+    if len(response.body) > MAX_BODY_BYTES:
+        raise JwksError("JWKS response body is too large", code="jwks.too_large")
+    try:
+        payload = json.loads(response.body)
+    except (ValueError, RecursionError):
+        # ValueError includes undecodable bytes (UnicodeDecodeError) and bad JSON.
+        raise JwksError("JWKS response is not JSON", code="jwks.malformed") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("keys"), list):
+        raise JwksError("JWKS response is not an object with a 'keys' list", code="jwks.malformed")
+    return _build_key_set(payload["keys"], now)
+
+
+def body_excerpt(body: bytes) -> str:
+    """A short, printable prefix of a response body for error reports."""
+    text = body[: _EXCERPT_CHARS * 4].decode("utf-8", errors="replace")[:_EXCERPT_CHARS]
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def _build_key_set(entries: list[Any], fetched_at: float) -> KeySet:
+    kept = [key for entry in entries[:MAX_KEYS] if (key := public_signature_key(entry))]
+    if not kept:
+        raise JwksError("key set holds no usable signature key", code="jwks.no_usable_keys")
+    return KeySet(tuple(MappingProxyType(key) for key in kept), fetched_at)
+
+
+def public_signature_key(entry: object) -> dict[str, Any] | None:
+    """The public part of one published JWK, or ``None`` when it is not a usable signature key.
+
+    Refused: non-objects, encryption keys (``use`` other than ``sig``, ``key_ops`` without
+    ``verify``), symmetric and unknown key types, unsupported curves or algorithms,
+    RSA keys under :data:`MIN_RSA_BITS`, and anything the JOSE library cannot import.
+    """
+    if not isinstance(entry, dict):
+        return None
+    kty = entry.get("kty")
+    if not isinstance(kty, str) or kty not in _PUBLIC_MEMBERS:
+        return None
+    members = _COMMON_MEMBERS + _PUBLIC_MEMBERS[kty]
+    key = {name: entry[name] for name in members if name in entry}
+    if not _members_valid(key):
+        return None
+    try:
+        load_public_key(key)
+    except JwksError:
+        return None
+    return key
+
+
+def _members_valid(key: dict[str, Any]) -> bool:
+    kty = key["kty"]
+    for name in _PUBLIC_MEMBERS[kty] + ("kid", "alg"):
+        if name in key and not isinstance(key[name], str):
+            return False
+    if any(name not in key for name in _PUBLIC_MEMBERS[kty]):
+        return False
+    if "use" in key and key["use"] != "sig":
+        return False
+    ops = key.get("key_ops")
+    if ops is not None and not (isinstance(ops, list) and "verify" in ops):
+        return False
+    if kty in _CURVES and key["crv"] not in _CURVES[kty]:
+        return False
+    if "alg" in key and not _fits(key, key["alg"]):
+        return False
+    return kty != "RSA" or _modulus_bits(key["n"]) >= MIN_RSA_BITS
+
+
+def _modulus_bits(n: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(n + "=" * (-len(n) % 4))
+    except (binascii.Error, ValueError):
+        return 0
+    return int.from_bytes(raw, "big").bit_length()
+
+
+def load_public_key(key: Mapping[str, Any]) -> Key:
+    """The JOSE library's key object for a kept public JWK.
+
+    Raises :class:`JwksError` (``jwks.bad_key``) when the library refuses it.
+    """
+    return _import_cached(json.dumps(dict(key), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=128)
+def _import_cached(key_json: str) -> Key:
+    # Importing an RSA or EC key costs more than a verification; a set is verified against
+    # many tokens, so imported keys are memoised by their canonical JSON.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return import_key(json.loads(key_json))
+    except Exception:  # the library and cryptography raise many types for a bad key
+        raise JwksError("key could not be imported", code="jwks.bad_key") from None

@@ -1,0 +1,164 @@
+"""Decoding of compact JWS tokens without verifying them.
+
+These helpers split a token, check its shape strictly and return the JSON header and claims.
+They never check a signature: :mod:`logto_core.id_token` does that for ID tokens, and the
+other helpers here only read tokens the client already trusts (a stored, verified ID token) or
+merely displays (its own access tokens, which only the API receiving them must verify).
+
+Messages never quote the token or any part of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, NoReturn, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import TokenValidationError
+from .models import AccessTokenClaims, IdTokenClaims
+
+MAX_TOKEN_BYTES = 16 * 1024
+"""Tokens longer than this are refused before any decoding (16 KiB is far above what Logto
+issues, yet small enough that parsing cannot be used to exhaust memory or CPU)."""
+
+# Unpadded base64url, the only encoding RFC 7515 allows in the compact serialisation.
+_SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+
+def _malformed(message: str, *, claim: str | None = None) -> NoReturn:
+    raise TokenValidationError(message, code="jwt.malformed", claim=claim)
+
+
+def split_token(token: object) -> tuple[str, str, str]:
+    """Split a compact JWS into its three base64url segments, enforcing the size cap.
+
+    Raises :class:`TokenValidationError` (``jwt.malformed``) for anything that is not a
+    string of at most :data:`MAX_TOKEN_BYTES` characters holding exactly three segments of
+    unpadded base64url (an encrypted, five-segment JWE is refused too).
+    """
+    if not isinstance(token, str):
+        _malformed("token is not a string")
+    # The cap comes first so that nothing below ever runs on a huge input.
+    if len(token) > MAX_TOKEN_BYTES:
+        _malformed(f"token is longer than {MAX_TOKEN_BYTES} characters")
+    parts = token.split(".")
+    if len(parts) != 3:
+        _malformed("token is not a compact JWS (three dot-separated segments)")
+    header, payload, signature = parts
+    for part in parts:
+        if not _SEGMENT.fullmatch(part):
+            _malformed("token segment is not unpadded base64url")
+    if not header or not payload:
+        _malformed("token has an empty header or payload segment")
+    return header, payload, signature
+
+
+def b64url_decode(segment: str) -> bytes:
+    """Decode one unpadded base64url segment (already checked against the alphabet).
+
+    Only the canonical encoding is accepted (unused trailing bits must be zero), so one
+    token has exactly one spelling.
+    """
+    try:
+        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        # Only a length of 4n+1 characters gets here: no byte string encodes to it.
+        _malformed("token segment has an impossible length")
+    if b64url_encode(data) != segment:
+        _malformed("token segment is not canonical base64url")
+    return data
+
+
+def b64url_encode(data: bytes) -> str:
+    """Encode bytes as unpadded base64url."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 7515 section 5.2 lets a parser reject duplicate member names; doing so removes any
+    # doubt about which of two "alg" or "aud" values another parser would have seen.
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            _malformed("token JSON repeats a member name")
+        result[key] = value
+    return result
+
+
+def _reject_constant(name: str) -> NoReturn:
+    _malformed("token JSON contains a non-standard number")
+
+
+def _decode_json_object(segment: str, what: str) -> dict[str, Any]:
+    raw = b64url_decode(segment)
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # ValueError covers JSON syntax errors and integers too long to convert.
+        _malformed(f"token {what} is not UTF-8 JSON")
+    if not isinstance(value, dict):
+        _malformed(f"token {what} is not a JSON object")
+    return value
+
+
+def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return ``(header, claims)`` of a compact JWS **without verifying its signature**.
+
+    Raises :class:`TokenValidationError` with code ``jwt.malformed`` when the token is
+    oversized, not three base64url segments, or when the header or payload is not a UTF-8
+    JSON object (duplicate member names and ``NaN``/``Infinity`` are refused as well).
+    """
+    header_b64, payload_b64, _ = split_token(token)
+    header = _decode_json_object(header_b64, "header")
+    claims = _decode_json_object(payload_b64, "payload")
+    return header, claims
+
+
+def validate_claims(
+    model: type[_ModelT], claims: Mapping[str, Any], *, code: str = "jwt.claims_invalid"
+) -> _ModelT:
+    """Build ``model`` from decoded claims; a type error becomes a
+    :class:`TokenValidationError` with ``code`` that names the claim but never its value."""
+    try:
+        return model.model_validate(claims)
+    except ValidationError as exc:
+        # pydantic's message quotes the input values, which may be personal data: name only
+        # the offending claim.
+        first = exc.errors(include_input=False, include_url=False)[0]
+        claim = str(first["loc"][0]) if first["loc"] else None
+        raise TokenValidationError(
+            f"token claim {claim!r} is missing or has the wrong type",
+            code=code,
+            claim=claim,
+        ) from None
+
+
+def decode_access_token_claims(token: str) -> AccessTokenClaims:
+    """Decode the claims of a JWT access token, for display or routing only.
+
+    The signature is **not** verified: an API receiving the token must verify it itself.
+    Raises :class:`TokenValidationError` (``jwt.malformed`` or ``jwt.claims_invalid``).
+    """
+    _, claims = decode_unverified(token)
+    return validate_claims(AccessTokenClaims, claims)
+
+
+def decode_id_token_claims(token: str) -> IdTokenClaims:
+    """Decode the claims of a stored ID token that was verified when it was received.
+
+    Never use it on a token fresh from the network: use
+    :func:`logto_core.id_token.verify_id_token` instead.
+    Raises :class:`TokenValidationError` (``jwt.malformed`` or ``jwt.claims_invalid``).
+    """
+    _, claims = decode_unverified(token)
+    return validate_claims(IdTokenClaims, claims)
