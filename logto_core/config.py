@@ -74,7 +74,8 @@ class LogtoConfig(BaseModel):
     """A cached access token is refreshed this many seconds before it expires."""
     allowInsecureLoopback: bool = True
     """Allow plain ``http`` for loopback hosts only (127.0.0.1, ::1, localhost), for local
-    development and tests. Other hosts always need https."""
+    development and tests, when the endpoint itself is configured as such (see
+    :attr:`development_mode`). Other hosts always need https."""
     discoveryMaxAge: float = Field(default=24 * 3600.0, gt=0)
     """Seconds a fetched discovery document is reused."""
     jwksMaxAge: float = Field(default=3600.0, gt=0)
@@ -168,6 +169,13 @@ class LogtoConfig(BaseModel):
     @property
     def discovery_url(self) -> str:
         return f"{self.issuer}/.well-known/openid-configuration"
+
+    @property
+    def development_mode(self) -> bool:
+        """True when the configured endpoint itself is plain http on a loopback host (and
+        ``allowInsecureLoopback`` is on): only then may provider endpoints be loopback http.
+        A tenant configured with https never accepts an http endpoint from discovery."""
+        return self.allowInsecureLoopback and self.endpoint.startswith("http://")
 
     @property
     def is_confidential(self) -> bool:

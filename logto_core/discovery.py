@@ -49,7 +49,7 @@ def parse_discovery_response(response: HttpResponse, config: LogtoConfig) -> Oid
     for name in _ENDPOINT_FIELDS:
         url = getattr(metadata, name)
         if url is not None and not is_acceptable_endpoint(
-            url, allow_insecure_loopback=config.allowInsecureLoopback
+            url, allow_insecure_loopback=config.development_mode
         ):
             raise DiscoveryError(
                 f"discovery field {name} is not an acceptable https endpoint",

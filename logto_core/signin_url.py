@@ -160,7 +160,7 @@ def _check_endpoint(endpoint: str, config: LogtoConfig) -> str:
         parts is None
         or "#" in endpoint
         or not is_acceptable_endpoint(
-            endpoint, allow_insecure_loopback=config.allowInsecureLoopback
+            endpoint, allow_insecure_loopback=config.development_mode
         )
     ):
         raise LogtoUsageError(

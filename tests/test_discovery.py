@@ -55,6 +55,13 @@ def test_insecure_endpoints_are_refused(field: str, url: str) -> None:
     assert info.value.code == "discovery.insecure_endpoint"
 
 
+def test_https_tenant_never_accepts_loopback_http_endpoints() -> None:
+    doc = discovery_document(token_endpoint="http://127.0.0.1:3001/oidc/token")
+    with pytest.raises(DiscoveryError) as info:
+        parse_discovery_response(json_response(doc), config())
+    assert info.value.code == "discovery.insecure_endpoint"
+
+
 def test_loopback_http_is_allowed_only_when_configured() -> None:
     cfg = config(endpoint="http://127.0.0.1:3001")
     doc = discovery_document(
