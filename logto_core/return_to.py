@@ -7,8 +7,6 @@ as it is, that is an open redirect (``next=https://evil.example`` or ``next=//ev
 
 from __future__ import annotations
 
-from .urls import split_url
-
 
 def safe_return_to(target: str | None, default: str = "/") -> str:
     """``target`` if it is a plain absolute path on this origin (``/a/b?c#d``), else ``default``.
@@ -22,7 +20,5 @@ def safe_return_to(target: str | None, default: str = "/") -> str:
         return default
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in target):
         return default
-    parts = split_url(target)
-    if parts is None or parts.scheme or parts.netloc:
-        return default
+    # A single leading slash with no backslash cannot carry a scheme or a host.
     return target

@@ -197,3 +197,35 @@ def test_url_helpers() -> None:
     assert origin_and_path("HTTPS://Example.com/cb") == ("https", "example.com", 443, "/cb")
     assert origin_and_path("http://x:8080") == ("http", "x", 8080, "/")
     assert origin_and_path("nope") is None
+
+
+def test_config_more_validation() -> None:
+    with pytest.raises(ValidationError):
+        LogtoConfig(endpoint="https://x.app", appId="i", scopes="email")  # type: ignore[arg-type]
+    with_org = LogtoConfig(
+        endpoint="https://x.app",
+        appId="i",
+        scopes=["urn:logto:scope:organizations"],
+        resources=["urn:logto:resource:organizations"],
+    )
+    assert with_org.sign_in_resources() == ["urn:logto:resource:organizations"]
+    assert LogtoConfig(endpoint="http://localhost:1", appId="i").development_mode
+    assert not LogtoConfig(endpoint="https://localhost:1", appId="i").development_mode
+
+
+def test_retry_after_parsing() -> None:
+    from logto_core.responses import parse_retry_after
+
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") is None
+    assert parse_retry_after("-1") is None
+    assert parse_retry_after(" 2.5 ") == 2.5
+
+
+def test_oversized_error_body_is_not_parsed() -> None:
+    from logto_core.errors import ProviderResponseError
+    from logto_core.responses import raise_for_status
+
+    body = b'{"error":"invalid_grant"}' + b" " * (1024 * 1024)
+    with pytest.raises(ProviderResponseError):
+        raise_for_status(HttpResponse.build(400, {}, body), what="token")

@@ -339,3 +339,69 @@ def test_provider_state_merge_and_export() -> None:
     assert core.provider is restored
     with pytest.raises(LogtoUsageError):
         LogtoCore({"endpoint": "x"})  # type: ignore[arg-type]
+
+
+def test_cache_expiry_from_jwt_exp_when_expires_in_is_missing() -> None:
+    h = Harness()
+    h.sign_in()
+    jwt_token = h.token(resource=API).unwrap()
+    exp = h.core.access_token_claims(jwt_token).exp
+    h.clock.advance(3600)
+    h.provider.faults.add(Fault(endpoint="token", body={"access_token": jwt_token}))
+    h.token(resource=API).unwrap()
+    assert h.session().access_tokens[TokenKey(API)].expires_at == exp
+    h.provider.faults.add(Fault(endpoint="token", body={"access_token": "a.b.c"}))
+    h.token(resource=API2).unwrap()
+    assert h.session().access_tokens[TokenKey(API2)].expires_at == h.clock.now + 60
+
+
+def test_refreshed_id_token_cannot_be_checked_without_the_original() -> None:
+    # Storage lost the ID token but kept the refresh token: the refreshed ID token repeats a
+    # nonce the client can no longer check, so it is refused; the rotated refresh token is kept.
+    h = Harness()
+    h.sign_in()
+    h.sessions["s"] = SessionState(refresh_token=h.session().refresh_token)
+    h.clock.advance(3600 * 24 * 11)  # confidential rotation is due
+    outcome = h.token(resource=API)
+    assert isinstance(outcome.error, TokenValidationError)
+    assert outcome.error.code == "id_token.unexpected_nonce"
+    rotated = h.session().refresh_token
+    assert rotated is not None and h.provider.is_refresh_token_active(rotated)
+    assert not h.session().is_authenticated
+
+
+def test_sign_out_without_revocation_endpoint() -> None:
+    h = Harness()
+    h.sign_in()
+    metadata = h.core.provider.metadata
+    assert metadata is not None
+    h.core._provider = ProviderState(
+        metadata.model_copy(update={"revocation_endpoint": None}), h.clock.now
+    )
+    assert h.run("s", h.core.sign_out(h.session())).unwrap().revocation_error is None
+    assert h.requests_to("revocation") == 0
+
+
+def test_metadata_is_refetched_when_the_clock_goes_backwards() -> None:
+    h = Harness()
+    h.start()
+    h.clock.advance(-10)
+    h.start()
+    assert h.requests_to("discovery") == 2
+
+
+def test_token_key_normalises() -> None:
+    assert LogtoCore.token_key("", "", []) == TokenKey()
+    assert LogtoCore.token_key(API, "o", ["b", "a", "b"]) == TokenKey(API, "o", ("a", "b"))
+
+
+def test_async_driver_passes_transport_errors_into_the_flow() -> None:
+    import asyncio
+
+    h = Harness()
+
+    async def failing(request: HttpRequest) -> HttpResponse:
+        raise TransportError("refused", code="transport.connection")
+
+    outcome = asyncio.run(run_async(h.core.sign_in(SessionState(), REDIRECT), failing))
+    assert isinstance(outcome.error, TransportError)
