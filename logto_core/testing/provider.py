@@ -12,7 +12,7 @@ from logto_core.enums import Prompt
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 
-from . import endpoints
+from . import endpoints, signin_page
 from ._wire import MAX_FORM_BYTES, Rejection, error_response, parse_pairs, single_params
 from .authorize import (
     UnredirectableRequestError,
@@ -48,6 +48,8 @@ _SENSITIVE = frozenset(
 _ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/.well-known/openid-configuration"): "discovery",
     ("GET", "/.well-known/oauth-authorization-server"): "discovery",
+    ("GET", "/auth"): "sign_in_page",
+    ("POST", "/auth/interaction"): "sign_in_form",
     ("GET", "/jwks"): "jwks",
     ("POST", "/token"): "token",
     ("GET", "/me"): "userinfo",
@@ -287,6 +289,15 @@ class TestProvider:
         }
         return redirect_with(redirect_uri, values)
 
+    def _usernames(self) -> list[str]:
+        return [str(u.claims.get("username") or u.sub) for u in self.directory.users.values()]
+
+    def _find_user(self, username: str) -> str | None:
+        for user in self.directory.users.values():
+            if username in (user.sub, user.claims.get("username")):
+                return user.sub
+        return None
+
     # -- HTTP ----------------------------------------------------------------------------
     def handle(self, request: HttpRequest) -> HttpResponse:
         """Answer one request (faults applied, any delay dropped)."""
@@ -371,6 +382,23 @@ class TestProvider:
                 directory=self.directory,
                 store=self.store,
                 now=now,
+            )
+        if name == "sign_in_page":
+            return signin_page.render(
+                query=signin_page.query_of(params, resources),
+                client_id=params.get("client_id", ""),
+                usernames=self._usernames(),
+                action=f"{self.authorization_endpoint}/interaction",
+            )
+        if name == "sign_in_form":
+            return signin_page.submit(
+                request.body or b"",
+                authorization_endpoint=self.authorization_endpoint,
+                find_user=self._find_user,
+                approve=self.approve,
+                deny=self.deny,
+                usernames=self._usernames(),
+                action=f"{self.authorization_endpoint}/interaction",
             )
         if name == "end_session":
             return endpoints.end_session(
