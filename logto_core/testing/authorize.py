@@ -199,5 +199,7 @@ def validate(
 def redirect_with(redirect_uri: str, values: dict[str, str | None]) -> str:
     """``redirect_uri`` with ``values`` added to its query (``None`` values skipped)."""
     query = urlencode([(key, value) for key, value in values.items() if value is not None])
+    if not query:
+        return redirect_uri
     separator = "&" if urlsplit(redirect_uri).query else "?"
     return f"{redirect_uri}{separator}{query}"

@@ -80,3 +80,10 @@ def test_flow_through_the_page_signs_in() -> None:
     _, location, _ = _submit(provider, page.body, username="bob", action="approve")
     done = run_sync(core.handle_sign_in_callback(outcome.session, location), provider.handle)
     assert done.unwrap().sub == "bob"
+
+
+def test_end_session_without_state_redirects_to_the_exact_uri() -> None:
+    from logto_core.testing.authorize import redirect_with
+
+    assert redirect_with("http://127.0.0.1:5000/", {"state": None}) == "http://127.0.0.1:5000/"
+    assert redirect_with("http://h/?a=1", {"state": "s"}) == "http://h/?a=1&state=s"
