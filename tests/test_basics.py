@@ -28,7 +28,9 @@ from logto_core.urls import (
 
 def test_config_accepts_tutorial_and_snake_case_names() -> None:
     camel = LogtoConfig(endpoint="https://x.logto.app/", appId="id", appSecret="sec")
-    snake = LogtoConfig(endpoint="https://x.logto.app", app_id="id", app_secret="sec")
+    snake = LogtoConfig.model_validate(
+        {"endpoint": "https://x.logto.app", "app_id": "id", "app_secret": "sec"}
+    )
     assert camel == snake
     assert camel.endpoint == "https://x.logto.app"
     assert camel.issuer == "https://x.logto.app/oidc"
@@ -101,13 +103,13 @@ def test_config_validation(kwargs: dict[str, object]) -> None:
     values: dict[str, object] = {"endpoint": "https://x.logto.app", "appId": "id"}
     values.update(kwargs)
     with pytest.raises(ValidationError):
-        LogtoConfig(**values)  # type: ignore[arg-type]
+        LogtoConfig(**values)
 
 
 def test_prompt_forms() -> None:
     base = {"endpoint": "https://x.app", "appId": "i"}
-    assert LogtoConfig(**base, prompt=["login", "consent", "login"]).prompt == "login consent"  # type: ignore[arg-type]
-    assert LogtoConfig(**base, prompt="login").prompt == "login"  # type: ignore[arg-type]
+    assert LogtoConfig(**base, prompt=["login", "consent", "login"]).prompt == "login consent"
+    assert LogtoConfig(**base, prompt="login").prompt == "login"
 
 
 def test_request_repr_redacts_credentials_and_body() -> None:
@@ -201,7 +203,7 @@ def test_url_helpers() -> None:
 
 def test_config_more_validation() -> None:
     with pytest.raises(ValidationError):
-        LogtoConfig(endpoint="https://x.app", appId="i", scopes="email")  # type: ignore[arg-type]
+        LogtoConfig(endpoint="https://x.app", appId="i", scopes="email")
     with_org = LogtoConfig(
         endpoint="https://x.app",
         appId="i",
