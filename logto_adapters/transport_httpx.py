@@ -1,0 +1,177 @@
+"""An awaitable transport over ``httpx.AsyncClient``.
+
+An ``AsyncClient`` holds connections bound to the event loop that opened them, and some
+frameworks (Flask's async views among them) run every request in a fresh loop. So unless the
+caller provides a client (used as is, on whatever loop they use it), this transport keeps one
+client per running loop, forgotten when the loop is garbage-collected or closed.
+
+As for the requests transport: redirects are never followed, bodies are streamed and capped,
+each exchange has a total deadline (``asyncio.wait_for``) on top of httpx's connect and read
+timeouts, only idempotent GETs are retried, and every failure is a
+:class:`~logto_core.errors.TransportError` without the library exception chained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+
+from logto_core import transport_policy as policy
+from logto_core.errors import TransportError
+from logto_core.http import MAX_BODY_BYTES, HttpRequest, HttpResponse
+from logto_core.runtime import DEFAULT_RUNTIME, Runtime
+
+ClientFactory = Callable[[], httpx.AsyncClient]
+
+
+@dataclass(frozen=True, slots=True)
+class _LoopClient:
+    client: httpx.AsyncClient
+    closer: AsyncGenerator[None, None]
+
+
+async def _close_with_loop(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """Parks at ``yield`` until the loop shuts its async generators down, then closes."""
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+class HttpxTransport:
+    """``await transport(request) -> HttpResponse``, raising :class:`TransportError`.
+
+    Pass ``client`` to use one ``AsyncClient`` you manage (it must then only be used on one
+    loop), or ``client_factory`` to build the per-loop clients yourself (proxies, TLS
+    settings); by default each loop gets ``httpx.AsyncClient(follow_redirects=False)``.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient | None = None,
+        *,
+        client_factory: ClientFactory | None = None,
+        timeout: policy.Timeout = (5.0, 15.0),
+        retry: policy.RetryPolicy | None = None,
+        runtime: Runtime = DEFAULT_RUNTIME,
+        max_body: int = MAX_BODY_BYTES,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._client = client
+        self._factory = client_factory
+        self.connect_timeout, self.total_timeout = policy.split_timeout(timeout)
+        self._timeout = httpx.Timeout(self.total_timeout, connect=self.connect_timeout)
+        self.retry = retry if retry is not None else policy.RetryPolicy()
+        self._runtime = runtime
+        self._max_body = max_body
+        self._sleep = sleep
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient]
+        self._per_loop = weakref.WeakKeyDictionary()
+
+    async def client_for_running_loop(self) -> httpx.AsyncClient:
+        """The ``AsyncClient`` to use on the running loop (created on first use)."""
+        if self._client is not None:
+            return self._client
+        loop = asyncio.get_running_loop()
+        entry = self._per_loop.get(loop)
+        if entry is None or entry.client.is_closed:
+            # Clients of loops closed without the asyncgen shutdown: drop them (they hold
+            # references to their dead loop, which would otherwise never be collected).
+            for other in [other for other in self._per_loop if other.is_closed()]:
+                del self._per_loop[other]
+            client = self._factory() if self._factory is not None else self._default_client()
+            entry = _LoopClient(client, _close_with_loop(client))
+            self._per_loop[loop] = entry
+            # Started here so that the loop registers it: asyncio.run (and anything that calls
+            # loop.shutdown_asyncgens) then closes the client's connections before the loop
+            # closes, instead of leaving sockets to a dead loop.
+            await entry.closer.__anext__()
+        return entry.client
+
+    def _default_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(follow_redirects=False, timeout=self._timeout)
+
+    async def aclose(self) -> None:
+        """Close the client of the running loop, if this transport created it."""
+        if self._client is not None:
+            return
+        entry = self._per_loop.pop(asyncio.get_running_loop(), None)
+        if entry is not None:
+            await entry.closer.aclose()
+
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        deadline = time.monotonic() + self.total_timeout
+        attempt = 0
+        while True:
+            response: HttpResponse | None = None
+            failure: TransportError | None = None
+            try:
+                response = await self._send_once(request, deadline)
+            except TransportError as error:
+                failure = error
+            wait = policy.retry_delay(
+                request,
+                attempt,
+                self.retry,
+                entropy=self._runtime.entropy,
+                now=self._runtime.now(),
+                remaining=deadline - time.monotonic(),
+                response=response,
+                failure=failure,
+            )
+            if wait is None:
+                break
+            await self._sleep(wait)
+            attempt += 1
+        if failure is not None:
+            raise failure
+        assert response is not None
+        refusal = policy.final_check(request, response, self._runtime.now())
+        if refusal is not None:
+            raise refusal
+        return response
+
+    async def _send_once(self, request: HttpRequest, deadline: float) -> HttpResponse:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise policy.timed_out(request)
+        client = await self.client_for_running_loop()
+        # Classified in the handler, raised outside it: no library exception as __context__.
+        problem: TransportError | None = None
+        try:
+            return await asyncio.wait_for(self._exchange(client, request), remaining)
+        except (asyncio.TimeoutError, httpx.TimeoutException):
+            problem = policy.timed_out(request)
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.NetworkError):
+            # Only idempotent GETs are ever retried, so a broken connection can count as one.
+            problem = policy.connection_failed(request, "could not connect or the connection broke")
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError, ValueError):
+            problem = policy.request_failed(request, "the exchange failed")
+        raise problem
+
+    async def _exchange(self, client: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
+        async with client.stream(
+            request.method,
+            request.url,
+            headers=list(request.headers),
+            content=request.body,
+            follow_redirects=False,
+            timeout=self._timeout,
+        ) as raw:
+            declared = raw.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self._max_body:
+                raise policy.body_too_large(request, self._max_body)
+            body = bytearray()
+            async for chunk in raw.aiter_bytes():
+                body += chunk
+                if len(body) > self._max_body:
+                    raise policy.body_too_large(request, self._max_body)
+            return HttpResponse.build(raw.status_code, raw.headers.multi_items(), bytes(body))
+
+
+__all__ = ["ClientFactory", "HttpxTransport"]
