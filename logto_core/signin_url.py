@@ -159,9 +159,7 @@ def _check_endpoint(endpoint: str, config: LogtoConfig) -> str:
     if (
         parts is None
         or "#" in endpoint
-        or not is_acceptable_endpoint(
-            endpoint, allow_insecure_loopback=config.development_mode
-        )
+        or not is_acceptable_endpoint(endpoint, allow_insecure_loopback=config.development_mode)
     ):
         raise LogtoUsageError(
             "the authorization endpoint must be an https URL without fragment "
