@@ -8,7 +8,9 @@ serverless instances can share it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .config import LogtoConfig
 from .jwks import KeySet
@@ -82,12 +84,30 @@ def newest(current: ProviderState, candidate: ProviderState) -> ProviderState:
         metadata is None or candidate.metadata_fetched_at > metadata_at
     ):
         metadata, metadata_at = candidate.metadata, candidate.metadata_fetched_at
-    keys = current.keys
-    if candidate.keys is not None and (keys is None or candidate.keys.fetched_at > keys.fetched_at):
-        keys = candidate.keys
+    keys = _newest_keys(current.keys, candidate.keys)
     forced = [
         t
         for t in (current.last_forced_jwks_refetch, candidate.last_forced_jwks_refetch)
         if t is not None
     ]
     return ProviderState(metadata, metadata_at, keys, max(forced) if forced else None)
+
+
+def _newest_keys(current: KeySet | None, candidate: KeySet | None) -> KeySet | None:
+    """The newer key set; two sets fetched at the same instant (a forced refetch racing a
+    plain fetch, or a coarse clock) are united by key id, so a freshly published key is never
+    dropped by the order in which concurrent flows finish."""
+    if candidate is None or candidate is current:
+        return current
+    if current is None or candidate.fetched_at > current.fetched_at:
+        return candidate
+    if candidate.fetched_at < current.fetched_at:
+        return current
+    seen = {_identity(key) for key in candidate.keys}
+    extra = tuple(key for key in current.keys if _identity(key) not in seen)
+    return KeySet(candidate.keys + extra, candidate.fetched_at) if extra else candidate
+
+
+def _identity(key: Mapping[str, Any]) -> str:
+    kid = key.get("kid")
+    return f"kid:{kid}" if isinstance(kid, str) else json.dumps(dict(key), sort_keys=True)

@@ -405,3 +405,27 @@ def test_async_driver_passes_transport_errors_into_the_flow() -> None:
 
     outcome = asyncio.run(run_async(h.core.sign_in(SessionState(), REDIRECT), failing))
     assert isinstance(outcome.error, TransportError)
+
+
+def test_key_sets_fetched_at_the_same_instant_are_united() -> None:
+    from logto_core.jwks import KeySet
+
+    h = Harness()
+    h.sign_in()
+    keys = h.core.provider.keys
+    assert keys is not None
+    a = KeySet(keys.keys, 5.0)
+    other = {**dict(keys.keys[0]), "kid": "other-kid"}
+    b = KeySet((other,), 5.0)
+    merged = newest(ProviderState(keys=a), ProviderState(keys=b)).keys
+    assert merged is not None
+    assert {k["kid"] for k in merged.keys} == {"other-kid", keys.keys[0]["kid"]}
+    assert newest(ProviderState(keys=a), ProviderState(keys=a)).keys is a
+    older = KeySet((other,), 1.0)
+    assert newest(ProviderState(keys=a), ProviderState(keys=older)).keys is a
+    assert newest(ProviderState(keys=older), ProviderState(keys=a)).keys is a
+    no_kid = {k: v for k, v in dict(keys.keys[0]).items() if k != "kid"}
+    same = newest(
+        ProviderState(keys=KeySet((no_kid,), 5.0)), ProviderState(keys=KeySet((no_kid,), 5.0))
+    )
+    assert same.keys is not None and len(same.keys.keys) == 1
