@@ -3,8 +3,7 @@
 The model is written from the provider's documented rules (single-use codes, refresh-token
 rotation with a reuse window, grant revocation, key rotation) and the client's documented
 transitions (``logto_core/flows.py``), not from the client's code: the machine compares the
-real :class:`SessionState` against it after every step. The one exception is a known bug,
-mirrored only while a probe still detects it (:func:`newest_drops_tied_refetch`).
+real :class:`SessionState` against it after every step.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from logto_core.http import HttpRequest, HttpResponse
-from logto_core.jwks import KeySet
-from logto_core.provider_state import ProviderState, newest
 from logto_core.session import MAX_PENDING_SIGN_INS, PENDING_SIGN_IN_TTL, TokenKey
 from logto_core.testing import (
     ACCESS_TOKEN_TTL,
@@ -216,20 +213,10 @@ class SessionModel:
         return now - self.rt_issued_at >= ROTATION_THRESHOLD * REFRESH_TOKEN_TTL
 
 
-def newest_drops_tied_refetch() -> bool:
-    """True while :func:`logto_core.provider_state.newest` keeps the older of two key sets
-    fetched at the same instant, so that a forced refetch at the instant of the previous
-    fetch is lost (see ``test_keys_refetched_at_the_same_instant_are_kept``)."""
-    current = ProviderState(keys=KeySet((), 100.0))
-    refetched = ProviderState(keys=KeySet(({"kid": "new"},), 100.0), last_forced_jwks_refetch=100.0)
-    return newest(current, refetched).keys is current.keys
-
-
 @dataclass
 class ProviderKnowledge:
     """What the client is expected to know about the provider (shared by all sessions)."""
 
-    drops_tied_refetch: bool = field(default_factory=newest_drops_tied_refetch)
     metadata_at: float | None = None
     provider_key_gen: int = 0
     client_key_gen: int | None = None
@@ -253,10 +240,8 @@ class ProviderKnowledge:
         if self.client_key_gen == self.provider_key_gen:
             return True
         if self.last_forced is None or not (0 <= now - self.last_forced < JWKS_COOLDOWN):
-            # The run verifies with the refetched keys; what the client keeps afterwards is
-            # the refetched set, unless the known merge bug drops it on a timestamp tie.
-            if not (self.drops_tied_refetch and now == self.keys_fetched_at):
-                self.client_key_gen, self.keys_fetched_at = self.provider_key_gen, now
+            # The run verifies with the refetched keys, and the client keeps them.
+            self.client_key_gen, self.keys_fetched_at = self.provider_key_gen, now
             self.last_forced = now
             return True
         return False

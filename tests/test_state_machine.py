@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -51,7 +50,6 @@ from tests.state_machine_support import (
     RecordingHarness,
     SessionModel,
     code_expired,
-    newest_drops_tied_refetch,
     query_value,
 )
 
@@ -540,12 +538,6 @@ ClientFlows.TestCase.settings = settings(
 TestClientFlows = ClientFlows.TestCase
 
 
-@pytest.mark.xfail(
-    newest_drops_tied_refetch(),
-    reason="provider_state.newest() keeps the older of two key sets fetched at the same "
-    "instant, so a forced JWKS refetch is lost and the next ID token is refused",
-    strict=True,
-)
 def test_keys_refetched_at_the_same_instant_are_kept() -> None:
     """Found by the state machine: after a key rotation, the forced refetch is made at the
     instant of the previous fetch (a coarse or fake clock), and the merge keeps the old set."""
@@ -555,13 +547,3 @@ def test_keys_refetched_at_the_same_instant_are_kept() -> None:
     h.sign_in("b")  # unknown kid: one forced refetch, at the instant of the first fetch
     h.sign_in("c")  # must be verified with the refetched keys
     assert h.requests_to("jwks") == 2
-
-
-def test_the_model_knows_whether_the_merge_bug_is_present() -> None:
-    """The machine mirrors the bug only while it exists; the probe must see the real merge."""
-    h = Harness()
-    h.sign_in("a")
-    h.provider.rotate_signing_key(keep_previous=False)
-    h.sign_in("b")
-    kids = h.core.provider.keys.key_ids() if h.core.provider.keys else frozenset()
-    assert (h.provider.signing_key.kid not in kids) == newest_drops_tied_refetch()
