@@ -3,14 +3,29 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+INTEROP := tests/interop/provider
+NODE_STAMP := $(INTEROP)/node_modules/.installed
+# System packages need root; use sudo when not root (CI runs as root).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test lint typecheck unit demo clean
+.PHONY: test lint typecheck unit demo serve chromium clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The real OpenID provider (oidc-provider on Node.js) of the interoperability tests.
+$(NODE_STAMP): $(INTEROP)/package-lock.json
+	npm ci --prefix $(INTEROP) --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+# Debian's Chromium for the real-browser test (Playwright drives it; it downloads nothing).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -19,7 +34,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy logto_core logto_adapters tests
 
-unit: $(STAMP)
+unit: $(STAMP) $(NODE_STAMP) chromium
 	$(BIN)/pytest --cov=logto_core --cov-branch --cov-report=term --cov-fail-under=95
 
 test: lint typecheck unit
@@ -27,5 +42,8 @@ test: lint typecheck unit
 demo: $(STAMP)
 	$(BIN)/python -m logto_adapters.demo
 
+serve: $(STAMP)
+	$(BIN)/python -m logto_adapters.demo --serve
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage $(INTEROP)/node_modules

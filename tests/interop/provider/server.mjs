@@ -1,0 +1,423 @@
+// A Logto-like OpenID provider on the `oidc-provider` package, for the SDK's interop tests.
+//
+//   node server.mjs --port 0   (or PORT=...; 0 picks a free port)
+//
+// Prints one line `LISTENING <port>` on stdout once bound (127.0.0.1 only). The issuer is
+// `http://127.0.0.1:<port>/oidc`. Configured the way Logto configures oidc-provider where the
+// client can see it; the tenant (apps, users, APIs,
+// organizations) is fixed in tenant.mjs.
+//
+// Test-only routes (loopback only, never part of Logto):
+//   POST /__test/rotate-keys          new ES384 signing key; the previous one stays published
+//   POST /__test/advance?seconds=N    move the provider's clock forward by N seconds
+//   POST /__test/reset                clock back to real time, request counts cleared
+//   GET  /__test/state                {"offset": seconds, "kids": [...], "requests": {path: n}}
+
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import { parseArgs } from 'node:util';
+
+import Provider, { errors } from 'oidc-provider';
+import * as clientCredentialsGrant from 'oidc-provider/lib/actions/grants/client_credentials.js';
+import * as refreshTokenGrant from 'oidc-provider/lib/actions/grants/refresh_token.js';
+import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
+// oidc-provider's internal registry: where its built-in grant handlers sit, already bound.
+import internals from 'oidc-provider/lib/helpers/weak_cache.js';
+
+import {
+  M2M_PERMISSIONS,
+  ORGANIZATIONS,
+  ORGANIZATIONS_RESOURCE,
+  ORGANIZATIONS_SCOPE,
+  RESOURCES,
+  USERS,
+  clients,
+  organizationAudience,
+} from './tenant.mjs';
+
+// ---- the clock: oidc-provider reads Date.now(); tests move it forward instead of sleeping.
+let clockOffsetMs = 0;
+const realNow = Date.now.bind(Date);
+Date.now = () => realNow() + clockOffsetMs;
+
+// ---- signing keys: ES384 like a new Logto tenant; the newest signs, the previous is kept.
+function newSigningKey() {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { ...jwk, kid: randomBytes(12).toString('base64url'), alg: 'ES384', use: 'sig' };
+}
+let signingKeys = [newSigningKey()];
+
+// ---- the tenant's rules, as Logto applies them through oidc-provider's extension points.
+
+/** Who the current request acts for: the session (authorization), or the grant's artifact. */
+function accountIdOf(ctx) {
+  const { entities } = ctx.oidc;
+  return (
+    entities.Account?.accountId
+    ?? entities.RefreshToken?.accountId
+    ?? entities.AuthorizationCode?.accountId
+    ?? ctx.oidc.session?.accountId
+  );
+}
+
+/** The organization a token request names (Logto's `organization_id` token parameter). */
+function requestedOrganization(ctx) {
+  return ctx.oidc.route === 'token' ? ctx.oidc.params?.organization_id : undefined;
+}
+
+function denied(description) {
+  // Logto answers 403 where oidc-provider's AccessDenied would be 400.
+  const error = new errors.AccessDenied(description);
+  error.status = 403;
+  error.statusCode = 403;
+  return error;
+}
+
+function memberScopes(organizationId, accountId) {
+  const organization = ORGANIZATIONS[organizationId];
+  return organization?.members[accountId];
+}
+
+/** Scopes of `indicator` this request may receive: the user's (or the M2M app's) permissions. */
+function allowedScopes(ctx, indicator, client) {
+  const accountId = accountIdOf(ctx);
+  if (indicator === ORGANIZATIONS_RESOURCE) {
+    const organizationId = requestedOrganization(ctx);
+    if (organizationId === undefined) {
+      // At sign-in: everything the user holds in any organization (filtered per org later).
+      return Object.values(ORGANIZATIONS).flatMap((org) => org.members[accountId] ?? []);
+    }
+    const scopes = memberScopes(organizationId, accountId);
+    if (scopes === undefined) throw denied('user is not a member of the organization');
+    return scopes;
+  }
+  if (accountId === undefined) return M2M_PERMISSIONS[client.clientId]?.[indicator] ?? [];
+  return USERS[accountId]?.permissions[indicator] ?? [];
+}
+
+async function getResourceServerInfo(ctx, indicator, client) {
+  const resource = RESOURCES[indicator];
+  if (resource === undefined) throw new errors.InvalidTarget('resource indicator is missing, or unknown');
+  const organizationId = requestedOrganization(ctx);
+  if (organizationId !== undefined && indicator === ORGANIZATIONS_RESOURCE) {
+    const refreshToken = ctx.oidc.entities.RefreshToken;
+    if (refreshToken && !refreshToken.scopes.has(ORGANIZATIONS_SCOPE)) {
+      throw new errors.InsufficientScope('refresh token has no organizations scope', ORGANIZATIONS_SCOPE);
+    }
+  } else if (organizationId !== undefined && memberScopes(organizationId, accountIdOf(ctx)) === undefined) {
+    throw denied('user is not a member of the organization');
+  }
+  const info = {
+    scope: allowedScopes(ctx, indicator, client).join(' '),
+    accessTokenFormat: 'jwt',
+    accessTokenTTL: resource.ttl,
+    jwt: { sign: { alg: 'ES384' } },
+  };
+  if (organizationId !== undefined && indicator === ORGANIZATIONS_RESOURCE) {
+    info.audience = organizationAudience(organizationId);
+  }
+  return info;
+}
+
+/** Logto puts `organization_id` in an API token requested for an organization. */
+async function extraTokenClaims(ctx, token) {
+  const organizationId = requestedOrganization(ctx);
+  if (organizationId === undefined || token.kind === 'RefreshToken') return undefined;
+  const audience = token.resourceServer?.audience ?? token.aud;
+  if (audience === organizationAudience(organizationId)) return undefined;
+  return { organization_id: organizationId };
+}
+
+/** Logto's rule: public clients rotate on every use; confidential ones after 70% of the TTL. */
+function rotateRefreshToken(ctx) {
+  const { RefreshToken: refreshToken, Client: client } = ctx.oidc.entities;
+  if (client.clientAuthMethod === 'none') return true;
+  return refreshToken.ttlPercentagePassed() >= 70;
+}
+
+async function findAccount(_ctx, sub) {
+  const user = USERS[sub];
+  if (user === undefined) return undefined;
+  return {
+    accountId: sub,
+    async claims(use) {
+      const claims = {
+        sub,
+        name: user.name,
+        username: user.username,
+        picture: null,
+        email: user.email,
+        email_verified: user.emailVerified,
+        organizations: Object.keys(ORGANIZATIONS).filter((id) => ORGANIZATIONS[id].members[sub]),
+      };
+      // Like Logto: custom data only from the userinfo endpoint, never in the ID token.
+      if (use === 'userinfo') claims.custom_data = user.customData;
+      return claims;
+    },
+  };
+}
+
+// ---- pages -------------------------------------------------------------------------------
+
+const escape = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+function page(title, body) {
+  return `<!DOCTYPE html><html><head><meta charset="utf-8"><title>${escape(title)}</title></head>`
+    + `<body><h1>${escape(title)}</h1>${body}</body></html>`;
+}
+
+function loginPage(uid, clientId, error) {
+  return page('Sign in', `${error ? `<p id="error">${escape(error)}</p>` : ''}
+<p>to <code>${escape(clientId)}</code></p>
+<form id="login" method="post" action="/interaction/${escape(uid)}/login">
+  <label>Username <input id="username" name="username" autocomplete="username"></label>
+  <label>Password <input id="password" name="password" type="password"></label>
+  <button id="submit" type="submit">Sign in</button>
+</form>`);
+}
+
+/** The end-session page: like Logto, no question when the RP proved who it is. */
+async function logoutSource(ctx, form) {
+  const hinted = Boolean(ctx.oidc.params.id_token_hint);
+  const yes = form.replace('</form>', '<input type="hidden" name="logout" value="yes"></form>');
+  ctx.body = hinted
+    ? page('Signing out', `${yes}<script>document.forms[0].submit()</script>`)
+    : page('Sign out?', `${form}<button id="confirm" type="submit" form="op.logoutForm" name="logout" value="yes">Sign out</button>`);
+}
+
+async function postLogoutSuccessSource(ctx) {
+  ctx.body = page('Signed out', '<p>You are signed out.</p>');
+}
+
+async function renderError(ctx, out) {
+  ctx.type = 'html';
+  ctx.body = page('Error', `<pre id="error">${escape(JSON.stringify(out))}</pre>`);
+}
+
+// ---- the provider ------------------------------------------------------------------------
+
+const cookieKeys = [randomBytes(32).toString('hex')];
+// One in-memory store for every provider instance, so grants survive a key rotation (which
+// builds a new instance with the new key set).
+const adapter = createMemoryAdapter(0);
+
+function configuration() {
+  return {
+    adapter,
+    clients: clients(appBaseUrls),
+    clientDefaults: { id_token_signed_response_alg: 'ES384', grant_types: ['authorization_code', 'refresh_token'] },
+    jwks: { keys: signingKeys },
+    cookies: { keys: cookieKeys },
+    findAccount,
+    conformIdTokenClaims: false,
+    responseTypes: ['code'],
+    enabledJWA: { idTokenSigningAlgValues: ['ES384'] },
+    scopes: ['openid', 'offline_access', 'profile', 'email', ORGANIZATIONS_SCOPE, 'custom_data'],
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'username', 'picture'],
+      email: ['email', 'email_verified'],
+      [ORGANIZATIONS_SCOPE]: ['organizations'],
+      custom_data: ['custom_data'],
+    },
+    extraParams: ['organization_id', 'first_screen', 'identifier', 'direct_sign_in', 'interaction_mode'],
+    pkce: { required: () => true },
+    rotateRefreshToken,
+    extraTokenClaims,
+    renderError,
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true, allowedPolicy: async (_ctx, client) => client.clientAuthMethod !== 'none' },
+      revocation: { enabled: true },
+      rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => undefined,
+        useGrantedResource: async () => false,
+        getResourceServerInfo,
+      },
+    },
+    ttl: {
+      AccessToken: 3600,
+      AuthorizationCode: 60,
+      ClientCredentials: 3600,
+      IdToken: 3600,
+      RefreshToken: 14 * 24 * 3600,
+      Grant: 180 * 24 * 3600,
+      Interaction: 3600,
+      Session: 14 * 24 * 3600,
+    },
+  };
+}
+
+/** Logto's refresh grant also takes `organization_id`: without a `resource` it means the
+ * organization token, which oidc-provider sees as the reserved organizations resource. Like
+ * Logto, membership and the organizations scope are checked before the refresh token rotates,
+ * so a refused organization never costs the client its refresh token. */
+const refreshWithOrganization = (builtIn) => async (ctx) => {
+  const { params, provider } = ctx.oidc;
+  if (params.organization_id) {
+    const refreshToken = await provider.RefreshToken.find(String(params.refresh_token ?? ''));
+    if (refreshToken && refreshToken.clientId === ctx.oidc.client.clientId && !refreshToken.consumed) {
+      if (memberScopes(params.organization_id, refreshToken.accountId) === undefined) {
+        throw denied('user is not a member of the organization');
+      }
+      if (!refreshToken.scopes.has(ORGANIZATIONS_SCOPE)) {
+        throw new errors.InsufficientScope('refresh token missing required scope', ORGANIZATIONS_SCOPE);
+      }
+    }
+    if (!params.resource) params.resource = ORGANIZATIONS_RESOURCE;
+  }
+  return builtIn(ctx);
+};
+
+/** Logto refuses a client_credentials request naming neither a resource nor an organization. */
+const clientCredentialsWithTarget = (builtIn) => async (ctx) => {
+  const { params } = ctx.oidc;
+  if (!params.resource && !params.organization_id) {
+    throw new errors.InvalidTarget('resource or organization_id is required');
+  }
+  if (params.organization_id && !params.resource) params.resource = ORGANIZATIONS_RESOURCE;
+  return builtIn(ctx);
+};
+
+function buildProvider(issuer) {
+  const provider = new Provider(issuer, configuration());
+  provider.proxy = false;
+  // Wrap the built-in handlers (Logto replaces them with its own copies) to take
+  // `organization_id` as a token parameter.
+  const builtIn = internals(provider).grantTypeHandlers;
+  const withOrg = (names) => [...names, 'resource', 'organization_id'];
+  provider.registerGrantType('refresh_token', refreshWithOrganization(builtIn.get('refresh_token')), withOrg(refreshTokenGrant.parameters), ['resource']);
+  provider.registerGrantType('client_credentials', clientCredentialsWithTarget(builtIn.get('client_credentials')), withOrg(clientCredentialsGrant.parameters), ['resource']);
+  provider.on('server_error', (_ctx, error) => console.error('server_error', error));
+  if (process.env.INTEROP_DEBUG) {
+    provider.on('grant.error', (_ctx, error) => console.error('grant.error', error.error, error.error_description, error.error_detail));
+  }
+  return provider;
+}
+
+// ---- interactions: a login form, consent approved automatically --------------------------
+
+async function readForm(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+function send(res, status, body, type = 'text/html; charset=utf-8') {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' });
+  res.end(body);
+}
+
+async function approveConsent(provider, details) {
+  const { prompt, params, session, grantId } = details;
+  const grant = grantId
+    ? await provider.Grant.find(grantId)
+    : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+  const missing = prompt.details;
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  return grant.save();
+}
+
+async function interaction(provider, req, res, path) {
+  const details = await provider.interactionDetails(req, res);
+  const [, uid, action] = path.split('/').filter(Boolean).concat([undefined]);
+  if (uid !== details.uid) return send(res, 400, page('Error', 'interaction mismatch'));
+  if (req.method === 'GET' && action === undefined) {
+    if (details.prompt.name === 'login') {
+      return send(res, 200, loginPage(uid, details.params.client_id));
+    }
+    const consentGrantId = await approveConsent(provider, details);
+    return provider.interactionFinished(req, res, { consent: { grantId: consentGrantId } }, { mergeWithLastSubmission: true });
+  }
+  if (req.method === 'POST' && action === 'login') {
+    const form = await readForm(req);
+    const entry = Object.entries(USERS).find(([, user]) => user.username === form.get('username'));
+    if (entry === undefined || entry[1].password !== form.get('password')) {
+      return send(res, 200, loginPage(uid, details.params.client_id, 'Wrong username or password'));
+    }
+    return provider.interactionFinished(req, res, { login: { accountId: entry[0] } }, { mergeWithLastSubmission: false });
+  }
+  return send(res, 404, page('Error', 'not found'));
+}
+
+// ---- test-only administration ------------------------------------------------------------
+
+function admin(state, req, res, url) {
+  if (req.method === 'POST' && url.pathname === '/__test/rotate-keys') {
+    signingKeys = [newSigningKey(), signingKeys[0]];
+    state.provider = buildProvider(state.issuer);
+    state.handler = state.provider.callback();
+    return send(res, 200, JSON.stringify({ kids: signingKeys.map((k) => k.kid) }), 'application/json');
+  }
+  if (req.method === 'POST' && url.pathname === '/__test/advance') {
+    clockOffsetMs += Number(url.searchParams.get('seconds') ?? '0') * 1000;
+    return send(res, 200, JSON.stringify({ offset: clockOffsetMs / 1000 }), 'application/json');
+  }
+  if (req.method === 'POST' && url.pathname === '/__test/reset') {
+    clockOffsetMs = 0;
+    requestCounts.clear();
+    return send(res, 200, '{}', 'application/json');
+  }
+  if (req.method === 'GET' && url.pathname === '/__test/state') {
+    const body = {
+      offset: clockOffsetMs / 1000,
+      kids: signingKeys.map((k) => k.kid),
+      requests: Object.fromEntries(requestCounts),
+    };
+    return send(res, 200, JSON.stringify(body), 'application/json');
+  }
+  return send(res, 404, 'not found', 'text/plain');
+}
+
+// ---- the HTTP server ---------------------------------------------------------------------
+
+/** Requests seen per path since the last reset, for tests that count fetches. */
+const requestCounts = new Map();
+
+function route(state) {
+  return async (req, res) => {
+    const url = new URL(req.url, 'http://127.0.0.1');
+    if (!url.pathname.startsWith('/__test/')) {
+      requestCounts.set(url.pathname, (requestCounts.get(url.pathname) ?? 0) + 1);
+    }
+    try {
+      if (url.pathname === '/oidc' || url.pathname.startsWith('/oidc/')) {
+        // Mount under /oidc: oidc-provider derives its mount path from originalUrl.
+        req.originalUrl = req.url;
+        req.url = req.url.slice('/oidc'.length) || '/';
+        return state.handler(req, res);
+      }
+      if (url.pathname.startsWith('/interaction/')) return await interaction(state.provider, req, res, url.pathname);
+      if (url.pathname.startsWith('/__test/')) return admin(state, req, res, url);
+      return send(res, 404, page('Not found', ''));
+    } catch (error) {
+      console.error(error);
+      if (!res.headersSent) send(res, 400, page('Error', escape(error.message ?? 'error')));
+      return undefined;
+    }
+  };
+}
+
+const { values: args } = parseArgs({ options: { port: { type: 'string' }, app: { type: 'string', multiple: true } } });
+// The relying parties' base URLs (redirect and post-logout URIs derive from them).
+const appBaseUrls = args.app ?? (process.env.INTEROP_APP_BASE_URLS ?? 'http://127.0.0.1:9').split(/\s+/).filter(Boolean);
+const port = Number(args.port ?? process.env.PORT ?? '0');
+const server = http.createServer();
+server.listen(port, '127.0.0.1', () => {
+  const bound = server.address().port;
+  const state = { issuer: `http://127.0.0.1:${bound}/oidc`, provider: undefined };
+  state.provider = buildProvider(state.issuer);
+  state.handler = state.provider.callback();
+  server.on('request', route(state));
+  process.stdout.write(`LISTENING ${bound}\n`);
+});
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
