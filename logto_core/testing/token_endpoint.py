@@ -181,7 +181,16 @@ class TokenEndpoint:
             if not asked <= grant.scopes:
                 raise Rejection("invalid_scope", "refresh token missing requested scope")
             scopes = asked
-        access = self._user_access(grant, scopes, resource, request.params.get("organization_id"))
+        try:
+            access = self._user_access(
+                grant, scopes, resource, request.params.get("organization_id")
+            )
+        except Rejection as rejection:
+            if rejection.error == "invalid_target":
+                # As oidc-provider (and so Logto) does: the refresh token is consumed before the
+                # resource is checked, so the client never sees its successor.
+                self._store.rotate_if_due(token, grant, confidential=client.confidential, now=now)
+            raise
         successor = self._store.rotate_if_due(
             token, grant, confidential=client.confidential, now=now
         )
