@@ -1,10 +1,16 @@
-"""Names both clients export, so that ``from logto import X`` becomes
-``from logto_adapters.sync import X`` (or ``.aio``) without any other change.
+"""What both clients share: the names they export, so that ``from logto import X`` becomes
+``from logto_adapters.sync import X`` (or ``.aio``) without any other change, and the
+thread-safe single-flight table.
 
-Only re-exports live here; the clients share their protocol logic through :mod:`logto_core`.
+The clients share their protocol logic through :mod:`logto_core` (the operations in
+:mod:`logto_core.operations`); each only adds an interpreter for the effects.
 """
 
 from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Mapping
 
 from logto_core.config import LogtoConfig
 from logto_core.driver import FlowLimitError
@@ -38,8 +44,12 @@ from logto_core.models import (
     TokenResponse,
     UserInfoResponse,
 )
+from logto_core.operations import ForgetFlights, JoinFlight, SettleFlight, Ticket
+from logto_core.runtime import Runtime
 from logto_core.signin_url import DirectSignIn
+from logto_core.singleflight import Shared, SingleFlight
 from logto_core.storage import MemoryStorage, Storage
+from logto_core.transport_policy import Timeout, split_timeout
 
 LogtoException = LogtoError
 """The official SDK's name for the base error; ``except LogtoException`` keeps working."""
@@ -50,6 +60,62 @@ DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
 SYNC_GETTERS_DOC = """\
 ``isAuthenticated``, ``getIdToken``, ``getIdTokenClaims`` and ``getRefreshToken`` only read the
 storage; they never touch the network."""
+
+Handle = concurrent.futures.Future[Shared]
+"""A flight's handle: a ``concurrent.futures.Future``, so that a follower on any thread or
+event loop can wait for a leader running on another."""
+
+
+class Flights:
+    """One client's single-flight table (:class:`~logto_core.singleflight.SingleFlight`),
+    shared by all its threads and event loops: performs the single-flight effects."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._table: SingleFlight[Handle] = SingleFlight()
+        self._lock = threading.Lock()
+
+    def perform(self, effect: JoinFlight | SettleFlight | ForgetFlights) -> Ticket | None:
+        """Do a single-flight effect (the same way for threads and event loops)."""
+        if isinstance(effect, JoinFlight):
+            return self.join(effect)
+        if isinstance(effect, SettleFlight):
+            self.settle(effect)
+        else:
+            self.forget(effect)
+        return None
+
+    def join(self, effect: JoinFlight) -> Ticket:
+        handle: Handle = concurrent.futures.Future()
+        handle.set_running_or_notify_cancel()  # a running future cannot be cancelled
+        with self._lock:
+            return self._table.claim(effect.key, handle, self._runtime.now())
+
+    def settle(self, effect: SettleFlight) -> None:
+        with self._lock:
+            self._table.settle(effect.key, effect.shared, self._runtime.now())
+        handle: Handle = effect.lead.handle
+        handle.set_result(effect.shared)
+
+    def forget(self, effect: ForgetFlights) -> None:
+        with self._lock:
+            self._table.forget(effect.refresh_token)
+
+
+def refresh_wait_bound(timeout: Timeout, refresh_wait: float | None) -> float:
+    """How long a follower waits for a concurrent refresh: as asked, else four total
+    timeouts (the leader's refresh may need discovery, the token exchange and the keys)."""
+    return refresh_wait if refresh_wait is not None else 4 * split_timeout(timeout)[1]
+
+
+def write_all(storage: Storage, writes: Mapping[str, str | None]) -> None:
+    """Apply storage writes to a synchronous storage (``None`` = delete)."""
+    for key, value in writes.items():
+        if value is None:
+            storage.delete(key)
+        else:
+            storage.set(key, value)
+
 
 __all__ = [
     "DEFAULT_TIMEOUT",

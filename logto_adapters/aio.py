@@ -23,6 +23,10 @@ Event loops. The client works from any number of loops, one after the other or a
 several threads: ``httpx.AsyncClient`` instances are kept per loop (see
 :mod:`logto_adapters.transport_httpx`) and concurrent refreshes of one session coalesce
 across loops and threads.
+
+What every method does is written once, in :mod:`logto_core.operations`; this module only
+performs their effects with awaits. A task cancelled in the middle of a refresh still settles
+the refresh for the callers waiting on it (the cancellation is thrown into the operation).
 """
 
 from __future__ import annotations
@@ -31,28 +35,19 @@ import asyncio
 import concurrent.futures
 import contextvars
 import inspect
-import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 import httpx
 
-from logto_core.client import LogtoCore, value_or_none
-from logto_core.driver import run_async
-from logto_core.flows import Flow, Outcome
+from logto_core import operations as ops
+from logto_core.client import LogtoCore
+from logto_core.driver import run_operation_async
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 from logto_core.session import SessionState, StorageKey
-from logto_core.singleflight import (
-    FlightKey,
-    Follow,
-    Lead,
-    Shared,
-    SingleFlight,
-    flight_key,
-    interrupted,
-)
-from logto_core.transport_policy import RetryPolicy, Timeout, split_timeout
+from logto_core.singleflight import Shared
+from logto_core.transport_policy import RetryPolicy, Timeout
 
 from ._common import (
     DEFAULT_TIMEOUT,
@@ -61,6 +56,7 @@ from ._common import (
     DirectSignIn,
     DiscoveryError,
     FirstScreen,
+    Flights,
     FlowLimitError,
     Identifier,
     IdTokenClaims,
@@ -86,6 +82,7 @@ from ._common import (
     UnknownKeyError,
     UserInfoResponse,
     UserInfoScope,
+    refresh_wait_bound,
 )
 from .transport_httpx import ClientFactory, HttpxTransport
 
@@ -154,10 +151,8 @@ class LogtoClient:
             )
             transport = self._httpx
         self._send: AsyncTransport = transport
-        total = split_timeout(timeout)[1]
-        self._refresh_wait = refresh_wait if refresh_wait is not None else 4 * total
-        self._flights: SingleFlight[concurrent.futures.Future[Shared]] = SingleFlight()
-        self._flights_lock = threading.Lock()
+        self._refresh_wait = refresh_wait_bound(timeout, refresh_wait)
+        self._flights = Flights(self.runtime)
         self._snapshot: contextvars.ContextVar[SessionState] = contextvars.ContextVar(
             f"logto_session_{id(self)}"
         )
@@ -196,10 +191,9 @@ class LogtoClient:
     ) -> str:
         """Start a sign-in: remember the attempt in the storage and return the URL to redirect
         the browser to."""
-
-        def flow(session: SessionState) -> Flow[str]:
-            return self.core.sign_in(
-                session,
+        return await self._do(
+            ops.sign_in_op(
+                self.core,
                 redirectUri,
                 interactionMode,
                 firstScreen=firstScreen,
@@ -212,24 +206,17 @@ class LogtoClient:
                 maxAge=maxAge,
                 extraParams=extraParams,
             )
-
-        return (await self._run(flow))[1].unwrap()
+        )
 
     async def handleSignInCallback(self, callbackUri: str) -> None:
         """Check the authorization response in ``callbackUri``, exchange the code and store
         the tokens. Raises a :class:`LogtoError` subclass on any failure."""
-        before, outcome = await self._run(
-            lambda s: self.core.handle_sign_in_callback(s, callbackUri)
-        )
-        self._forget_refresh(before)
-        outcome.unwrap()
+        await self._do(ops.callback_op(self.core, callbackUri))
 
     async def signOut(self, postLogoutRedirectUri: str | None = None) -> str:
         """Forget the session's tokens, revoke the refresh token (best effort) and return the
         provider's end-session URL to redirect the browser to."""
-        before, outcome = await self._run(lambda s: self.core.sign_out(s, postLogoutRedirectUri))
-        self._forget_refresh(before)
-        return outcome.unwrap().url
+        return await self._do(ops.sign_out_op(self.core, postLogoutRedirectUri))
 
     # ---- local getters ------------------------------------------------------------------
 
@@ -264,30 +251,24 @@ class LogtoClient:
 
     async def fetchUserInfo(self) -> UserInfoResponse:
         """The userinfo endpoint's answer for the signed-in user."""
-        # Cache a fresh token first through the single flight, so that concurrent userinfo
-        # calls do not each refresh inside their own flow.
-        warm = await self._access_token(None, None)
-        if warm.error is not None and not isinstance(warm.error, SignInRequiredError):
-            raise warm.error
-        return (await self._run(self.core.fetch_user_info))[1].unwrap()
+        return await self._do(ops.user_info_op(self.core))
 
     async def getAccessToken(self, resource: str = "") -> str | None:
         """An access token for ``resource`` ("" for the userinfo token), refreshed when
         needed; ``None`` when the user must sign in. Other failures raise."""
-        return value_or_none(await self._access_token(resource or None, None))
+        return await self._do(ops.get_access_token_op(self.core, resource))
 
     async def getAccessTokenClaims(self, resource: str = "") -> AccessTokenClaims:
         """Claims of :meth:`getAccessToken`'s token (decoded, not verified)."""
-        return self.core.access_token_claims(_required(await self.getAccessToken(resource)))
+        return await self._do(ops.access_token_claims_op(self.core, resource))
 
     async def getOrganizationToken(self, organizationId: str) -> str | None:
         """An organization token; ``None`` when the user must sign in. Needs
         ``UserInfoScope.organizations`` in the configured scopes."""
-        return value_or_none(await self._access_token(None, organizationId))
+        return await self._do(ops.organization_token_op(self.core, organizationId))
 
     async def getOrganizationTokenClaims(self, organizationId: str) -> AccessTokenClaims:
-        token = await self.getOrganizationToken(organizationId)
-        return self.core.access_token_claims(_required(token))
+        return await self._do(ops.organization_token_claims_op(self.core, organizationId))
 
     # PEP 8 spellings.
     sign_in = signIn
@@ -343,108 +324,52 @@ class LogtoClient:
         self._snapshot.set(session)
         return session
 
-    async def _write(self, before: SessionState, writes: Mapping[str, str | None]) -> None:
-        for key, value in writes.items():
+    # ---- the effect interpreter ---------------------------------------------------------
+
+    async def _do(self, operation: ops.Operation[T]) -> T:
+        return await run_operation_async(operation, self._perform)
+
+    async def _perform(self, effect: ops.Effect) -> object:
+        if isinstance(effect, HttpRequest):
+            return await self._send(effect)
+        if isinstance(effect, ops.LoadSession):
+            return await self._load()
+        if isinstance(effect, ops.SaveSession):
+            return await self._save(effect)
+        if isinstance(effect, ops.AwaitFlight):
+            return await self._wait(effect)
+        return self._flights.perform(effect)
+
+    async def _save(self, effect: ops.SaveSession) -> bool:
+        """Apply the writes and keep this context's snapshot current. With a synchronous
+        storage nothing is awaited between a guarded save's check and its writes, so no other
+        task of this loop can slip in between."""
+        stored = await self._get(StorageKey.REFRESH_TOKEN) if effect.guarded else None
+        if not effect.accepts(stored):
+            await self._load()
+            return False
+        for key, value in effect.writes.items():
             done: Any = self.storage.delete(key) if value is None else self.storage.set(key, value)
             if inspect.isawaitable(done):
                 await done
-        self._snapshot.set(SessionState.from_values({**before.dump(), **writes}))
+        self._snapshot.set(effect.after)
+        return True
 
-    # ---- flows --------------------------------------------------------------------------
-
-    async def _run(
-        self, build: Callable[[SessionState], Flow[T]]
-    ) -> tuple[SessionState, Outcome[T]]:
-        """Load the session, run a flow, store its changes; the outcome is not unwrapped."""
-        before = await self._load()
-        outcome = await run_async(build(before), self._send)
-        await self._write(before, self.core.settle(before, outcome))
-        return before, outcome
-
-    def _forget_refresh(self, before: SessionState) -> None:
-        if before.refresh_token is not None:
-            with self._flights_lock:
-                self._flights.forget(before.refresh_token)
-
-    async def _access_token(
-        self, resource: str | None, organization_id: str | None
-    ) -> Outcome[str]:
-        session = await self._load()
-        cached = self.core.cached_access_token(session, resource, organization_id)
-        if cached is not None:
-            return Outcome(cached, session, self.core.provider)
-        flow = self.core.get_access_token(session, resource, organization_id)
-        if session.refresh_token is None:  # nothing to refresh: the flow just says why
-            outcome = await run_async(flow, self._send)
-            await self._write(session, self.core.settle(session, outcome))
-            return outcome
-        key = flight_key(session.refresh_token, self.core.token_key(resource, organization_id))
-        handle: concurrent.futures.Future[Shared] = concurrent.futures.Future()
-        handle.set_running_or_notify_cancel()  # a running future cannot be cancelled
-        with self._flights_lock:
-            ticket = self._flights.claim(key, handle, self.runtime.now())
-        if isinstance(ticket, Lead):
-            return await self._lead(ticket.handle, key, session, flow)
-        flow.close()
-        shared = await self._wait(ticket.handle) if isinstance(ticket, Follow) else ticket.result
-        await self._adopt(session, shared)
-        return shared.outcome
-
-    async def _lead(
-        self,
-        handle: concurrent.futures.Future[Shared],
-        key: FlightKey,
-        before: SessionState,
-        flow: Flow[str],
-    ) -> Outcome[str]:
-        shared: Shared | None = None
-        try:
-            outcome = await run_async(flow, self._send)
-            shared = Shared(self.core.settle(before, outcome), outcome)
-            await self._write(before, shared.writes)
-            return outcome
-        finally:
-            # Also on cancellation: followers must never wait for a leader that is gone.
-            if shared is None:
-                shared = interrupted(before, self.core.provider)
-            with self._flights_lock:
-                self._flights.settle(key, shared, self.runtime.now())
-            handle.set_result(shared)
-
-    async def _wait(self, handle: concurrent.futures.Future[Shared]) -> Shared:
+    async def _wait(self, effect: ops.AwaitFlight) -> Shared:
         # wrap_future hands the result over to this loop thread-safely, whichever loop (or
         # thread) the leader runs on.
+        handle: concurrent.futures.Future[Shared] = effect.follow.handle
         try:
             return await asyncio.wait_for(asyncio.wrap_future(handle), self._refresh_wait)
         except asyncio.TimeoutError:
             pass
-        raise TransportError(
-            "gave up waiting for a concurrent refresh of this session", code="transport.timeout"
-        )
-
-    async def _adopt(self, before: SessionState, shared: Shared) -> None:
-        """Apply a leader's writes, unless this storage already moved past the refresh token
-        this caller started from (the leader's own storage, or a newer refresh). With a
-        synchronous storage nothing is awaited between the check and the writes, so no other
-        task of this loop can slip in between."""
-        if (await self._get(StorageKey.REFRESH_TOKEN) or None) == before.refresh_token:
-            await self._write(before, shared.writes)
-        else:
-            await self._load()
+        raise effect.timeout_error()
 
 
 def _discard(awaitable: Awaitable[Any]) -> None:
     """Close an un-awaited coroutine so that Python does not warn about it."""
     if inspect.iscoroutine(awaitable):
         awaitable.close()
-
-
-def _required(token: str | None) -> str:
-    if token is None:
-        raise SignInRequiredError(
-            "no access token: the user must sign in", code="sign_in_required.no_token"
-        )
-    return token
 
 
 __all__ = [

@@ -8,9 +8,10 @@ every method is a plain call (no ``await``)::
     client.handleSignInCallback(request.url)
     client.getIdTokenClaims()
 
-All protocol work is done by :class:`logto_core.client.LogtoCore`; this module adds the
-``requests`` transport, the storage reads and writes, and the single flight that makes
-concurrent callers of one session share one refresh.
+What every method does is written once, in :mod:`logto_core.operations`; this module only
+performs their effects: the ``requests`` transport, the storage reads and writes (one at a
+time), and waits on the single flight that makes concurrent callers of one session share one
+refresh.
 
 Thread-safety: one client may serve many threads (and users, with a per-request storage such
 as a Flask session). Discovery and keys are shared by all its users.
@@ -25,22 +26,14 @@ from typing import TypeVar
 
 import requests
 
-from logto_core.client import LogtoCore, value_or_none
-from logto_core.driver import run_sync
-from logto_core.flows import Flow, Outcome
+from logto_core import operations as ops
+from logto_core.client import LogtoCore
+from logto_core.driver import run_operation
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 from logto_core.session import SessionState, StorageKey
-from logto_core.singleflight import (
-    FlightKey,
-    Follow,
-    Lead,
-    Shared,
-    SingleFlight,
-    flight_key,
-    interrupted,
-)
-from logto_core.transport_policy import RetryPolicy, Timeout, split_timeout
+from logto_core.singleflight import Shared
+from logto_core.transport_policy import RetryPolicy, Timeout
 
 from ._common import (
     DEFAULT_TIMEOUT,
@@ -49,6 +42,7 @@ from ._common import (
     DirectSignIn,
     DiscoveryError,
     FirstScreen,
+    Flights,
     FlowLimitError,
     Identifier,
     IdTokenClaims,
@@ -74,6 +68,8 @@ from ._common import (
     UnknownKeyError,
     UserInfoResponse,
     UserInfoScope,
+    refresh_wait_bound,
+    write_all,
 )
 from .transport_requests import RequestsTransport
 
@@ -126,12 +122,10 @@ class LogtoClient:
             )
             transport = self._requests
         self._send: Transport = transport
-        total = split_timeout(timeout)[1]
-        self._refresh_wait = refresh_wait if refresh_wait is not None else 4 * total
-        self._flights: SingleFlight[concurrent.futures.Future[Shared]] = SingleFlight()
-        self._flights_lock = threading.Lock()
-        # Serialises this client's storage writes after refreshes, so that a late follower
-        # can check that the storage still holds the refresh token it started from.
+        self._refresh_wait = refresh_wait_bound(timeout, refresh_wait)
+        self._flights = Flights(self.runtime)
+        # Serialises this client's storage writes, so that a late follower can check that
+        # the storage still holds the refresh token it started from.
         self._write_lock = threading.Lock()
 
     @property
@@ -168,10 +162,9 @@ class LogtoClient:
     ) -> str:
         """Start a sign-in: remember the attempt in the storage and return the URL to redirect
         the browser to."""
-
-        def flow(session: SessionState) -> Flow[str]:
-            return self.core.sign_in(
-                session,
+        return self._do(
+            ops.sign_in_op(
+                self.core,
                 redirectUri,
                 interactionMode,
                 firstScreen=firstScreen,
@@ -184,22 +177,17 @@ class LogtoClient:
                 maxAge=maxAge,
                 extraParams=extraParams,
             )
-
-        return self._run(flow)[1].unwrap()
+        )
 
     def handleSignInCallback(self, callbackUri: str) -> None:
         """Check the authorization response in ``callbackUri``, exchange the code and store
         the tokens. Raises a :class:`LogtoError` subclass on any failure."""
-        before, outcome = self._run(lambda s: self.core.handle_sign_in_callback(s, callbackUri))
-        self._forget_refresh(before)
-        outcome.unwrap()
+        self._do(ops.callback_op(self.core, callbackUri))
 
     def signOut(self, postLogoutRedirectUri: str | None = None) -> str:
         """Forget the session's tokens, revoke the refresh token (best effort) and return the
         provider's end-session URL to redirect the browser to."""
-        before, outcome = self._run(lambda s: self.core.sign_out(s, postLogoutRedirectUri))
-        self._forget_refresh(before)
-        return outcome.unwrap().url
+        return self._do(ops.sign_out_op(self.core, postLogoutRedirectUri))
 
     # ---- local getters (storage only, no network) ---------------------------------------
 
@@ -221,29 +209,24 @@ class LogtoClient:
 
     def fetchUserInfo(self) -> UserInfoResponse:
         """The userinfo endpoint's answer for the signed-in user."""
-        # Make sure a fresh token is cached first, through the single flight, so that the
-        # userinfo flow does not refresh on its own when many requests arrive at once.
-        warm = self._access_token(None, None)
-        if warm.error is not None and not isinstance(warm.error, SignInRequiredError):
-            raise warm.error
-        return self._run(self.core.fetch_user_info)[1].unwrap()
+        return self._do(ops.user_info_op(self.core))
 
     def getAccessToken(self, resource: str = "") -> str | None:
         """An access token for ``resource`` ("" for the userinfo token), refreshed when
         needed; ``None`` when the user must sign in. Other failures raise."""
-        return value_or_none(self._access_token(resource or None, None))
+        return self._do(ops.get_access_token_op(self.core, resource))
 
     def getAccessTokenClaims(self, resource: str = "") -> AccessTokenClaims:
         """Claims of :meth:`getAccessToken`'s token (decoded, not verified)."""
-        return self.core.access_token_claims(_required(self.getAccessToken(resource)))
+        return self._do(ops.access_token_claims_op(self.core, resource))
 
     def getOrganizationToken(self, organizationId: str) -> str | None:
         """An organization token; ``None`` when the user must sign in. Needs
         ``UserInfoScope.organizations`` in the configured scopes."""
-        return value_or_none(self._access_token(None, organizationId))
+        return self._do(ops.organization_token_op(self.core, organizationId))
 
     def getOrganizationTokenClaims(self, organizationId: str) -> AccessTokenClaims:
-        return self.core.access_token_claims(_required(self.getOrganizationToken(organizationId)))
+        return self._do(ops.organization_token_claims_op(self.core, organizationId))
 
     # PEP 8 spellings.
     sign_in = signIn
@@ -259,96 +242,41 @@ class LogtoClient:
     get_organization_token = getOrganizationToken
     get_organization_token_claims = getOrganizationTokenClaims
 
-    # ---- plumbing -----------------------------------------------------------------------
+    # ---- the effect interpreter ---------------------------------------------------------
+
+    def _do(self, operation: ops.Operation[T]) -> T:
+        return run_operation(operation, self._perform)
+
+    def _perform(self, effect: ops.Effect) -> object:
+        if isinstance(effect, HttpRequest):
+            return self._send(effect)
+        if isinstance(effect, ops.LoadSession):
+            return self._load()
+        if isinstance(effect, ops.SaveSession):
+            return self._save(effect)
+        if isinstance(effect, ops.AwaitFlight):
+            return self._wait(effect)
+        return self._flights.perform(effect)
 
     def _load(self) -> SessionState:
         return SessionState.load(self.storage.get)
 
-    def _write(self, writes: Mapping[str, str | None]) -> None:
-        for key, value in writes.items():
-            if value is None:
-                self.storage.delete(key)
-            else:
-                self.storage.set(key, value)
+    def _save(self, effect: ops.SaveSession) -> bool:
+        # One save at a time, so that a guarded save checks and writes as one step.
+        with self._write_lock:
+            stored = self.storage.get(StorageKey.REFRESH_TOKEN) if effect.guarded else None
+            if not effect.accepts(stored):
+                return False
+            write_all(self.storage, effect.writes)
+            return True
 
-    def _run(self, build: Callable[[SessionState], Flow[T]]) -> tuple[SessionState, Outcome[T]]:
-        """Load the session, run a flow, store its changes; the outcome is not unwrapped."""
-        before = self._load()
-        outcome = run_sync(build(before), self._send)
-        self._write(self.core.settle(before, outcome))
-        return before, outcome
-
-    def _forget_refresh(self, before: SessionState) -> None:
-        if before.refresh_token is not None:
-            with self._flights_lock:
-                self._flights.forget(before.refresh_token)
-
-    def _access_token(self, resource: str | None, organization_id: str | None) -> Outcome[str]:
-        session = self._load()
-        cached = self.core.cached_access_token(session, resource, organization_id)
-        if cached is not None:
-            return Outcome(cached, session, self.core.provider)
-        flow = self.core.get_access_token(session, resource, organization_id)
-        if session.refresh_token is None:  # nothing to refresh: the flow just says why
-            outcome = run_sync(flow, self._send)
-            self._write(self.core.settle(session, outcome))
-            return outcome
-        key = flight_key(session.refresh_token, self.core.token_key(resource, organization_id))
-        handle: concurrent.futures.Future[Shared] = concurrent.futures.Future()
-        handle.set_running_or_notify_cancel()  # a running future cannot be cancelled
-        with self._flights_lock:
-            ticket = self._flights.claim(key, handle, self.runtime.now())
-        if isinstance(ticket, Lead):
-            return self._lead(ticket.handle, key, session, flow)
-        flow.close()
-        shared = self._wait(ticket.handle) if isinstance(ticket, Follow) else ticket.result
-        self._adopt(session, shared)
-        return shared.outcome
-
-    def _lead(
-        self,
-        handle: concurrent.futures.Future[Shared],
-        key: FlightKey,
-        before: SessionState,
-        flow: Flow[str],
-    ) -> Outcome[str]:
-        shared: Shared | None = None
-        try:
-            outcome = run_sync(flow, self._send)
-            shared = Shared(self.core.settle(before, outcome), outcome)
-            with self._write_lock:
-                self._write(shared.writes)
-            return outcome
-        finally:
-            if shared is None:
-                shared = interrupted(before, self.core.provider)
-            with self._flights_lock:
-                self._flights.settle(key, shared, self.runtime.now())
-            handle.set_result(shared)
-
-    def _wait(self, handle: concurrent.futures.Future[Shared]) -> Shared:
+    def _wait(self, effect: ops.AwaitFlight) -> Shared:
+        handle: concurrent.futures.Future[Shared] = effect.follow.handle
         try:
             return handle.result(timeout=self._refresh_wait)
         except concurrent.futures.TimeoutError:
             pass
-        raise TransportError(
-            "gave up waiting for a concurrent refresh of this session", code="transport.timeout"
-        )
-
-    def _adopt(self, before: SessionState, shared: Shared) -> None:
-        """Apply a leader's writes, unless this storage already moved past the refresh token
-        this caller started from (the leader's own storage, or a newer refresh)."""
-        with self._write_lock:
-            if (self.storage.get(StorageKey.REFRESH_TOKEN) or None) == before.refresh_token:
-                self._write(shared.writes)
-
-
-def _required(token: str | None) -> str:
-    if token is None:
-        raise SignInRequiredError(
-            "no access token: the user must sign in", code="sign_in_required.no_token"
-        )
-    return token
+        raise effect.timeout_error()
 
 
 __all__ = [
