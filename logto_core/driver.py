@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Generator
 from typing import Any, Generic, TypeVar
 
+from . import log
 from .errors import LogtoError, TransportError
 from .flows import Flow, Outcome, T
 from .http import HttpRequest, HttpResponse
@@ -41,11 +42,14 @@ def run_sync(flow: Flow[T], send: Callable[[HttpRequest], HttpResponse]) -> Outc
     try:
         request = next(flow)
         for _ in range(MAX_REQUESTS_PER_FLOW):
+            log.sending(request)
             try:
                 response = send(request)
             except TransportError as error:
+                log.failed(request, error)
                 request = flow.throw(error)
             else:
+                log.received(request, response)
                 request = flow.send(response)
     except StopIteration as stop:
         outcome: Outcome[T] = stop.value
@@ -61,11 +65,14 @@ async def run_async(
     try:
         request = next(flow)
         for _ in range(MAX_REQUESTS_PER_FLOW):
+            log.sending(request)
             try:
                 response = await send(request)
             except TransportError as error:
+                log.failed(request, error)
                 request = flow.throw(error)
             else:
+                log.received(request, response)
                 request = flow.send(response)
     except StopIteration as stop:
         outcome: Outcome[T] = stop.value
@@ -119,15 +126,21 @@ def run_operation(
     try:
         effect = steps.start()
         while True:  # bounded: _Steps stops the operation after max_effects
+            log.sending(effect)
             try:
                 result = perform(effect)
             except BaseException as error:
+                log.failed(effect, error)
                 effect = steps.resume(error=error)
             else:
+                log.received(effect, result)
                 effect = steps.resume(result)
     except StopIteration as stop:
         value: T = stop.value
         return value
+    except BaseException as error:
+        log.operation_failed(error)
+        raise
 
 
 async def run_operation_async(
@@ -143,12 +156,18 @@ async def run_operation_async(
     try:
         effect = steps.start()
         while True:  # bounded: _Steps stops the operation after max_effects
+            log.sending(effect)
             try:
                 result = await perform(effect)
             except BaseException as error:
+                log.failed(effect, error)
                 effect = steps.resume(error=error)
             else:
+                log.received(effect, result)
                 effect = steps.resume(result)
     except StopIteration as stop:
         value: T = stop.value
         return value
+    except BaseException as error:
+        log.operation_failed(error)
+        raise

@@ -33,6 +33,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from . import log
 from .callback import parse_callback
 from .config import LogtoConfig
 from .discovery import build_discovery_request, parse_discovery_response
@@ -173,6 +174,7 @@ def _verified_id_token(
     except UnknownKeyError:
         if run.fetched_keys or not run.provider.may_force_jwks_refetch(run.config, now):
             raise
+    log.keys_refetched()
     keys = yield from _fetch_keys(run, metadata, forced=True)
     return verify(keys)
 
@@ -341,6 +343,7 @@ def _access_token(run: _Run, key: TokenKey, *, force: bool = False) -> Step[str]
         token = parse_token_response(response)
     except OAuthError as error:
         if error.error == "invalid_grant":
+            log.grant_dead()
             run.session = run.session.cleared()
             raise SignInRequiredError(
                 "the provider says the grant is no longer valid; sign in again",

@@ -32,6 +32,7 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from . import log
 from .client import LogtoCore, value_or_none
 from .enums import FirstScreen, Identifier, InteractionMode, Prompt
 from .errors import SignInRequiredError, TransportError
@@ -220,7 +221,10 @@ def sign_out_op(core: LogtoCore, postLogoutRedirectUri: str | None = None) -> Op
         core, lambda session: core.sign_out(session, postLogoutRedirectUri)
     )
     yield from _forget(before)
-    return outcome.unwrap().url
+    result = outcome.unwrap()
+    if result.revocation_error is not None:
+        log.revocation_failed(result.revocation_error)
+    return result.url
 
 
 # ---- tokens -----------------------------------------------------------------------------
