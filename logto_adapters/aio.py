@@ -74,6 +74,7 @@ from ._common import (
     ProviderError,
     ProviderResponseError,
     ReservedResource,
+    SharedGets,
     SignInRequiredError,
     Storage,
     TokenResponse,
@@ -153,6 +154,7 @@ class LogtoClient:
         self._send: AsyncTransport = transport
         self._refresh_wait = refresh_wait_bound(timeout, refresh_wait)
         self._flights = Flights(self.runtime)
+        self._gets = SharedGets()
         self._snapshot: contextvars.ContextVar[SessionState] = contextvars.ContextVar(
             f"logto_session_{id(self)}"
         )
@@ -331,7 +333,7 @@ class LogtoClient:
 
     async def _perform(self, effect: ops.Effect) -> object:
         if isinstance(effect, HttpRequest):
-            return await self._send(effect)
+            return await self._gets.send_async(effect, self._send, self._refresh_wait)
         if isinstance(effect, ops.LoadSession):
             return await self._load()
         if isinstance(effect, ops.SaveSession):

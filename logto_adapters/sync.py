@@ -60,6 +60,7 @@ from ._common import (
     ProviderError,
     ProviderResponseError,
     ReservedResource,
+    SharedGets,
     SignInRequiredError,
     Storage,
     TokenResponse,
@@ -124,6 +125,7 @@ class LogtoClient:
         self._send: Transport = transport
         self._refresh_wait = refresh_wait_bound(timeout, refresh_wait)
         self._flights = Flights(self.runtime)
+        self._gets = SharedGets()
         # Serialises this client's storage writes, so that a late follower can check that
         # the storage still holds the refresh token it started from.
         self._write_lock = threading.Lock()
@@ -249,7 +251,7 @@ class LogtoClient:
 
     def _perform(self, effect: ops.Effect) -> object:
         if isinstance(effect, HttpRequest):
-            return self._send(effect)
+            return self._gets.send(effect, self._send, self._refresh_wait)
         if isinstance(effect, ops.LoadSession):
             return self._load()
         if isinstance(effect, ops.SaveSession):

@@ -11,12 +11,14 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_snake
 
 from .enums import DEFAULT_SCOPES, Prompt, ReservedResource, UserInfoScope
+from .errors import LogtoUsageError
 from .urls import is_absolute_uri, is_acceptable_endpoint
 
 DEFAULT_ALGORITHMS: tuple[str, ...] = (
@@ -32,6 +34,21 @@ DEFAULT_ALGORITHMS: tuple[str, ...] = (
     "EdDSA",
 )
 """Asymmetric JWS algorithms accepted for ID tokens. ``none`` and HMAC are never accepted."""
+
+
+class ConfigError(LogtoUsageError, ValueError):
+    """An invalid :class:`LogtoConfig`. Also a ``ValueError``, as configuration errors usually
+    are; the message names the fields and the reasons, never the secret."""
+
+    code = "config.invalid"
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "config"
+        problems.append(f"{where}: {error['msg']}")
+    return "invalid LogtoConfig: " + "; ".join(problems)
 
 
 def _both_spellings(name: str) -> AliasChoices:
@@ -50,8 +67,23 @@ class LogtoConfig(BaseModel):
         frozen=True,
         extra="forbid",
         populate_by_name=True,
+        hide_input_in_errors=True,
         alias_generator=AliasGenerator(validation_alias=_both_spellings),
     )
+
+    def __init__(self, /, **data: Any) -> None:
+        # Every failure of the SDK is a LogtoError: configuration mistakes included.
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> LogtoConfig:
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc)) from None
 
     endpoint: str
     """The Logto endpoint, e.g. ``https://tenant.logto.app`` (may carry a path prefix)."""

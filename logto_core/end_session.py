@@ -43,5 +43,16 @@ def build_end_session_url(
         params.append(("id_token_hint", id_token_hint))
     if state:
         params.append(("state", state))
+    for _, value in params:
+        if not _encodable(value):
+            raise LogtoUsageError("sign-out parameters must be valid Unicode text")
     separator = "&" if "?" in endpoint else "?"
     return f"{endpoint}{separator}{urlencode(params)}"
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -28,7 +28,10 @@ def parse_userinfo_response(response: HttpResponse, *, expected_sub: str) -> Use
     sub = payload.get("sub")
     if not isinstance(sub, str) or not sub:
         raise ProviderError("userinfo response lacks sub", code="userinfo.sub_missing")
-    if not hmac.compare_digest(sub.encode(), expected_sub.encode()):
+    # surrogatepass: JSON may carry lone surrogates (\\ud800), which plain UTF-8 refuses.
+    if not hmac.compare_digest(
+        sub.encode("utf-8", "surrogatepass"), expected_sub.encode("utf-8", "surrogatepass")
+    ):
         raise TokenValidationError(
             "userinfo sub does not match the ID token's sub",
             code="userinfo.sub_mismatch",

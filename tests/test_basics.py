@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
-from logto_core.config import LogtoConfig
+from logto_core.config import ConfigError, LogtoConfig
 from logto_core.enums import FirstScreen, OAuthScope, ReservedResource, UserInfoScope
 from logto_core.errors import (
     LogtoError,
@@ -41,9 +40,12 @@ def test_config_repr_and_errors_hide_the_secret() -> None:
     config = LogtoConfig(endpoint="https://x.logto.app", appId="id", appSecret="TOPSECRET")
     assert "TOPSECRET" not in repr(config) and "TOPSECRET" not in str(config)
     assert "TOPSECRET" not in config.model_dump_json()
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(ConfigError) as info:
         LogtoConfig(endpoint="ftp://x", appId="id", appSecret="TOPSECRET")
-    assert "TOPSECRET" not in str(info.value)
+    assert "TOPSECRET" not in str(info.value) and "endpoint" in str(info.value)
+    assert isinstance(info.value, ValueError) and info.value.code == "config.invalid"
+    with pytest.raises(ConfigError):
+        LogtoConfig.model_validate({"endpoint": "https://x.app", "appId": ""})
 
 
 def test_scopes_enum_and_string_are_the_same() -> None:
@@ -102,7 +104,7 @@ def test_defaults_are_not_duplicated() -> None:
 def test_config_validation(kwargs: dict[str, object]) -> None:
     values: dict[str, object] = {"endpoint": "https://x.logto.app", "appId": "id"}
     values.update(kwargs)
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError):
         LogtoConfig(**values)
 
 
@@ -202,7 +204,7 @@ def test_url_helpers() -> None:
 
 
 def test_config_more_validation() -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigError):
         LogtoConfig(endpoint="https://x.app", appId="i", scopes="email")
     with_org = LogtoConfig(
         endpoint="https://x.app",
