@@ -8,7 +8,7 @@ NODE_STAMP := $(INTEROP)/node_modules/.installed
 # System packages need root; use sudo when not root (CI runs as root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test lint typecheck unit demo serve chromium clean
+.PHONY: test lint typecheck unit demo serve chromium fuzz soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,14 @@ demo: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/python -m logto_adapters.demo --serve
+
+# Long profiles of the fuzzers and of the fault-injection soak (minutes; figures printed,
+# recorded in docs/security.md). The test suite runs short profiles of both.
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz/run_long.py --minutes 20
+
+soak: $(STAMP)
+	$(BIN)/python tests/soak/run_long.py --sessions 500 --operations 20000
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage $(INTEROP)/node_modules
