@@ -258,7 +258,15 @@ class LogtoClient:
     async def getAccessToken(self, resource: str = "") -> str | None:
         """An access token for ``resource`` ("" for the userinfo token), refreshed when
         needed; ``None`` when the user must sign in. Other failures raise."""
-        return await self._do(ops.get_access_token_op(self.core, resource))
+        # A page view's common case, answered without starting an operation (synchronous
+        # storages only: an async one must be awaited).
+        session = self._sync_storage_session()
+        cached = self.core.cached_access_token(session, resource) if session else None
+        return (
+            cached
+            if cached is not None
+            else await self._do(ops.get_access_token_op(self.core, resource))
+        )
 
     async def getAccessTokenClaims(self, resource: str = "") -> AccessTokenClaims:
         """Claims of :meth:`getAccessToken`'s token (decoded, not verified)."""
@@ -267,6 +275,10 @@ class LogtoClient:
     async def getOrganizationToken(self, organizationId: str) -> str | None:
         """An organization token; ``None`` when the user must sign in. Needs
         ``UserInfoScope.organizations`` in the configured scopes."""
+        session = self._sync_storage_session()
+        cached = self.core.cached_access_token(session, None, organizationId) if session else None
+        if cached is not None:
+            return cached
         return await self._do(ops.organization_token_op(self.core, organizationId))
 
     async def getOrganizationTokenClaims(self, organizationId: str) -> AccessTokenClaims:
@@ -295,12 +307,19 @@ class LogtoClient:
     def _local(self) -> SessionState:
         """The session for a plain (non-awaited) getter: from a synchronous storage, else
         from this context's snapshot."""
+        session = self._sync_storage_session()
+        return session if session is not None else self._snapshot_or_raise()
+
+    def _sync_storage_session(self) -> SessionState | None:
+        """The session read from a synchronous storage; ``None`` for an async storage."""
         values: dict[str, str | None] = {}
         for key in StorageKey.ALL:
             value: Any = self.storage.get(key)
-            if inspect.isawaitable(value):
+            # The type test first: inspect.isawaitable is slow next to it, and this runs on
+            # every page view.
+            if value is not None and type(value) is not str and inspect.isawaitable(value):
                 _discard(value)
-                return self._snapshot_or_raise()
+                return None
             values[key] = value
         return SessionState.from_values(values)
 
@@ -317,7 +336,7 @@ class LogtoClient:
 
     async def _get(self, key: str) -> str | None:
         value: Any = self.storage.get(key)
-        if inspect.isawaitable(value):
+        if value is not None and type(value) is not str and inspect.isawaitable(value):
             value = await value
         return value  # type: ignore[no-any-return]
 

@@ -216,7 +216,11 @@ class LogtoClient:
     def getAccessToken(self, resource: str = "") -> str | None:
         """An access token for ``resource`` ("" for the userinfo token), refreshed when
         needed; ``None`` when the user must sign in. Other failures raise."""
-        return self._do(ops.get_access_token_op(self.core, resource))
+        # A page view's common case, answered without starting an operation.
+        cached = self.core.cached_access_token(self._load(), resource)
+        return (
+            cached if cached is not None else self._do(ops.get_access_token_op(self.core, resource))
+        )
 
     def getAccessTokenClaims(self, resource: str = "") -> AccessTokenClaims:
         """Claims of :meth:`getAccessToken`'s token (decoded, not verified)."""
@@ -225,6 +229,9 @@ class LogtoClient:
     def getOrganizationToken(self, organizationId: str) -> str | None:
         """An organization token; ``None`` when the user must sign in. Needs
         ``UserInfoScope.organizations`` in the configured scopes."""
+        cached = self.core.cached_access_token(self._load(), None, organizationId)
+        if cached is not None:
+            return cached
         return self._do(ops.organization_token_op(self.core, organizationId))
 
     def getOrganizationTokenClaims(self, organizationId: str) -> AccessTokenClaims:

@@ -14,6 +14,7 @@ timeouts, only idempotent GETs are retried, and every failure is a
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -72,6 +73,7 @@ class HttpxTransport:
         self._sleep = sleep
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient]
         self._per_loop = weakref.WeakKeyDictionary()
+        self._ssl_context: ssl.SSLContext | None = None
 
     async def client_for_running_loop(self) -> httpx.AsyncClient:
         """The ``AsyncClient`` to use on the running loop (created on first use)."""
@@ -94,7 +96,13 @@ class HttpxTransport:
         return entry.client
 
     def _default_client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(follow_redirects=False, timeout=self._timeout)
+        # One TLS context for every loop's client: loading the certificate store costs far
+        # more than the request itself (Flask async views make a loop per request).
+        if self._ssl_context is None:
+            self._ssl_context = httpx.create_ssl_context()
+        return httpx.AsyncClient(
+            follow_redirects=False, timeout=self._timeout, verify=self._ssl_context
+        )
 
     async def aclose(self) -> None:
         """Close the client of the running loop, if this transport created it."""

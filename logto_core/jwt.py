@@ -96,13 +96,15 @@ def _reject_constant(name: str) -> NoReturn:
     _malformed("token JSON contains a non-standard number")
 
 
+# Built once: json.loads with hooks would build a new decoder (and scanner) for every call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+
+
 def _decode_json_object(segment: str, what: str) -> dict[str, Any]:
     raw = b64url_decode(segment)
     try:
         text = raw.decode("utf-8")
-        value = json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
+        value = _DECODER.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError):
         # ValueError covers JSON syntax errors and integers too long to convert.
         _malformed(f"token {what} is not UTF-8 JSON")

@@ -231,7 +231,11 @@ def sign_out_op(core: LogtoCore, postLogoutRedirectUri: str | None = None) -> Op
 
 
 def access_token_op(
-    core: LogtoCore, resource: str | None = None, organizationId: str | None = None
+    core: LogtoCore,
+    resource: str | None = None,
+    organizationId: str | None = None,
+    *,
+    reused_once: bool = False,
 ) -> Operation[Outcome[str]]:
     """A token for (resource, organization): from the cache without any flow; by running the
     flow when there is no refresh token (it says why); else through the single flight, so
@@ -255,7 +259,17 @@ def access_token_op(
     else:
         shared = ticket.result
     yield SaveSession(session, shared.writes, guarded=True)
+    if isinstance(ticket, Reuse) and not reused_once and _stale(core, shared, key):
+        # A kept result can be seconds old: its token may be inside the expiry margin by now.
+        # The storage holds the rotated refresh token now, so ask again, once.
+        return (yield from access_token_op(core, resource, organizationId, reused_once=True))
     return shared.outcome
+
+
+def _stale(core: LogtoCore, shared: Shared, key: FlightKey) -> bool:
+    entry = shared.outcome.session.access_tokens.get(key.token_key)
+    now = core.runtime.now()
+    return entry is not None and not entry.is_fresh(now, core.config.tokenExpiryMargin)
 
 
 def _lead(

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -24,6 +26,9 @@ PENDING_SIGN_IN_TTL = 3600.0
 
 UNKNOWN_LIFETIME = 60.0
 """Lifetime assumed for an access token whose expiry is unknown (no expires_in, not a JWT)."""
+
+DECODED_SESSIONS_CACHED = 1024
+"""Sessions whose decoded form is memoised (see :meth:`SessionState.from_values`)."""
 
 
 class StorageKey:
@@ -64,6 +69,8 @@ class TokenKey(NamedTuple):
         scopes: Sequence[str] | None = None,
     ) -> TokenKey:
         """The normalised key: empty values mean "not specified", scopes are a sorted set."""
+        if not scopes:  # the common case, on every page view: no set, no sort
+            return cls(resource or None, organization_id or None, None)
         normalised = (
             tuple(sorted({str(getattr(s, "value", s)) for s in scopes})) if scopes else None
         )
@@ -157,16 +164,32 @@ class SessionState:
     @classmethod
     def load(cls, get: Callable[[str], str | None]) -> SessionState:
         """Read a session from a string-valued storage. Corrupt entries count as absent."""
-        return cls.from_values({key: get(key) for key in StorageKey.ALL})
+        return cls._from_raw(
+            (
+                get(StorageKey.ID_TOKEN),
+                get(StorageKey.REFRESH_TOKEN),
+                get(StorageKey.ACCESS_TOKENS),
+                get(StorageKey.SIGN_IN_SESSIONS),
+            )
+        )
 
     @classmethod
     def from_values(cls, values: Mapping[str, str | None]) -> SessionState:
-        return cls(
-            pending=_decode_pending(values.get(StorageKey.SIGN_IN_SESSIONS)),
-            id_token=values.get(StorageKey.ID_TOKEN) or None,
-            refresh_token=values.get(StorageKey.REFRESH_TOKEN) or None,
-            access_tokens=_decode_tokens(values.get(StorageKey.ACCESS_TOKENS)),
+        """The session the raw storage values describe. Corrupt entries count as absent."""
+        return cls._from_raw(
+            (
+                values.get(StorageKey.ID_TOKEN),
+                values.get(StorageKey.REFRESH_TOKEN),
+                values.get(StorageKey.ACCESS_TOKENS),
+                values.get(StorageKey.SIGN_IN_SESSIONS),
+            )
         )
+
+    @staticmethod
+    def _from_raw(raw: tuple[Any, Any, Any, Any]) -> SessionState:
+        # A value that is not a string (a broken storage) counts as absent, like corrupt JSON.
+        a, b, c, d = (value if isinstance(value, str) else None for value in raw)
+        return _decode_cached(a, b, c, d)
 
     def dump(self) -> dict[str, str | None]:
         """Every storage entry of this session; ``None`` means "delete the key"."""
@@ -189,6 +212,23 @@ class SessionState:
         if self.pending != before.pending:
             out[StorageKey.SIGN_IN_SESSIONS] = _encode_pending(self.pending)
         return out
+
+
+# Every getter and every operation of a client reads the whole session back from the storage,
+# several times per page view. Decoding the access-token map (JSON plus a model per token) is
+# by far the most expensive part, and its result depends only on the stored strings, which
+# are immutable: the decoded session is memoised by them. The cached value is immutable too
+# (a read-only token map), so sharing it between callers is safe.
+@lru_cache(maxsize=DECODED_SESSIONS_CACHED)
+def _decode_cached(
+    id_token: str | None, refresh_token: str | None, tokens: str | None, pending: str | None
+) -> SessionState:
+    return SessionState(
+        pending=_decode_pending(pending),
+        id_token=id_token or None,
+        refresh_token=refresh_token or None,
+        access_tokens=MappingProxyType(_decode_tokens(tokens)),
+    )
 
 
 def _encode_pending(pending: tuple[PendingSignIn, ...]) -> str | None:

@@ -509,3 +509,26 @@ def test_operations_send_real_responses() -> None:
     with pytest.raises(LogtoError):
         run_operation(ops.get_access_token_op(h.core), perform)
     assert len(fake.flights) == 0
+
+
+def test_a_kept_result_whose_token_went_stale_is_not_handed_out() -> None:
+    """A latecomer reusing a kept result seconds later must not get a token that is inside
+    the expiry margin by now: it adopts the rotated refresh token and asks again, once."""
+    # Tokens count as stale 3,595 s before they expire: 5 s after a refresh, within the
+    # 10 s a settled result is kept for latecomers.
+    h = Harness(client_id="spa", config_overrides={"tokenExpiryMargin": ACCESS_TOKEN_TTL - 5})
+    leader_fake = Fake(h)
+    url = leader_fake.run(ops.sign_in_op(h.core, REDIRECT))
+    leader_fake.run(ops.callback_op(h.core, h.provider.approve(url, user="alice")))
+    late_fake = leader_fake.twin()  # will still hold the refresh token the leader consumes
+    token = leader_fake.run(ops.get_access_token_op(h.core, API))
+    h.clock.advance(6)
+    fresh = late_fake.run(ops.get_access_token_op(h.core, API))
+    tickets = [type(r) for _, r in late_fake.effects(ops.JoinFlight)]
+    assert tickets == [Reuse, Lead]
+    assert fresh is not None and fresh != token
+    assert h.requests_to("token", "refresh_token") == 2
+    presented = [
+        e.params["refresh_token"] for e in h.provider.log if e.grant_type == "refresh_token"
+    ]
+    assert len(set(presented)) == 2  # the consumed token was never presented again

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -163,3 +164,21 @@ def test_changes_applied_to_before_give_after(before: SessionState, after: Sessi
         else:
             store[key] = value
     assert SessionState.load(store.get) == after
+
+
+def test_non_string_storage_values_count_as_absent() -> None:
+    broken = {StorageKey.ID_TOKEN: ["not", "a", "string"], StorageKey.REFRESH_TOKEN: "rt"}
+    session = SessionState.from_values(broken)  # type: ignore[arg-type]
+    assert session.id_token is None and session.refresh_token == "rt"
+
+
+def test_decoded_sessions_are_shared_and_read_only() -> None:
+    values = (
+        SessionState()
+        .with_access_token(TokenKey("r"), CachedAccessToken(token="t", expires_at=1))
+        .dump()
+    )
+    first, second = SessionState.from_values(values), SessionState.from_values(values)
+    assert first is second  # memoised by the stored strings
+    with pytest.raises(TypeError):  # the shared token map is read-only
+        first.access_tokens[TokenKey("x")] = CachedAccessToken(token="u", expires_at=2)  # type: ignore[index]
