@@ -8,7 +8,7 @@ NODE_STAMP := $(INTEROP)/node_modules/.installed
 # System packages need root; use sudo when not root (CI runs as root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test lint typecheck unit demo serve chromium fuzz soak clean
+.PHONY: test lint typecheck unit demo serve chromium fuzz soak bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,5 +53,10 @@ fuzz: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python tests/soak/run_long.py --sessions 500 --operations 20000
 
+# Benchmarks side by side with the official `logto` package (in its own .venv-bench);
+# rewrites docs/benchmarks.md and docs/benchmarks.png.
+bench:
+	$(PYTHON) -m benchmarks
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .coverage $(INTEROP)/node_modules
+	rm -rf $(VENV) .venv-bench .mypy_cache .pytest_cache .ruff_cache .coverage $(INTEROP)/node_modules

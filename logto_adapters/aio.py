@@ -312,16 +312,16 @@ class LogtoClient:
 
     def _sync_storage_session(self) -> SessionState | None:
         """The session read from a synchronous storage; ``None`` for an async storage."""
-        values: dict[str, str | None] = {}
-        for key in StorageKey.ALL:
-            value: Any = self.storage.get(key)
+        get = self.storage.get
+        values = [get(key) for key in StorageKey.ALL]
+        for value in values:
             # The type test first: inspect.isawaitable is slow next to it, and this runs on
             # every page view.
             if value is not None and type(value) is not str and inspect.isawaitable(value):
-                _discard(value)
+                for pending in values:
+                    _discard(pending)
                 return None
-            values[key] = value
-        return SessionState.from_values(values)
+        return SessionState.from_entries(*values)
 
     def _snapshot_or_raise(self) -> SessionState:
         try:
@@ -387,7 +387,7 @@ class LogtoClient:
         raise effect.timeout_error()
 
 
-def _discard(awaitable: Awaitable[Any]) -> None:
+def _discard(awaitable: object) -> None:
     """Close an un-awaited coroutine so that Python does not warn about it."""
     if inspect.iscoroutine(awaitable):
         awaitable.close()

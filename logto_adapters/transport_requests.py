@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import requests
 import urllib3
@@ -42,6 +43,12 @@ class RequestsTransport:
     ) -> None:
         self.session = session if session is not None else requests.Session()
         self._owns_session = session is None
+        if self._owns_session:
+            # requests re-reads the proxy and CA-bundle environment variables on every request
+            # (a tenth of a loopback exchange); for a session of ours they are read once per
+            # origin instead (see _environment). A caller's session is used as configured.
+            self.session.trust_env = False
+        self._environments: dict[str, dict[str, Any]] = {}
         self.connect_timeout, self.total_timeout = policy.split_timeout(timeout)
         self.retry = retry if retry is not None else policy.RetryPolicy()
         self._runtime = runtime
@@ -102,6 +109,20 @@ class RequestsTransport:
             problem = policy.request_failed(request, "the exchange failed")
         raise problem
 
+    def _environment(self, url: str) -> dict[str, Any]:
+        """Proxies and certificate settings from the environment, as requests would find
+        them for ``url``, read once per origin (for sessions this transport created)."""
+        if not self._owns_session:
+            return {}
+        origin = "/".join(url.split("/", 3)[:3])
+        settings = self._environments.get(origin)
+        if settings is None:
+            with requests.Session() as probe:  # trust_env=True: the environment's view
+                found = probe.merge_environment_settings(origin + "/", {}, None, None, None)
+            settings = {name: found[name] for name in ("proxies", "verify", "cert")}
+            self._environments[origin] = settings
+        return settings
+
     def _exchange(self, request: HttpRequest, deadline: float, remaining: float) -> HttpResponse:
         with self.session.request(
             request.method,
@@ -111,6 +132,7 @@ class RequestsTransport:
             allow_redirects=False,
             stream=True,
             timeout=(min(self.connect_timeout, remaining), remaining),
+            **self._environment(request.url),
         ) as raw:
             declared = raw.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self._max_body:

@@ -162,34 +162,31 @@ class SessionState:
     # ---- storage mapping ----------------------------------------------------------------
 
     @classmethod
-    def load(cls, get: Callable[[str], str | None]) -> SessionState:
+    def load(cls, get: Callable[[str], Any]) -> SessionState:
         """Read a session from a string-valued storage. Corrupt entries count as absent."""
-        return cls._from_raw(
-            (
-                get(StorageKey.ID_TOKEN),
-                get(StorageKey.REFRESH_TOKEN),
-                get(StorageKey.ACCESS_TOKENS),
-                get(StorageKey.SIGN_IN_SESSIONS),
-            )
+        return cls.from_entries(
+            get(StorageKey.ID_TOKEN),
+            get(StorageKey.REFRESH_TOKEN),
+            get(StorageKey.ACCESS_TOKENS),
+            get(StorageKey.SIGN_IN_SESSIONS),
         )
 
     @classmethod
     def from_values(cls, values: Mapping[str, str | None]) -> SessionState:
         """The session the raw storage values describe. Corrupt entries count as absent."""
-        return cls._from_raw(
-            (
-                values.get(StorageKey.ID_TOKEN),
-                values.get(StorageKey.REFRESH_TOKEN),
-                values.get(StorageKey.ACCESS_TOKENS),
-                values.get(StorageKey.SIGN_IN_SESSIONS),
-            )
-        )
+        return cls.from_entries(*(values.get(key) for key in StorageKey.ALL))
 
     @staticmethod
-    def _from_raw(raw: tuple[Any, Any, Any, Any]) -> SessionState:
-        # A value that is not a string (a broken storage) counts as absent, like corrupt JSON.
-        a, b, c, d = (value if isinstance(value, str) else None for value in raw)
-        return _decode_cached(a, b, c, d)
+    def from_entries(id_token: Any, refresh_token: Any, tokens: Any, pending: Any) -> SessionState:
+        """The session from the four entries, in :attr:`StorageKey.ALL` order. A value that is
+        not a string (a broken storage) counts as absent, like corrupt JSON. This runs several
+        times per page view, hence the inline type tests."""
+        return _decode_cached(
+            id_token if type(id_token) is str else None,
+            refresh_token if type(refresh_token) is str else None,
+            tokens if type(tokens) is str else None,
+            pending if type(pending) is str else None,
+        )
 
     def dump(self) -> dict[str, str | None]:
         """Every storage entry of this session; ``None`` means "delete the key"."""

@@ -296,3 +296,22 @@ def test_serve_provider_guards(clock: Clock) -> None:
     served.stop()  # idempotent
     with pytest.raises(requests.ConnectionError):
         requests.get(served.url + "/oidc/jwks", timeout=2)
+
+
+def test_environment_proxies_are_read_once_per_origin(monkeypatch: pytest.MonkeyPatch) -> None:
+    from logto_adapters.transport_requests import RequestsTransport
+
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "internal.example")
+    transport = RequestsTransport()
+    assert transport.session.trust_env is False
+    settings = transport._environment("https://tenant.example/oidc/token")
+    assert settings["proxies"].get("https") == "http://proxy.example:3128"
+    assert transport._environment("https://internal.example/oidc/token")["proxies"] == {}
+    monkeypatch.setenv("HTTPS_PROXY", "http://other.example:1")
+    assert transport._environment("https://tenant.example/oidc/jwks") is settings  # cached
+    import requests
+
+    own = requests.Session()
+    assert RequestsTransport(own)._environment("https://tenant.example/x") == {}
+    assert own.trust_env is True  # a caller's session is used as configured
