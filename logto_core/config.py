@@ -51,6 +51,10 @@ def _describe(exc: ValidationError) -> str:
     return "invalid LogtoConfig: " + "; ".join(problems)
 
 
+def _visible_ascii(value: str) -> bool:
+    return bool(value.strip()) and all(" " <= c <= "~" for c in value)
+
+
 def _both_spellings(name: str) -> AliasChoices:
     # Accept the tutorial's camelCase and PEP 8 snake_case keyword arguments alike.
     return AliasChoices(name, to_snake(name))
@@ -117,9 +121,25 @@ class LogtoConfig(BaseModel):
     idTokenAlgorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     """Client-side allow-list of ID-token algorithms (intersected with the provider's)."""
 
+    @field_validator("appId")
+    @classmethod
+    def _check_app_id(cls, value: str) -> str:
+        if not _visible_ascii(value):
+            raise ValueError("appId must be printable ASCII (RFC 6749 client_id)")
+        return value
+
+    @field_validator("appSecret")
+    @classmethod
+    def _check_app_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _visible_ascii(value.get_secret_value()):
+            raise ValueError("appSecret must be printable ASCII")
+        return value
+
     @field_validator("endpoint")
     @classmethod
     def _check_endpoint(cls, value: str) -> str:
+        if not value.isascii():
+            raise ValueError("endpoint must be ASCII (write international host names in punycode)")
         value = value.strip().rstrip("/")
         if (
             "?" in value

@@ -236,8 +236,16 @@ def _check_nonce(claims: Mapping[str, Any], expected_nonce: str | None) -> None:
         _fail("missing_claim", "ID token has no 'nonce' claim", "nonce")
     if not isinstance(nonce, str):
         _fail("invalid_claim", "ID token claim 'nonce' is not a string", "nonce")
-    if not hmac.compare_digest(nonce.encode(), expected_nonce.encode()):
+    if not _same_text(nonce, expected_nonce):
         _fail("nonce_mismatch", "ID token nonce is not the one sent", "nonce")
+
+
+def _same_text(received: str, expected: str) -> bool:
+    """Constant-time comparison of text from a token; ``surrogatepass`` because JSON may carry
+    lone surrogates (``\\ud800``), which strict UTF-8 refuses."""
+    return hmac.compare_digest(
+        received.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def _hash_function(alg: str, header: Mapping[str, Any], keys: KeySet) -> Callable[[bytes], bytes]:
@@ -260,9 +268,9 @@ def _check_at_hash(
         return
     if not isinstance(at_hash, str):
         _fail("invalid_claim", "ID token claim 'at_hash' is not a string", "at_hash")
-    digest = _hash_function(alg, header, keys)(access_token.encode())
+    digest = _hash_function(alg, header, keys)(access_token.encode("utf-8", "surrogatepass"))
     expected = b64url_encode(digest[: len(digest) // 2])
-    if not hmac.compare_digest(at_hash.encode(), expected.encode()):
+    if not _same_text(at_hash, expected):
         _fail("at_hash_mismatch", "ID token at_hash does not match the access token", "at_hash")
 
 

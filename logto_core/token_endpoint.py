@@ -4,6 +4,7 @@ responses."""
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Sequence
 from urllib.parse import quote_plus
 
@@ -114,18 +115,36 @@ def parse_token_response(response: HttpResponse) -> TokenResponse:
             status=response.status,
             code="token.access_token_missing",
         )
+    if not _is_token_text(access_token):
+        raise ProviderError(
+            "token response has an access_token outside the visible ASCII range",
+            code="token.access_token",
+        )
     token_type = payload.get("token_type", "Bearer")
     if not isinstance(token_type, str) or token_type.lower() not in ("bearer", "dpop"):
         raise ProviderError("token response has an unsupported token_type", code="token.token_type")
     expires_in = payload.get("expires_in")
     if expires_in is not None and (
-        isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)) or expires_in < 0
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, (int, float))
+        or not math.isfinite(expires_in)
+        or expires_in < 0
     ):
         raise ProviderError("token response has an invalid expires_in", code="token.expires_in")
     if isinstance(expires_in, float):
         payload = {**payload, "expires_in": int(expires_in)}
     for name in ("refresh_token", "id_token", "scope"):
         value = payload.get(name)
-        if value is not None and (not isinstance(value, str) or (name != "scope" and not value)):
+        if value is not None and (
+            not isinstance(value, str)
+            or (name != "scope" and not value)
+            or not _is_token_text(value)
+        ):
             raise ProviderError(f"token response has an invalid {name}", code=f"token.{name}")
     return validate_model(TokenResponse, payload, what="token response")
+
+
+def _is_token_text(value: str) -> bool:
+    """Tokens and scopes are visible ASCII (RFC 6749 appendix A: VSCHAR, and spaces between
+    scope tokens). Anything else could not be sent back in a form or a header."""
+    return all(" " <= c <= "~" for c in value)

@@ -233,3 +233,19 @@ def test_oversized_error_body_is_not_parsed() -> None:
     body = b'{"error":"invalid_grant"}' + b" " * (1024 * 1024)
     with pytest.raises(ProviderResponseError):
         raise_for_status(HttpResponse.build(400, {}, body), what="token")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"appId": "tab\there"},
+        {"appId": "\ud800"},
+        {"appSecret": "caf\u00e9"},
+        {"endpoint": "https://b\u00fccher.example"},
+    ],
+)
+def test_config_text_must_be_sendable(kwargs: dict[str, object]) -> None:
+    values: dict[str, object] = {"endpoint": "https://x.logto.app", "appId": "id"}
+    values.update(kwargs)
+    with pytest.raises(ConfigError):
+        LogtoConfig(**values)

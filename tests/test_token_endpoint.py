@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 from urllib.parse import parse_qsl, unquote_plus
 
@@ -202,3 +203,20 @@ def test_arbitrary_responses_give_token_or_sdk_error(status: int, body: bytes) -
     except LogtoError:
         return
     assert token.access_token
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"access_token": "a", "expires_in": float("nan")},
+        {"access_token": "a", "expires_in": float("inf")},
+        {"access_token": "caf\u00e9"},
+        {"access_token": "a\ud800"},
+        {"access_token": "a", "refresh_token": "r\nx"},
+        {"access_token": "a", "id_token": "x.y.\u00e9"},
+    ],
+)
+def test_values_that_could_not_be_sent_back_are_refused(payload: dict[str, Any]) -> None:
+    body = json.dumps(payload, allow_nan=True).encode()
+    with pytest.raises(ProviderError):
+        parse_token_response(HttpResponse.build(200, {}, body))
