@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal
 
 from logto_core.config import LogtoConfig
 from logto_core.driver import FlowLimitError
@@ -39,6 +41,7 @@ from logto_core.errors import (
 )
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.id_token import UnknownKeyError
+from logto_core.log import logger
 from logto_core.models import (
     AccessTokenClaims,
     IdTokenClaims,
@@ -205,6 +208,84 @@ def _gave_up(request: HttpRequest) -> TransportError:
         "request made by another caller",
         code="transport.timeout",
     )
+
+
+RevocationMode = Literal["background", "inline"]
+"""When a sign-out revokes the refresh token: ``"background"`` (in a daemon thread, after
+``signOut`` returned) or ``"inline"`` (before ``signOut`` returns, as serverless code needs)."""
+
+
+def waits_for_revocation(mode: object) -> bool:
+    """Whether ``mode`` (the clients' ``revocation`` option) revokes inline."""
+    if mode not in ("background", "inline"):
+        raise LogtoUsageError(
+            'revocation must be "background" or "inline"', code="usage.revocation_mode"
+        )
+    return mode == "inline"
+
+
+def revocation_wait_bound(timeout: Timeout) -> float:
+    """How long ``close()`` waits for background revocations: a revocation is at most a
+    discovery and the revocation request, each bounded by the total timeout."""
+    return 2 * split_timeout(timeout)[1]
+
+
+class BackgroundJobs:
+    """Jobs running in daemon threads (the background revocations), tracked so that they can
+    be waited for. It knows nothing of what the jobs do; a job's own failures are its business
+    (the revocation logs them), anything it lets escape is logged here, never printed."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._running: set[threading.Thread] = set()
+
+    @property
+    def pending(self) -> int:
+        """How many jobs are still running."""
+        with self._lock:
+            return len(self._running)
+
+    def start(self, job: Callable[[], object]) -> bool:
+        """Run ``job`` in a new daemon thread (the process may exit without waiting). When no
+        thread can be started (the process is out of them), the job is dropped with a
+        warning: the caller's own work is done and must not fail for it. Answers whether it
+        started."""
+        thread = threading.Thread(target=self._run, args=(job,), name=self._name, daemon=True)
+        with self._lock:
+            self._running.add(thread)
+        try:
+            thread.start()
+        except RuntimeError as error:
+            with self._lock:
+                self._running.discard(thread)
+            logger.warning("%s could not start (%s)", self._name, type(error).__name__)
+            return False
+        return True
+
+    def _run(self, job: Callable[[], object]) -> None:
+        try:
+            job()
+        except BaseException as error:  # nobody to hand it to; a thread must not print it
+            logger.warning("%s ended with %s", self._name, type(error).__name__)
+        finally:
+            with self._lock:
+                self._running.discard(threading.current_thread())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until no job is running, at most ``timeout`` seconds (``None``: as long as it
+        takes). True when none is left."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        current = threading.current_thread()
+        while True:
+            with self._lock:
+                others = [thread for thread in self._running if thread is not current]
+            if not others:
+                return True
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            others[0].join(remaining)
 
 
 def refresh_wait_bound(timeout: Timeout, refresh_wait: float | None) -> float:

@@ -33,14 +33,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import httpx
 
 from logto_core import operations as ops
+from logto_core import transport_policy as policy
 from logto_core.client import LogtoCore
 from logto_core.driver import run_operation_async
 from logto_core.http import HttpRequest, HttpResponse
@@ -52,6 +56,7 @@ from logto_core.transport_policy import RetryPolicy, Timeout
 from ._common import (
     DEFAULT_TIMEOUT,
     AccessTokenClaims,
+    BackgroundJobs,
     CallbackError,
     DirectSignIn,
     DiscoveryError,
@@ -74,6 +79,7 @@ from ._common import (
     ProviderError,
     ProviderResponseError,
     ReservedResource,
+    RevocationMode,
     SharedGets,
     SignInRequiredError,
     Storage,
@@ -84,12 +90,17 @@ from ._common import (
     UserInfoResponse,
     UserInfoScope,
     refresh_wait_bound,
+    revocation_wait_bound,
+    waits_for_revocation,
 )
 from .transport_httpx import ClientFactory, HttpxTransport
 
 T = TypeVar("T")
 
 AsyncTransport = Callable[[HttpRequest], Awaitable[HttpResponse]]
+
+_POLL_INTERVAL = 0.05
+"""How often a background revocation checks that the loop it sends on is still open."""
 
 
 class AsyncStorage(Protocol):
@@ -123,6 +134,14 @@ class LogtoClient:
         :class:`TransportError` on failure).
     :param refresh_wait: longest wait, in seconds, for a concurrent refresh of the same session
         (defaults to four total timeouts).
+    :param revocation: when :meth:`signOut` revokes the refresh token. ``"background"`` (the
+        default): after the session is cleared and the URL returned, in a daemon thread with
+        its own event loop (the caller's loop may close as soon as the view returns, as in
+        Flask's async views), so an unreachable provider never delays the sign-out;
+        :meth:`aclose` (and leaving an ``async with`` block) waits for them, bounded by two
+        total timeouts. With ``http_client`` or ``transport`` (which may belong to one loop),
+        the revocation's requests are sent on the loop ``signOut`` ran on. ``"inline"``:
+        before :meth:`signOut` returns (for serverless functions, frozen once they answer).
     """
 
     def __init__(
@@ -137,7 +156,12 @@ class LogtoClient:
         max_retries: int = 2,
         transport: AsyncTransport | None = None,
         refresh_wait: float | None = None,
+        revocation: RevocationMode = "background",
     ) -> None:
+        self._inline_revocation = waits_for_revocation(revocation)
+        # A caller's httpx client or transport may be bound to the loop it was made on; the
+        # transport we build keeps one httpx client per loop and works on any.
+        self._loop_bound = http_client is not None or transport is not None
         self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
         self.core = LogtoCore(config, runtime=self.runtime)
         self.storage: AnyStorage = storage if storage is not None else MemoryStorage()
@@ -158,15 +182,30 @@ class LogtoClient:
         self._snapshot: contextvars.ContextVar[SessionState] = contextvars.ContextVar(
             f"logto_session_{id(self)}"
         )
+        self._revocations = BackgroundJobs("logto-revocation")
+        self._close_wait = revocation_wait_bound(timeout)
 
     @property
     def config(self) -> LogtoConfig:
         return self.core.config
 
     async def aclose(self) -> None:
-        """Close the ``httpx.AsyncClient`` this client opened on the running loop."""
+        """Wait for the background revocations (bounded, see ``revocation``; in a worker
+        thread, so the loop keeps running), then close the ``httpx.AsyncClient`` this client
+        opened on the running loop."""
+        if self._revocations.pending:
+            await asyncio.to_thread(self._revocations.wait, self._close_wait)
         if self._httpx is not None:
             await self._httpx.aclose()
+
+    def waitForRevocations(self, timeout: float | None = None) -> bool:
+        """Wait for the refresh-token revocations that sign-outs started in the background, at
+        most ``timeout`` seconds (``None``: until they end; each is bounded by the transport
+        timeouts). True when none is left running. Mainly for tests and graceful shutdown
+        (:meth:`aclose` waits too). It blocks: from a coroutine, prefer
+        ``await asyncio.to_thread(client.waitForRevocations)`` (needed with ``http_client`` or
+        ``transport``, whose revocation requests run on the caller's loop)."""
+        return self._revocations.wait(timeout)
 
     async def __aenter__(self) -> LogtoClient:
         return self
@@ -216,9 +255,19 @@ class LogtoClient:
         await self._do(ops.callback_op(self.core, callbackUri))
 
     async def signOut(self, postLogoutRedirectUri: str | None = None) -> str:
-        """Forget the session's tokens, revoke the refresh token (best effort) and return the
-        provider's end-session URL to redirect the browser to."""
-        return await self._do(ops.sign_out_op(self.core, postLogoutRedirectUri))
+        """Forget the session's tokens and return the provider's end-session URL to redirect
+        the browser to, without waiting on the provider. The refresh token is revoked (best
+        effort, a failure is logged as a warning) in the background, or before returning with
+        ``revocation="inline"``."""
+        result = await self._do(
+            ops.sign_out_op(
+                self.core, postLogoutRedirectUri, wait_for_revocation=self._inline_revocation
+            )
+        )
+        if result.to_revoke is not None:
+            loop = asyncio.get_running_loop() if self._loop_bound else None
+            self._revocations.start(partial(self._revoke, result.to_revoke, loop))
+        return result.url
 
     # ---- local getters ------------------------------------------------------------------
 
@@ -288,6 +337,7 @@ class LogtoClient:
     sign_in = signIn
     handle_sign_in_callback = handleSignInCallback
     sign_out = signOut
+    wait_for_revocations = waitForRevocations
     is_authenticated = isAuthenticated
     get_id_token = getIdToken
     get_id_token_claims = getIdTokenClaims
@@ -361,6 +411,57 @@ class LogtoClient:
             return await self._wait(effect)
         return self._flights.perform(effect)
 
+    def _revoke(self, refresh_token: str, home: asyncio.AbstractEventLoop | None) -> None:
+        """A background revocation, in its own thread and loop: only requests, no storage
+        (the caller's request, and its storage, may be gone by now). Requests go through
+        ``home`` when the transport belongs to that loop."""
+        send: AsyncTransport = self._send if home is None else partial(self._send_on, home)
+
+        async def perform(effect: ops.Effect) -> object:
+            if isinstance(effect, HttpRequest):
+                return await self._gets.send_async(effect, send, self._refresh_wait)
+            raise AssertionError(
+                f"a revocation performs requests only, not {effect!r}"
+            )  # pragma: no cover
+
+        asyncio.run(run_operation_async(ops.revoke_op(self.core, refresh_token), perform))
+
+    async def _send_on(self, home: asyncio.AbstractEventLoop, request: HttpRequest) -> HttpResponse:
+        """Send ``request`` with the transport on the loop ``home`` (from this thread's own
+        loop); give up when ``home`` closes, or after the refresh wait bound."""
+        answer: concurrent.futures.Future[HttpResponse] = concurrent.futures.Future()
+        started: list[asyncio.Task[HttpResponse]] = []
+
+        async def exchange() -> HttpResponse:
+            return await self._send(request)
+
+        def start() -> None:
+            # Runs on ``home``. The coroutine is made here, not before: a loop that closes
+            # with this callback still queued then leaves no un-awaited coroutine behind.
+            if not answer.cancelled():
+                task = home.create_task(exchange())
+                started.append(task)
+                task.add_done_callback(partial(_pass_on, answer))
+
+        try:
+            home.call_soon_threadsafe(start)
+        except RuntimeError:  # that loop is closed already
+            raise _loop_closed(request) from None
+        waiting = asyncio.wrap_future(answer)
+        deadline = time.monotonic() + self._refresh_wait
+        # Polled: a loop closed while our exchange was still queued never answers.
+        while not waiting.done() and not home.is_closed() and time.monotonic() < deadline:
+            await asyncio.wait({waiting}, timeout=_POLL_INTERVAL)
+        if waiting.done() and not waiting.cancelled():
+            return waiting.result()
+        answer.cancel()
+        for task in started:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing left to stop
+                home.call_soon_threadsafe(task.cancel)
+        if waiting.done() or home.is_closed():
+            raise _loop_closed(request)
+        raise policy.timed_out(request)
+
     async def _save(self, effect: ops.SaveSession) -> bool:
         """Apply the writes and keep this context's snapshot current. With a synchronous
         storage nothing is awaited between a guarded save's check and its writes, so no other
@@ -385,6 +486,24 @@ class LogtoClient:
         except asyncio.TimeoutError:
             pass
         raise effect.timeout_error()
+
+
+def _pass_on(answer: concurrent.futures.Future[HttpResponse], task: asyncio.Task[Any]) -> None:
+    """Hand a finished exchange over to the thread waiting for it (unless it gave up)."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if task.cancelled():
+            answer.cancel()
+        elif task.exception() is not None:
+            answer.set_exception(task.exception())
+        else:
+            answer.set_result(task.result())
+
+
+def _loop_closed(request: HttpRequest) -> TransportError:
+    return TransportError(
+        f"{policy.describe(request)}: the loop of the client's transport closed",
+        code=policy.FAILED,
+    )
 
 
 def _discard(awaitable: object) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TypeVar
 
 import requests
@@ -38,6 +39,7 @@ from logto_core.transport_policy import RetryPolicy, Timeout
 from ._common import (
     DEFAULT_TIMEOUT,
     AccessTokenClaims,
+    BackgroundJobs,
     CallbackError,
     DirectSignIn,
     DiscoveryError,
@@ -60,6 +62,7 @@ from ._common import (
     ProviderError,
     ProviderResponseError,
     ReservedResource,
+    RevocationMode,
     SharedGets,
     SignInRequiredError,
     Storage,
@@ -70,6 +73,8 @@ from ._common import (
     UserInfoResponse,
     UserInfoScope,
     refresh_wait_bound,
+    revocation_wait_bound,
+    waits_for_revocation,
     write_all,
 )
 from .transport_requests import RequestsTransport
@@ -96,6 +101,11 @@ class LogtoClient:
         :class:`~logto_core.errors.TransportError` on failure).
     :param refresh_wait: longest wait, in seconds, for a concurrent refresh of the same session
         (defaults to four total timeouts).
+    :param revocation: when :meth:`signOut` revokes the refresh token. ``"background"`` (the
+        default): in a daemon thread, after the session is cleared and the URL returned, so an
+        unreachable provider never delays the sign-out; :meth:`close` (and leaving a ``with``
+        block) waits for them, bounded by two total timeouts. ``"inline"``: before
+        :meth:`signOut` returns (for serverless functions, frozen once they answer).
     """
 
     def __init__(
@@ -109,7 +119,9 @@ class LogtoClient:
         max_retries: int = 2,
         transport: Transport | None = None,
         refresh_wait: float | None = None,
+        revocation: RevocationMode = "background",
     ) -> None:
+        self._inline_revocation = waits_for_revocation(revocation)
         self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
         self.core = LogtoCore(config, runtime=self.runtime)
         self.storage: Storage = storage if storage is not None else MemoryStorage()
@@ -129,15 +141,26 @@ class LogtoClient:
         # Serialises this client's storage writes, so that a late follower can check that
         # the storage still holds the refresh token it started from.
         self._write_lock = threading.Lock()
+        self._revocations = BackgroundJobs("logto-revocation")
+        self._close_wait = revocation_wait_bound(timeout)
 
     @property
     def config(self) -> LogtoConfig:
         return self.core.config
 
     def close(self) -> None:
-        """Close the ``requests.Session`` the client created (not one passed in)."""
+        """Wait for the background revocations (bounded, see ``revocation``), then close the
+        ``requests.Session`` the client created (not one passed in)."""
+        self._revocations.wait(self._close_wait)
         if self._requests is not None:
             self._requests.close()
+
+    def waitForRevocations(self, timeout: float | None = None) -> bool:
+        """Wait for the refresh-token revocations that sign-outs started in the background, at
+        most ``timeout`` seconds (``None``: until they end; each is bounded by the transport
+        timeouts). True when none is left running. Mainly for tests and graceful shutdown
+        (:meth:`close` calls it with a bound)."""
+        return self._revocations.wait(timeout)
 
     def __enter__(self) -> LogtoClient:
         return self
@@ -187,9 +210,18 @@ class LogtoClient:
         self._do(ops.callback_op(self.core, callbackUri))
 
     def signOut(self, postLogoutRedirectUri: str | None = None) -> str:
-        """Forget the session's tokens, revoke the refresh token (best effort) and return the
-        provider's end-session URL to redirect the browser to."""
-        return self._do(ops.sign_out_op(self.core, postLogoutRedirectUri))
+        """Forget the session's tokens and return the provider's end-session URL to redirect
+        the browser to, without waiting on the provider. The refresh token is revoked (best
+        effort, a failure is logged as a warning) in the background, or before returning with
+        ``revocation="inline"``."""
+        result = self._do(
+            ops.sign_out_op(
+                self.core, postLogoutRedirectUri, wait_for_revocation=self._inline_revocation
+            )
+        )
+        if result.to_revoke is not None:
+            self._revocations.start(partial(self._revoke, result.to_revoke))
+        return result.url
 
     # ---- local getters (storage only, no network) ---------------------------------------
 
@@ -241,6 +273,7 @@ class LogtoClient:
     sign_in = signIn
     handle_sign_in_callback = handleSignInCallback
     sign_out = signOut
+    wait_for_revocations = waitForRevocations
     is_authenticated = isAuthenticated
     get_id_token = getIdToken
     get_id_token_claims = getIdTokenClaims
@@ -255,6 +288,11 @@ class LogtoClient:
 
     def _do(self, operation: ops.Operation[T]) -> T:
         return run_operation(operation, self._perform)
+
+    def _revoke(self, refresh_token: str) -> None:
+        """A background revocation: only requests, no storage (the caller's request, and
+        its storage, may be gone by now)."""
+        run_operation(ops.revoke_op(self.core, refresh_token), self._perform)
 
     def _perform(self, effect: ops.Effect) -> object:
         if isinstance(effect, HttpRequest):

@@ -16,6 +16,7 @@ from .enums import FirstScreen, Identifier, InteractionMode, Prompt
 from .errors import LogtoError, LogtoUsageError, SignInRequiredError
 from .flows import (
     Flow,
+    LocalSignOut,
     Outcome,
     SignOutResult,
     T,
@@ -23,8 +24,10 @@ from .flows import (
     fetch_user_info,
     get_access_token,
     handle_sign_in_callback,
+    revoke_refresh_token,
     sign_in,
     sign_out,
+    sign_out_local,
 )
 from .jwt import decode_access_token_claims, decode_id_token_claims
 from .models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
@@ -130,11 +133,32 @@ class LogtoCore:
             post_logout_redirect_uri=postLogoutRedirectUri,
         )
 
+    def sign_out_local(
+        self, session: SessionState, postLogoutRedirectUri: str | None = None
+    ) -> Outcome[LocalSignOut]:
+        """The sign-out without any request (see :func:`logto_core.flows.sign_out_local`)."""
+        return sign_out_local(
+            self.config,
+            self.runtime,
+            session,
+            self._provider,
+            post_logout_redirect_uri=postLogoutRedirectUri,
+        )
+
+    def revoke(self, refresh_token: str) -> Flow[LogtoError | None]:
+        """Revoke a refresh token, best effort; the flow's value is the failure or ``None``."""
+        return revoke_refresh_token(self.config, self.runtime, self._provider, refresh_token)
+
     def settle(self, before: SessionState, outcome: Outcome[T]) -> dict[str, str | None]:
         """Adopt what the flow learnt about the provider and return the storage writes
         (``None`` = delete) that turn ``before`` into the outcome's session."""
-        self._provider = newest(self._provider, outcome.provider)
+        self.adopt(outcome)
         return outcome.session.changes(before)
+
+    def adopt(self, outcome: Outcome[T]) -> None:
+        """Adopt what a flow learnt about the provider (discovery, keys), for flows whose
+        session is not stored (:meth:`revoke`)."""
+        self._provider = newest(self._provider, outcome.provider)
 
     # ---- pure getters --------------------------------------------------------------------
 

@@ -19,7 +19,9 @@ flow                         session transitions
 ``get_access_token``         cache hit: none; refresh: + access token, rotated refresh token;
                              ``invalid_grant``: every token cleared (sign-in required)
 ``fetch_user_info``          as ``get_access_token``; a 401 drops that token and refreshes once
-``sign_out``                 every token cleared, whatever the provider answers
+``sign_out_local``           every token cleared; pending attempts kept; never a request
+``revoke_refresh_token``     none (it touches no session): RFC 7009, best effort
+``sign_out``                 ``sign_out_local`` then ``revoke_refresh_token``, in one flow
 ===========================  ==============================================================
 
 Errors that leave the session unchanged (transport faults, invalid provider data) are
@@ -80,6 +82,16 @@ class Outcome(Generic[T]):
         if self.error is not None:
             raise self.error
         return self.value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSignOut:
+    """The local half of a sign-out: the end-session URL, and the refresh token the session
+    held, still to revoke (``None`` when there is none, or when it was already dealt with).
+    The token is kept out of ``repr``."""
+
+    url: str
+    to_revoke: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,6 +430,61 @@ def _user_info(run: _Run) -> Step[UserInfoResponse]:
 # ---- sign-out ---------------------------------------------------------------------------
 
 
+def sign_out_local(
+    config: LogtoConfig,
+    runtime: Runtime,
+    session: SessionState,
+    provider: ProviderState,
+    *,
+    post_logout_redirect_uri: str | None = None,
+) -> Outcome[LocalSignOut]:
+    """The part of a sign-out that never waits on the provider: build the end-session URL
+    (cached metadata if any, else Logto's fixed path), clear the session's tokens, and hand
+    back the refresh token to revoke. No request: this is a plain function, not a flow. An
+    invalid ``post_logout_redirect_uri`` fails with the session untouched."""
+    run = _Run(config, runtime, session, provider)
+    try:
+        value = _sign_out_locally(run, post_logout_redirect_uri)
+    except LogtoError as error:
+        return run.fail(error)
+    return run.finish(value)
+
+
+def _sign_out_locally(run: _Run, post_logout_redirect_uri: str | None) -> LocalSignOut:
+    url = build_end_session_url(
+        run.config,
+        run.provider.metadata,
+        post_logout_redirect_uri=post_logout_redirect_uri,
+        id_token_hint=run.session.id_token,
+    )
+    to_revoke = run.session.refresh_token
+    run.session = run.session.cleared()
+    return LocalSignOut(url=url, to_revoke=to_revoke)
+
+
+def revoke_refresh_token(
+    config: LogtoConfig, runtime: Runtime, provider: ProviderState, refresh_token: str
+) -> Flow[LogtoError | None]:
+    """Revoke ``refresh_token`` (RFC 7009): discovery when the metadata is not fresh, then the
+    revocation request (none when the provider advertises no revocation endpoint). Best
+    effort: the outcome's value is the failure, or ``None``; it never carries an error. It
+    belongs to no session (the outcome's session is empty and must not be stored): it may run
+    after the sign-out that handed the token over has finished."""
+    run = _Run(config, runtime, SessionState(), provider)
+    return _guarded(run, _revoke(run, refresh_token))
+
+
+def _revoke(run: _Run, refresh_token: str) -> Step[LogtoError | None]:
+    try:
+        metadata = yield from _metadata(run)
+        if metadata.revocation_endpoint is not None:
+            response = yield build_revocation_request(run.config, metadata, refresh_token)
+            parse_revocation_response(response)
+    except LogtoError as error:
+        return error
+    return None
+
+
 def sign_out(
     config: LogtoConfig,
     runtime: Runtime,
@@ -426,42 +493,31 @@ def sign_out(
     *,
     post_logout_redirect_uri: str | None = None,
 ) -> Flow[SignOutResult]:
-    """Clear the session locally, revoke the refresh token (best effort: a failure is
-    reported in the result, never blocks the sign-out) and build the end-session URL."""
+    """:func:`sign_out_local` then :func:`revoke_refresh_token` in one flow: the session is
+    cleared first, a revocation failure is reported in the result, never blocks the sign-out."""
     run = _Run(config, runtime, session, provider)
     return _guarded(run, _sign_out(run, post_logout_redirect_uri))
 
 
 def _sign_out(run: _Run, post_logout_redirect_uri: str | None) -> Step[SignOutResult]:
-    id_token = run.session.id_token
-    refresh_token = run.session.refresh_token
-    url = build_end_session_url(
-        run.config,
-        run.provider.metadata,
-        post_logout_redirect_uri=post_logout_redirect_uri,
-        id_token_hint=id_token,
-    )
-    run.session = run.session.cleared()
+    local = _sign_out_locally(run, post_logout_redirect_uri)
     revocation_error: LogtoError | None = None
-    if refresh_token is not None:
-        try:
-            metadata = yield from _metadata(run)
-            if metadata.revocation_endpoint is not None:
-                response = yield build_revocation_request(run.config, metadata, refresh_token)
-                parse_revocation_response(response)
-        except LogtoError as error:
-            revocation_error = error
-    return SignOutResult(url=url, revocation_error=revocation_error)
+    if local.to_revoke is not None:
+        revocation_error = yield from _revoke(run, local.to_revoke)
+    return SignOutResult(url=local.url, revocation_error=revocation_error)
 
 
 __all__ = [
     "Flow",
+    "LocalSignOut",
     "Outcome",
     "SignOutResult",
     "cached_access_token",
     "fetch_user_info",
     "get_access_token",
     "handle_sign_in_callback",
+    "revoke_refresh_token",
     "sign_in",
     "sign_out",
+    "sign_out_local",
 ]

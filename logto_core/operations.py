@@ -35,8 +35,8 @@ from typing import Any, TypeVar
 from . import log
 from .client import LogtoCore, value_or_none
 from .enums import FirstScreen, Identifier, InteractionMode, Prompt
-from .errors import SignInRequiredError, TransportError
-from .flows import Flow, Outcome
+from .errors import LogtoError, SignInRequiredError, TransportError
+from .flows import Flow, LocalSignOut, Outcome
 from .http import HttpRequest
 from .models import AccessTokenClaims, UserInfoResponse
 from .session import SessionState
@@ -215,16 +215,35 @@ def callback_op(core: LogtoCore, callbackUri: str) -> Operation[None]:
     outcome.unwrap()
 
 
-def sign_out_op(core: LogtoCore, postLogoutRedirectUri: str | None = None) -> Operation[str]:
-    """``signOut``: clear the tokens, revoke the refresh token, return the end-session URL."""
-    before, outcome = yield from settled_flow(
-        core, lambda session: core.sign_out(session, postLogoutRedirectUri)
-    )
+def sign_out_op(
+    core: LogtoCore, postLogoutRedirectUri: str | None = None, *, wait_for_revocation: bool
+) -> Operation[LocalSignOut]:
+    """``signOut``: clear the tokens in the storage and build the end-session URL, without
+    any request. With ``wait_for_revocation`` the refresh token is then revoked here
+    (:func:`revoke_op`, best effort) and the result has nothing left ``to_revoke``;
+    otherwise the result hands the token over for the adapter to revoke in the background
+    with :func:`revoke_op`, so that an unreachable provider never delays the sign-out."""
+    before: SessionState = yield LoadSession()
+    outcome = core.sign_out_local(before, postLogoutRedirectUri)
+    yield SaveSession(before, core.settle(before, outcome))
     yield from _forget(before)
     result = outcome.unwrap()
-    if result.revocation_error is not None:
-        log.revocation_failed(result.revocation_error)
-    return result.url
+    if wait_for_revocation and result.to_revoke is not None:
+        yield from revoke_op(core, result.to_revoke)
+        return LocalSignOut(url=result.url)
+    return result
+
+
+def revoke_op(core: LogtoCore, refresh_token: str) -> Operation[LogtoError | None]:
+    """Revoke ``refresh_token`` (RFC 7009): discovery if needed, then the revocation request.
+    Best effort: a failure is logged as a warning and returned, never raised. It yields only
+    requests (no storage effect), so it can run after the request that signed out is over."""
+    outcome = yield from core.revoke(refresh_token)
+    core.adopt(outcome)
+    error = outcome.value  # the flow reports its failure as its value, never as an error
+    if error is not None:
+        log.revocation_failed(error)
+    return error
 
 
 # ---- tokens -----------------------------------------------------------------------------
@@ -344,6 +363,7 @@ __all__ = [
     "organization_token_claims_op",
     "organization_token_op",
     "required",
+    "revoke_op",
     "settled_flow",
     "sign_in_op",
     "sign_out_op",

@@ -271,6 +271,69 @@ def test_sign_out_succeeds_locally_when_revocation_fails() -> None:
     assert "/oidc/session/end?" in result.url
 
 
+def test_local_sign_out_makes_no_request_and_hands_the_refresh_token_over() -> None:
+    h = Harness()
+    h.sign_in()
+    session = h.session()
+    refresh = session.refresh_token
+    assert refresh is not None and session.id_token is not None
+    h.core._provider = ProviderState()  # no metadata: Logto's fixed end-session path
+    before = len(h.provider.log)
+    outcome = h.core.sign_out_local(session, HOME)
+    local = outcome.unwrap()
+    assert len(h.provider.log) == before
+    assert local.url.startswith(h.provider.issuer + "/session/end?")
+    assert "id_token_hint=" in local.url and "post_logout_redirect_uri=" in local.url
+    assert local.to_revoke == refresh
+    assert refresh not in repr(local) and refresh not in str(local)
+    assert not outcome.session.is_authenticated and outcome.session.refresh_token is None
+    assert outcome.session.access_tokens == {}
+    assert h.provider.is_refresh_token_active(refresh)  # nothing was revoked yet
+
+
+def test_local_sign_out_keeps_pending_attempts_and_refuses_a_bad_redirect() -> None:
+    h = Harness()
+    h.sign_in()
+    h.start()  # another tab started a sign-in
+    session = h.session()
+    cleared = h.core.sign_out_local(session).session
+    assert cleared.pending == session.pending and len(cleared.pending) == 1
+    failed = h.core.sign_out_local(session, "not a url")
+    assert isinstance(failed.error, LogtoUsageError)
+    assert failed.session == session  # untouched
+    empty = h.core.sign_out_local(SessionState()).unwrap()
+    assert empty.to_revoke is None and "id_token_hint" not in empty.url
+
+
+def test_revoke_refresh_token_touches_no_session() -> None:
+    h = Harness()
+    h.sign_in()
+    refresh = h.session().refresh_token
+    assert refresh is not None
+    h.core._provider = ProviderState()  # the revocation needs discovery first
+    outcome = run_sync(h.core.revoke(refresh), h.send)
+    assert outcome.error is None and outcome.value is None
+    assert outcome.session == SessionState()
+    assert outcome.provider.metadata is not None  # learnt on the way
+    assert [e.endpoint for e in h.provider.log[-2:]] == ["discovery", "revocation"]
+    assert not h.provider.is_refresh_token_active(refresh)
+
+
+def test_revoke_refresh_token_reports_failures_as_its_value() -> None:
+    h = Harness()
+    h.sign_in()
+    refresh = h.session().refresh_token
+    assert refresh is not None
+    h.provider.faults.add(Fault(endpoint="revocation", status=503))
+    outcome = run_sync(h.core.revoke(refresh), h.send)
+    assert outcome.error is None and isinstance(outcome.value, TransportError)
+    assert outcome.value.status == 503
+    h.fail_next.append(TransportError("refused", code="transport.connection"))
+    h.core._provider = ProviderState()
+    outcome = run_sync(h.core.revoke(refresh), h.send)
+    assert isinstance(outcome.value, TransportError) and outcome.provider.metadata is None
+
+
 def test_sign_out_when_not_signed_in_makes_no_request() -> None:
     h = Harness()
     result = h.run("s", h.core.sign_out(h.session())).unwrap()
@@ -378,6 +441,9 @@ def test_sign_out_without_revocation_endpoint() -> None:
     h.core._provider = ProviderState(
         metadata.model_copy(update={"revocation_endpoint": None}), h.clock.now
     )
+    refresh = h.session().refresh_token
+    assert refresh is not None
+    assert run_sync(h.core.revoke(refresh), h.send).value is None
     assert h.run("s", h.core.sign_out(h.session())).unwrap().revocation_error is None
     assert h.requests_to("revocation") == 0
 

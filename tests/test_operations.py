@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -24,8 +25,10 @@ from logto_core.driver import (
     run_operation,
     run_operation_async,
 )
-from logto_core.errors import LogtoError, SignInRequiredError, TransportError
+from logto_core.errors import LogtoError, LogtoUsageError, SignInRequiredError, TransportError
 from logto_core.http import HttpRequest, HttpResponse
+from logto_core.log import LOGGER_NAME
+from logto_core.provider_state import ProviderState
 from logto_core.session import SessionState, StorageKey
 from logto_core.singleflight import Follow, Lead, Reuse, Shared, SingleFlight
 from logto_core.testing import ACCESS_TOKEN_TTL, Fault
@@ -183,8 +186,11 @@ def test_every_method_over_the_fake_interpreter() -> None:
     assert fake.run(ops.user_info_op(core)).sub == "alice"
     before = fake.storage[REFRESH]
     fake.log.clear()
-    url = fake.run(ops.sign_out_op(core, HOME))
-    assert "post_logout_redirect_uri=" in url
+    result = fake.run(ops.sign_out_op(core, HOME, wait_for_revocation=True))
+    assert "post_logout_redirect_uri=" in result.url
+    assert result.to_revoke is None  # revoked inline
+    assert [e.purpose for e, _ in fake.effects(HttpRequest)] == ["revocation"]
+    assert not h.provider.is_refresh_token_active(before)
     assert [e.refresh_token for e, _ in fake.effects(ops.ForgetFlights)] == [before]
     assert fake.storage == {}
     assert fake.run(ops.get_access_token_op(core, API)) is None
@@ -205,8 +211,73 @@ def test_not_signed_in_needs_no_flight_and_no_network() -> None:
     assert not fake.effects(ops.JoinFlight)
     assert not fake.effects(HttpRequest)
     assert h.provider.log == []
-    fake.run(ops.sign_out_op(h.core))
+    assert fake.run(ops.sign_out_op(h.core, wait_for_revocation=True)).to_revoke is None
     assert not fake.effects(ops.ForgetFlights)  # nothing to forget without a refresh token
+
+
+# ---- sign-out and revocation -----------------------------------------------------------------
+
+
+def test_background_sign_out_is_local_and_hands_the_token_over() -> None:
+    h, fake = signed_in("web")
+    refresh = fake.storage[REFRESH]
+    result = fake.run(ops.sign_out_op(h.core, HOME, wait_for_revocation=False))
+    assert [type(e) for e, _ in fake.log] == [ops.LoadSession, ops.SaveSession, ops.ForgetFlights]
+    assert fake.storage == {}
+    assert "id_token_hint=" in result.url and result.to_revoke == refresh
+    assert refresh not in repr(result)
+    assert h.provider.is_refresh_token_active(refresh)  # not revoked yet
+    fake.log.clear()
+    assert fake.run(ops.revoke_op(h.core, refresh)) is None
+    assert [type(e) for e, _ in fake.log] == [HttpRequest]  # no storage: it may run later
+    assert not h.provider.is_refresh_token_active(refresh)
+
+
+def test_background_sign_out_when_not_signed_in() -> None:
+    h = Harness()
+    fake = Fake(h)
+    result = fake.run(ops.sign_out_op(h.core, wait_for_revocation=False))
+    assert result.to_revoke is None and not fake.effects(HttpRequest)
+
+
+def test_sign_out_with_a_bad_redirect_raises_and_keeps_the_session() -> None:
+    h, fake = signed_in("web")
+    stored = dict(fake.storage)
+    for wait in (True, False):
+        with pytest.raises(LogtoUsageError):
+            fake.run(ops.sign_out_op(h.core, "/relative", wait_for_revocation=wait))
+    assert fake.storage == stored and not fake.effects(HttpRequest)
+
+
+def test_revoke_op_learns_metadata_and_logs_failures_without_raising(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    h, fake = signed_in("web")
+    refresh = fake.storage[REFRESH]
+    caplog.set_level(logging.WARNING, logger=LOGGER_NAME)
+    h.core._provider = ProviderState()
+    fake.fail[HttpRequest] = TransportError("refused", code="transport.connection")
+    error = fake.run(ops.revoke_op(h.core, refresh))
+    assert isinstance(error, TransportError) and error.code == "transport.connection"
+    assert h.core.provider.metadata is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "refresh token revocation failed (transport.connection); the local sign-out happened anyway"
+    ]
+    assert refresh not in caplog.text
+    caplog.clear()
+    assert fake.run(ops.revoke_op(h.core, refresh)) is None  # discovery, then revocation
+    assert h.core.provider.metadata is not None  # adopted by the core
+    assert caplog.records == []
+    assert not h.provider.is_refresh_token_active(refresh)
+
+
+def test_inline_sign_out_logs_a_failed_revocation(caplog: pytest.LogCaptureFixture) -> None:
+    h, fake = signed_in("web")
+    caplog.set_level(logging.WARNING, logger=LOGGER_NAME)
+    h.provider.faults.add(Fault(endpoint="revocation", status=503))
+    result = fake.run(ops.sign_out_op(h.core, wait_for_revocation=True))
+    assert result.to_revoke is None and fake.storage == {}
+    assert "revocation failed (transport.status)" in caplog.text
 
 
 def test_sign_in_and_callback_store_and_forget() -> None:

@@ -34,6 +34,7 @@ CAMEL_TO_SNAKE = {
     "getAccessTokenClaims": "get_access_token_claims",
     "getOrganizationToken": "get_organization_token",
     "getOrganizationTokenClaims": "get_organization_token_claims",
+    "waitForRevocations": "wait_for_revocations",
 }
 
 
@@ -74,6 +75,7 @@ def test_full_session(harness: Harness, storage: Storage) -> None:
     assert end.startswith(harness.server.url + "/oidc/session/end?")
     assert end_query["post_logout_redirect_uri"] == [POST_LOGOUT]
     assert "id_token_hint" in end_query
+    assert harness.waitForRevocations(5.0) is True  # revoked in the background
     assert harness.requests_to("revocation") == 1
     assert harness.isAuthenticated() is False
     assert all(storage.get(key) is None for key in StorageKey.ALL)
@@ -164,6 +166,7 @@ def test_aliases_and_exports() -> None:
         assert not asyncio.iscoroutinefunction(getattr(aio.LogtoClient, name))
     for name in ("signIn", "signOut", "handleSignInCallback", "fetchUserInfo", "getAccessToken"):
         assert asyncio.iscoroutinefunction(getattr(aio.LogtoClient, name))
+    assert not asyncio.iscoroutinefunction(aio.LogtoClient.waitForRevocations)
 
 
 def test_default_storage_is_private_and_silent(

@@ -502,6 +502,8 @@ def test_sec_no_redirect_followed(harness: Harness, storage: Storage, endpoint: 
     if endpoint == "revocation":
         harness.signOut()
         assert session_of(storage) == SIGNED_OUT  # best effort: the redirect is not followed
+        assert harness.waitForRevocations(5.0) is True
+        assert harness.requests_to("revocation") == 1
     else:
         error = expect_error(harness, calls[endpoint], TransportError, policy.REDIRECT, storage)
         assert error.status == 307
@@ -948,21 +950,33 @@ def test_sec_token_cache_keyed(harness: Harness) -> None:
 # ---- sign-out ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("revocation", ["background", "inline"])
 def test_sec_sign_out_clears_locally_when_provider_unreachable(
-    served: Any, kind: str, clock: Clock, storage: Storage
+    served: Any, kind: str, clock: Clock, storage: Storage, revocation: str
 ) -> None:
-    harness = Harness(
-        kind, make_client(kind, served.url, clock, storage, timeout=(0.3, 0.5)), served
+    client = make_client(
+        kind, served.url, clock, storage, timeout=(1.0, 1.0), revocation=revocation
     )
+    harness = Harness(kind, client, served)
     harness.sign_in_user()
-    served.provider.faults.add(Fault("revocation", delay=2.0))
+    served.provider.faults.add(Fault("revocation", delay=3.0))  # longer than the timeout
+    started = time.monotonic()
     url = harness.signOut(POST_LOGOUT)
+    elapsed = time.monotonic() - started
     assert url.startswith(served.provider.issuer + "/session/end?")
     assert session_of(storage) == SIGNED_OUT
+    if revocation == "background":
+        assert elapsed < 0.5, elapsed  # never blocked on the provider
+    else:
+        assert elapsed >= 0.9, elapsed  # inline: waits out the (bounded) request
+    assert harness.waitForRevocations(5.0) is True
+    assert harness.requests_to("revocation") == 1  # it was attempted
     harness.sign_in_user()
     served.provider.faults.add(Fault("revocation", status=503))
     harness.signOut()
     assert session_of(storage) == SIGNED_OUT
+    assert harness.waitForRevocations(5.0) is True
+    assert harness.requests_to("revocation") == 2
 
 
 def test_sec_sign_out_revokes_refresh_token(harness: Harness) -> None:
@@ -970,9 +984,25 @@ def test_sec_sign_out_revokes_refresh_token(harness: Harness) -> None:
     refresh = harness.getRefreshToken()
     assert refresh is not None and harness.provider.is_refresh_token_active(refresh)
     harness.signOut()
+    assert harness.waitForRevocations(5.0) is True
     [revocation] = log_params(harness, "revocation")
     assert revocation["token"] == refresh
     assert not harness.provider.is_refresh_token_active(refresh)
+
+
+def test_sec_sign_out_inline_revokes_before_returning(
+    served: Any, kind: str, clock: Clock, storage: Storage
+) -> None:
+    client = make_client(kind, served.url, clock, storage, revocation="inline")
+    harness = Harness(kind, client, served)
+    harness.sign_in_user()
+    refresh = harness.getRefreshToken()
+    assert refresh is not None
+    harness.signOut()
+    [revocation] = log_params(harness, "revocation")  # no wait needed
+    assert revocation["token"] == refresh
+    assert not harness.provider.is_refresh_token_active(refresh)
+    assert harness.waitForRevocations(0) is True  # nothing was left to the background
 
 
 def test_sec_end_session_url(harness: Harness) -> None:

@@ -143,6 +143,7 @@ def test_tutorial_flow(kind: str, app: str, real_provider: RealProvider, clock: 
     access = client.getAccessToken()
     end = client.signOut(POST_LOGOUT)
     assert not client.isAuthenticated()
+    assert client.waitForRevocations(30.0) is True  # revoked in the background
     assert real_provider.introspect(rotated)["active"] is False
     assert real_provider.introspect(access)["active"] is False
     ended = query(end)
