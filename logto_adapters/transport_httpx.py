@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -74,25 +75,30 @@ class HttpxTransport:
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient]
         self._per_loop = weakref.WeakKeyDictionary()
         self._ssl_context: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
 
     async def client_for_running_loop(self) -> httpx.AsyncClient:
         """The ``AsyncClient`` to use on the running loop (created on first use)."""
         if self._client is not None:
             return self._client
         loop = asyncio.get_running_loop()
-        entry = self._per_loop.get(loop)
-        if entry is None or entry.client.is_closed:
+        # Loops of several threads share the table (background revocations, Flask async views
+        # in a threaded server): every read and write of it holds the lock.
+        with self._lock:
+            entry = self._per_loop.get(loop)
+            if entry is not None and not entry.client.is_closed:
+                return entry.client
             # Clients of loops closed without the asyncgen shutdown: drop them (they hold
             # references to their dead loop, which would otherwise never be collected).
-            for other in [other for other in self._per_loop if other.is_closed()]:
-                del self._per_loop[other]
+            for other in [other for other in list(self._per_loop) if other.is_closed()]:
+                self._per_loop.pop(other, None)
             client = self._factory() if self._factory is not None else self._default_client()
             entry = _LoopClient(client, _close_with_loop(client))
             self._per_loop[loop] = entry
-            # Started here so that the loop registers it: asyncio.run (and anything that calls
-            # loop.shutdown_asyncgens) then closes the client's connections before the loop
-            # closes, instead of leaving sockets to a dead loop.
-            await entry.closer.__anext__()
+        # Started here so that the loop registers it: asyncio.run (and anything that calls
+        # loop.shutdown_asyncgens) then closes the client's connections before the loop
+        # closes, instead of leaving sockets to a dead loop.
+        await entry.closer.__anext__()
         return entry.client
 
     def _default_client(self) -> httpx.AsyncClient:
@@ -108,7 +114,8 @@ class HttpxTransport:
         """Close the client of the running loop, if this transport created it."""
         if self._client is not None:
             return
-        entry = self._per_loop.pop(asyncio.get_running_loop(), None)
+        with self._lock:
+            entry = self._per_loop.pop(asyncio.get_running_loop(), None)
         if entry is not None:
             await entry.closer.aclose()
 

@@ -106,7 +106,12 @@ class RequestsTransport:
         except requests.ConnectionError as error:
             problem = _connection_problem(request, error)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError):
-            problem = policy.request_failed(request, "the exchange failed")
+            # A read cut short by the socket timeout can surface as a broken chunk: past the
+            # deadline, it is a timeout whatever the library called it.
+            if time.monotonic() >= deadline:
+                problem = policy.timed_out(request)
+            else:
+                problem = policy.request_failed(request, "the exchange failed")
         raise problem
 
     def _environment(self, url: str) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import re
 from html import unescape
 from urllib.parse import parse_qsl, urljoin, urlsplit
@@ -130,6 +131,11 @@ def walk(app_url: str, served: ServedProvider, *, client: str, user: str) -> int
     print(f"   GET / -> {home.status_code}: {home.text}")
     if not home.text.startswith("Not authenticated"):
         raise SystemExit("demo failed: still signed in after sign-out")
+    # signOut revokes the refresh token in the background: give it a moment (bounded).
+    for _ in range(50):
+        if any(entry.endpoint == "revocation" for entry in served.provider.log):
+            break
+        time.sleep(0.1)
     requests_seen = [entry.endpoint for entry in served.provider.log]
     print(f"\nDone. The provider saw {len(requests_seen)} requests: {', '.join(requests_seen)}")
     return 0
