@@ -1,6 +1,5 @@
-"""What both clients share: the names they export, so that ``from logto import X`` becomes
-``from logto_adapters.sync import X`` (or ``.aio``) without any other change, and the
-thread-safe single-flight table.
+"""What both clients share besides their public names (those are in :mod:`.public`): the
+thread-safe single-flight table, shared fetches of provider metadata, background jobs.
 
 The clients share their protocol logic through :mod:`logto_core` (the operations in
 :mod:`logto_core.operations`); each only adds an interpreter for the effects.
@@ -15,49 +14,17 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal
 
-from logto_core.config import LogtoConfig
-from logto_core.driver import FlowLimitError
-from logto_core.enums import (
-    FirstScreen,
-    Identifier,
-    InteractionMode,
-    OAuthScope,
-    Prompt,
-    ReservedResource,
-    UserInfoScope,
-)
 from logto_core.errors import (
-    CallbackError,
-    DiscoveryError,
-    JwksError,
-    LogtoError,
     LogtoUsageError,
-    OAuthError,
-    ProviderError,
-    ProviderResponseError,
-    SignInRequiredError,
-    TokenValidationError,
     TransportError,
 )
 from logto_core.http import HttpRequest, HttpResponse
-from logto_core.id_token import UnknownKeyError
 from logto_core.log import logger
-from logto_core.models import (
-    AccessTokenClaims,
-    IdTokenClaims,
-    OidcProviderMetadata,
-    TokenResponse,
-    UserInfoResponse,
-)
 from logto_core.operations import ForgetFlights, JoinFlight, SettleFlight, Ticket
 from logto_core.runtime import Runtime
-from logto_core.signin_url import DirectSignIn
 from logto_core.singleflight import Shared, SingleFlight
-from logto_core.storage import MemoryStorage, Storage
+from logto_core.storage import Storage
 from logto_core.transport_policy import Timeout, split_timeout
-
-LogtoException = LogtoError
-"""The official SDK's name for the base error; ``except LogtoException`` keeps working."""
 
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
 """``(connect, total)`` seconds of one provider exchange, retries included."""
@@ -301,41 +268,3 @@ def write_all(storage: Storage, writes: Mapping[str, str | None]) -> None:
             storage.delete(key)
         else:
             storage.set(key, value)
-
-
-__all__ = [
-    "DEFAULT_TIMEOUT",
-    "AccessTokenClaims",
-    "CallbackError",
-    "DirectSignIn",
-    "DiscoveryError",
-    "FirstScreen",
-    "FlowLimitError",
-    "IdTokenClaims",
-    "Identifier",
-    "InteractionMode",
-    "JwksError",
-    "LogtoConfig",
-    "LogtoError",
-    "LogtoException",
-    "LogtoUsageError",
-    "MemoryStorage",
-    "OAuthError",
-    "OAuthScope",
-    "OidcProviderMetadata",
-    "Prompt",
-    "ProviderError",
-    "ProviderResponseError",
-    "ReservedResource",
-    "SignInRequiredError",
-    "Storage",
-    "TokenResponse",
-    "TokenValidationError",
-    "TransportError",
-    "UnknownKeyError",
-    "UserInfoResponse",
-    "UserInfoScope",
-]
-
-PUBLIC_NAMES: tuple[str, ...] = (*[n for n in __all__ if n != "DEFAULT_TIMEOUT"], "LogtoClient")
-"""What ``logto_adapters.sync`` and ``logto_adapters.aio`` both export."""

@@ -53,45 +53,32 @@ from logto_core.session import SessionState, StorageKey
 from logto_core.singleflight import Shared
 from logto_core.transport_policy import RetryPolicy, Timeout
 
+from . import public
 from ._common import (
     DEFAULT_TIMEOUT,
-    AccessTokenClaims,
     BackgroundJobs,
-    CallbackError,
-    DirectSignIn,
-    DiscoveryError,
-    FirstScreen,
     Flights,
-    FlowLimitError,
-    Identifier,
-    IdTokenClaims,
-    InteractionMode,
-    JwksError,
-    LogtoConfig,
-    LogtoError,
-    LogtoException,
-    LogtoUsageError,
-    MemoryStorage,
-    OAuthError,
-    OAuthScope,
-    OidcProviderMetadata,
-    Prompt,
-    ProviderError,
-    ProviderResponseError,
-    ReservedResource,
     RevocationMode,
     SharedGets,
-    SignInRequiredError,
-    Storage,
-    TokenResponse,
-    TokenValidationError,
-    TransportError,
-    UnknownKeyError,
-    UserInfoResponse,
-    UserInfoScope,
     refresh_wait_bound,
     revocation_wait_bound,
     waits_for_revocation,
+)
+from .public import *  # noqa: F403 - the tutorial's names, re-exported
+from .public import (
+    AccessTokenClaims,
+    DirectSignIn,
+    FirstScreen,
+    Identifier,
+    IdTokenClaims,
+    InteractionMode,
+    LogtoConfig,
+    LogtoUsageError,
+    MemoryStorage,
+    Prompt,
+    Storage,
+    TransportError,
+    UserInfoResponse,
 )
 from .transport_httpx import ClientFactory, HttpxTransport
 
@@ -512,37 +499,5 @@ def _discard(awaitable: object) -> None:
         awaitable.close()
 
 
-__all__ = [
-    "AccessTokenClaims",
-    "AsyncStorage",
-    "CallbackError",
-    "DirectSignIn",
-    "DiscoveryError",
-    "FirstScreen",
-    "FlowLimitError",
-    "IdTokenClaims",
-    "Identifier",
-    "InteractionMode",
-    "JwksError",
-    "LogtoClient",
-    "LogtoConfig",
-    "LogtoError",
-    "LogtoException",
-    "LogtoUsageError",
-    "MemoryStorage",
-    "OAuthError",
-    "OAuthScope",
-    "OidcProviderMetadata",
-    "Prompt",
-    "ProviderError",
-    "ProviderResponseError",
-    "ReservedResource",
-    "SignInRequiredError",
-    "Storage",
-    "TokenResponse",
-    "TokenValidationError",
-    "TransportError",
-    "UnknownKeyError",
-    "UserInfoResponse",
-    "UserInfoScope",
-]
+__all__ = ["AsyncStorage", "LogtoClient"]
+__all__ += public.__all__

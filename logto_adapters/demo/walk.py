@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 import re
+import time
 from html import unescape
 from urllib.parse import parse_qsl, urljoin, urlsplit
 

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from logto_adapters import _common, aio, sync
+from logto_adapters import aio, public, sync
 from logto_core.errors import (
     CallbackError,
     LogtoError,
@@ -154,13 +154,13 @@ def test_aliases_and_exports() -> None:
     for module in (sync, aio):
         for camel, snake in CAMEL_TO_SNAKE.items():
             assert getattr(module.LogtoClient, snake) is getattr(module.LogtoClient, camel)
-        for name in _common.PUBLIC_NAMES:
+        for name in [*public.__all__, "LogtoClient"]:
             assert name in module.__all__
             assert getattr(module, name) is not None
         assert module.LogtoException is LogtoError
         error_names = [n for n in module.__all__ if n.endswith("Error")]
         assert all(issubclass(getattr(module, n), LogtoError) for n in error_names)
-    shared = set(_common.PUBLIC_NAMES) - {"LogtoClient"}
+    shared = set(public.__all__)
     assert all(getattr(sync, name) is getattr(aio, name) for name in shared)
     for name in ("isAuthenticated", "getIdToken", "getIdTokenClaims", "getRefreshToken"):
         assert not asyncio.iscoroutinefunction(getattr(aio.LogtoClient, name))

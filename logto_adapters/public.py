@@ -1,0 +1,80 @@
+"""The names both clients export, so that the tutorial's ``from logto import X`` becomes
+``from logto_adapters.sync import X`` (or ``.aio``) with no other change.
+
+``logto_adapters.sync`` and ``logto_adapters.aio`` re-export everything listed here, plus
+their own ``LogtoClient``.
+"""
+
+from __future__ import annotations
+
+from logto_core.config import ConfigError, LogtoConfig
+from logto_core.driver import FlowLimitError
+from logto_core.enums import (
+    FirstScreen,
+    Identifier,
+    InteractionMode,
+    OAuthScope,
+    Prompt,
+    ReservedResource,
+    UserInfoScope,
+)
+from logto_core.errors import (
+    CallbackError,
+    DiscoveryError,
+    JwksError,
+    LogtoError,
+    LogtoUsageError,
+    OAuthError,
+    ProviderError,
+    ProviderResponseError,
+    SignInRequiredError,
+    TokenValidationError,
+    TransportError,
+)
+from logto_core.id_token import UnknownKeyError
+from logto_core.models import (
+    AccessTokenClaims,
+    IdTokenClaims,
+    OidcProviderMetadata,
+    TokenResponse,
+    UserInfoResponse,
+)
+from logto_core.signin_url import DirectSignIn
+from logto_core.storage import MemoryStorage, Storage
+
+LogtoException = LogtoError
+"""The official SDK's name for the base error; ``except LogtoException`` keeps working."""
+
+__all__ = [
+    "AccessTokenClaims",
+    "CallbackError",
+    "ConfigError",
+    "DirectSignIn",
+    "DiscoveryError",
+    "FirstScreen",
+    "FlowLimitError",
+    "IdTokenClaims",
+    "Identifier",
+    "InteractionMode",
+    "JwksError",
+    "LogtoConfig",
+    "LogtoError",
+    "LogtoException",
+    "LogtoUsageError",
+    "MemoryStorage",
+    "OAuthError",
+    "OAuthScope",
+    "OidcProviderMetadata",
+    "Prompt",
+    "ProviderError",
+    "ProviderResponseError",
+    "ReservedResource",
+    "SignInRequiredError",
+    "Storage",
+    "TokenResponse",
+    "TokenValidationError",
+    "TransportError",
+    "UnknownKeyError",
+    "UserInfoResponse",
+    "UserInfoScope",
+]
