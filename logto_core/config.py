@@ -10,6 +10,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     SecretStr,
     ValidationError,
     field_validator,
@@ -36,9 +37,9 @@ DEFAULT_ALGORITHMS: tuple[str, ...] = (
 """Asymmetric JWS algorithms accepted for ID tokens. ``none`` and HMAC are never accepted."""
 
 
-class ConfigError(LogtoUsageError, ValueError):
-    """An invalid :class:`LogtoConfig`. Also a ``ValueError``, as configuration errors usually
-    are; the message names the fields and the reasons, never the secret."""
+class ConfigError(LogtoUsageError):
+    """An invalid :class:`LogtoConfig`; the message names the fields and the reasons, never
+    the secret. (Not a ``ValueError``: pydantic would turn that back into its own error.)"""
 
     code = "config.invalid"
 
@@ -75,19 +76,24 @@ class LogtoConfig(BaseModel):
         alias_generator=AliasGenerator(validation_alias=_both_spellings),
     )
 
-    def __init__(self, /, **data: Any) -> None:
-        # Every failure of the SDK is a LogtoError: configuration mistakes included.
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise ConfigError(_describe(exc)) from None
-
+    @model_validator(mode="wrap")
     @classmethod
-    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> LogtoConfig:
+    def _typed_errors(
+        cls, data: Any, handler: ModelWrapValidatorHandler[LogtoConfig]
+    ) -> LogtoConfig:
+        # Every failure of the SDK is a LogtoError, configuration mistakes included. An
+        # exception that is not a ValueError passes through pydantic untouched.
         try:
-            return super().model_validate(obj, *args, **kwargs)
+            config = handler(data)
         except ValidationError as exc:
             raise ConfigError(_describe(exc)) from None
+        if not is_acceptable_endpoint(
+            config.endpoint, allow_insecure_loopback=config.allowInsecureLoopback
+        ):
+            raise ConfigError(
+                "invalid LogtoConfig: endpoint: must use https when allowInsecureLoopback is off"
+            )
+        return config
 
     endpoint: str
     """The Logto endpoint, e.g. ``https://tenant.logto.app`` (may carry a path prefix)."""
@@ -151,14 +157,6 @@ class LogtoConfig(BaseModel):
                 "(plain http only for loopback hosts)"
             )
         return value
-
-    @model_validator(mode="after")
-    def _check_insecure(self) -> LogtoConfig:
-        if not is_acceptable_endpoint(
-            self.endpoint, allow_insecure_loopback=self.allowInsecureLoopback
-        ):
-            raise ValueError("endpoint must use https when allowInsecureLoopback is off")
-        return self
 
     @field_validator("prompt", mode="before")
     @classmethod

@@ -43,7 +43,7 @@ def test_config_repr_and_errors_hide_the_secret() -> None:
     with pytest.raises(ConfigError) as info:
         LogtoConfig(endpoint="ftp://x", appId="id", appSecret="TOPSECRET")
     assert "TOPSECRET" not in str(info.value) and "endpoint" in str(info.value)
-    assert isinstance(info.value, ValueError) and info.value.code == "config.invalid"
+    assert isinstance(info.value, LogtoUsageError) and info.value.code == "config.invalid"
     with pytest.raises(ConfigError):
         LogtoConfig.model_validate({"endpoint": "https://x.app", "appId": ""})
 

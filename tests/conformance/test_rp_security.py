@@ -149,7 +149,7 @@ def test_sec_discovery_loopback_http_only_in_development_mode(
         fresh, lambda: fresh.signIn(REDIRECT), DiscoveryError, "discovery.insecure_endpoint"
     )
     # ...and without development mode a loopback http endpoint is not accepted at all.
-    with pytest.raises(ValueError, match="https"):
+    with pytest.raises(LogtoUsageError, match="https"):
         make_client(kind, served.url, clock, config={"allowInsecureLoopback": False})
 
 
@@ -240,7 +240,7 @@ def test_sec_config_errors_typed(overrides: dict[str, Any]) -> None:
 
 def test_sec_config_error_hides_secret() -> None:
     secret = "config-secret-value-42"
-    with pytest.raises(ValueError) as caught:
+    with pytest.raises(LogtoUsageError) as caught:
         sync.LogtoConfig(
             endpoint="http://127.0.0.1:3001",
             allowInsecureLoopback=False,
@@ -253,7 +253,7 @@ def test_sec_config_error_hides_secret() -> None:
 def test_sec_resource_indicators_absolute(served: Any, kind: str, clock: Clock) -> None:
     """The refusal itself (whatever its type, see above) happens before any request."""
     for resource in ("https://a.example/#f", "a.example", "", "https://a.example/ x"):
-        with pytest.raises(ValueError, match="absolute URI"):
+        with pytest.raises(LogtoUsageError, match="absolute URI"):
             make_client(kind, served.url, clock, config={"resources": [resource]})
     assert served.provider.log == []
 
