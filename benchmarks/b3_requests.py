@@ -58,8 +58,8 @@ async def _run_kind(kind: str, users: int) -> dict[str, Any]:
             await asyncio.create_task(
                 tutorial_flow(client, srv, user_name(n), first if n == 0 else watch)
             )
+        await close(kind, client)  # ours: waits for the background revocations
         counts = srv.requests_since(0)
-        await close(kind, client)
     total = sum(counts.values())
     return {
         "users": users,

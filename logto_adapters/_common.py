@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
-import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Literal
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Literal
 
 from logto_core.errors import (
     LogtoUsageError,
@@ -198,61 +198,138 @@ def revocation_wait_bound(timeout: Timeout) -> float:
 
 
 class BackgroundJobs:
-    """Jobs running in daemon threads (the background revocations), tracked so that they can
-    be waited for. It knows nothing of what the jobs do; a job's own failures are its business
-    (the revocation logs them), anything it lets escape is logged here, never printed."""
+    """Jobs run off the caller's thread (the background revocations), tracked so that they
+    can be waited for. Plain jobs run on a few reused threads, coroutine jobs on one event loop
+    kept in a background thread: reused threads and loops keep their connections alive, where
+    a thread and a loop per job would open a new connection (and load TLS settings) each time.
+    It knows nothing of what the jobs do; a job's own failures are its business (the
+    revocation logs them), anything it lets escape is logged here, never printed. Jobs still
+    running when the interpreter exits are waited for (each is bounded by its timeouts)."""
+
+    MAX_THREADS = 4
 
     def __init__(self, name: str) -> None:
         self._name = name
         self._lock = threading.Lock()
-        self._running: set[threading.Thread] = set()
+        self._pending: set[concurrent.futures.Future[None]] = set()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._local = threading.local()
 
     @property
     def pending(self) -> int:
-        """How many jobs are still running."""
+        """How many jobs are still queued or running."""
         with self._lock:
-            return len(self._running)
+            return len(self._pending)
 
     def start(self, job: Callable[[], object]) -> bool:
-        """Run ``job`` in a new daemon thread (the process may exit without waiting). When no
-        thread can be started (the process is out of them), the job is dropped with a
-        warning: the caller's own work is done and must not fail for it. Answers whether it
-        started."""
-        thread = threading.Thread(target=self._run, args=(job,), name=self._name, daemon=True)
-        with self._lock:
-            self._running.add(thread)
+        """Run ``job`` on a background thread. When no thread can be started (the process is
+        out of them), the job is dropped with a warning: the caller's own work is done and
+        must not fail for it. Answers whether it started."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
         try:
-            thread.start()
-        except RuntimeError as error:
             with self._lock:
-                self._running.discard(thread)
-            logger.warning("%s could not start (%s)", self._name, type(error).__name__)
-            return False
+                if self._executor is None:
+                    self._executor = concurrent.futures.ThreadPoolExecutor(
+                        self.MAX_THREADS, thread_name_prefix=self._name
+                    )
+                self._pending.add(future)
+                self._executor.submit(self._run, job, future)
+        except RuntimeError as error:
+            return self._not_started(future, error)
         return True
 
-    def _run(self, job: Callable[[], object]) -> None:
+    def start_async(self, job: Callable[[], Coroutine[Any, Any, object]]) -> bool:
+        """Run the coroutine ``job()`` on the background event loop (made on first use)."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        try:
+            with self._lock:
+                loop = self._background_loop()
+                self._pending.add(future)
+            asyncio.run_coroutine_threadsafe(self._run_async(job, future), loop)
+        except RuntimeError as error:
+            return self._not_started(future, error)
+        return True
+
+    def _background_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None or self._loop.is_closed():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(
+                target=_serve_forever, args=(loop,), name=f"{self._name}-loop", daemon=True
+            )
+            try:
+                thread.start()
+            except RuntimeError:
+                loop.close()
+                raise
+            self._loop = loop
+        return self._loop
+
+    def _not_started(self, future: concurrent.futures.Future[None], error: Exception) -> bool:
+        self._finish(future)
+        logger.warning("%s could not start (%s)", self._name, type(error).__name__)
+        return False
+
+    def _run(self, job: Callable[[], object], future: concurrent.futures.Future[None]) -> None:
+        self._local.current = future
         try:
             job()
         except BaseException as error:  # nobody to hand it to; a thread must not print it
             logger.warning("%s ended with %s", self._name, type(error).__name__)
         finally:
-            with self._lock:
-                self._running.discard(threading.current_thread())
+            self._local.current = None
+            self._finish(future)
+
+    async def _run_async(
+        self,
+        job: Callable[[], Coroutine[Any, Any, object]],
+        future: concurrent.futures.Future[None],
+    ) -> None:
+        try:
+            await job()
+        except BaseException as error:
+            logger.warning("%s ended with %s", self._name, type(error).__name__)
+        finally:
+            self._finish(future)
+
+    def _finish(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+        if not future.done():
+            future.set_result(None)
+
+    def shutdown(self) -> None:
+        """Let the threads and the loop go (after :meth:`wait`); a later job starts new ones."""
+        with self._lock:
+            executor, loop = self._executor, self._loop
+            self._executor = self._loop = None
+        if executor is not None:
+            executor.shutdown(wait=False)
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # closed already
+                loop.call_soon_threadsafe(loop.stop)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until no job is running, at most ``timeout`` seconds (``None``: as long as it
-        takes). True when none is left."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        current = threading.current_thread()
-        while True:
-            with self._lock:
-                others = [thread for thread in self._running if thread is not current]
-            if not others:
-                return True
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                return False
-            others[0].join(remaining)
+        """Wait until no job is left, at most ``timeout`` seconds (``None``: as long as it
+        takes); a job waiting for the jobs does not wait for itself. True when none is left."""
+        current = getattr(self._local, "current", None)
+        with self._lock:
+            others = [future for future in self._pending if future is not current]
+        _, not_done = concurrent.futures.wait(others, timeout)
+        return not not_done
+
+
+def _serve_forever(loop: asyncio.AbstractEventLoop) -> None:
+    """The background loop's thread: run until stopped, then close what it holds (the
+    transport's per-loop HTTP client closes through the async-generator shutdown)."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
 
 
 def refresh_wait_bound(timeout: Timeout, refresh_wait: float | None) -> float:

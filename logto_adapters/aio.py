@@ -182,6 +182,7 @@ class LogtoClient:
         opened on the running loop."""
         if self._revocations.pending:
             await asyncio.to_thread(self._revocations.wait, self._close_wait)
+        self._revocations.shutdown()
         if self._httpx is not None:
             await self._httpx.aclose()
 
@@ -253,7 +254,7 @@ class LogtoClient:
         )
         if result.to_revoke is not None:
             loop = asyncio.get_running_loop() if self._loop_bound else None
-            self._revocations.start(partial(self._revoke, result.to_revoke, loop))
+            self._revocations.start_async(partial(self._revoke, result.to_revoke, loop))
         return result.url
 
     # ---- local getters ------------------------------------------------------------------
@@ -398,10 +399,10 @@ class LogtoClient:
             return await self._wait(effect)
         return self._flights.perform(effect)
 
-    def _revoke(self, refresh_token: str, home: asyncio.AbstractEventLoop | None) -> None:
-        """A background revocation, in its own thread and loop: only requests, no storage
-        (the caller's request, and its storage, may be gone by now). Requests go through
-        ``home`` when the transport belongs to that loop."""
+    async def _revoke(self, refresh_token: str, home: asyncio.AbstractEventLoop | None) -> None:
+        """A background revocation, on the background loop: only requests, no storage (the
+        caller's request, and its storage, may be gone by now). Requests go through ``home``
+        when the transport belongs to that loop."""
         send: AsyncTransport = self._send if home is None else partial(self._send_on, home)
 
         async def perform(effect: ops.Effect) -> object:
@@ -411,7 +412,7 @@ class LogtoClient:
                 f"a revocation performs requests only, not {effect!r}"
             )  # pragma: no cover
 
-        asyncio.run(run_operation_async(ops.revoke_op(self.core, refresh_token), perform))
+        await run_operation_async(ops.revoke_op(self.core, refresh_token), perform)
 
     async def _send_on(self, home: asyncio.AbstractEventLoop, request: HttpRequest) -> HttpResponse:
         """Send ``request`` with the transport on the loop ``home`` (from this thread's own

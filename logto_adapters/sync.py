@@ -137,6 +137,7 @@ class LogtoClient:
         """Wait for the background revocations (bounded, see ``revocation``), then close the
         ``requests.Session`` the client created (not one passed in)."""
         self._revocations.wait(self._close_wait)
+        self._revocations.shutdown()
         if self._requests is not None:
             self._requests.close()
 

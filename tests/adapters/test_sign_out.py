@@ -378,3 +378,26 @@ def test_sign_out_survives_a_process_out_of_threads(
 def test_async_module_exports_the_same_waiting_api() -> None:
     assert aio.LogtoClient.wait_for_revocations is aio.LogtoClient.waitForRevocations
     assert sync.LogtoClient.wait_for_revocations is sync.LogtoClient.waitForRevocations
+
+
+def test_background_jobs_reuse_their_threads_and_loop_and_let_them_go() -> None:
+    jobs = BackgroundJobs("logto-test-reuse")
+    threads: list[str] = []
+    for _ in range(3):
+        jobs.start(lambda: threads.append(threading.current_thread().name))
+        assert jobs.wait(5.0)
+    assert len(set(threads)) == 1  # one reused worker for sequential jobs
+
+    loops: list[int] = []
+
+    async def note() -> None:
+        loops.append(id(asyncio.get_running_loop()))
+
+    for _ in range(3):
+        assert jobs.start_async(note)
+        assert jobs.wait(5.0)
+    assert len(set(loops)) == 1  # one background loop, kept
+    jobs.shutdown()
+    assert jobs.start_async(note) and jobs.wait(5.0)  # a new loop after shutdown
+    assert len(loops) == 4
+    jobs.shutdown()
