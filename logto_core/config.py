@@ -53,7 +53,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _visible_ascii(value: str) -> bool:
-    return bool(value.strip()) and all(" " <= c <= "~" for c in value)
+    return bool(value.strip()) and value.isascii() and value.isprintable()
 
 
 def _both_spellings(name: str) -> AliasChoices:

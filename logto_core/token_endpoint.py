@@ -147,4 +147,5 @@ def parse_token_response(response: HttpResponse) -> TokenResponse:
 def _is_token_text(value: str) -> bool:
     """Tokens and scopes are visible ASCII (RFC 6749 appendix A: VSCHAR, and spaces between
     scope tokens). Anything else could not be sent back in a form or a header."""
-    return all(" " <= c <= "~" for c in value)
+    # For ASCII text, isprintable() is exactly 0x20-0x7E; both run in C (a token can be long).
+    return value.isascii() and value.isprintable()
