@@ -48,6 +48,18 @@ def _scope_value(scopes: Sequence[str] | None) -> Form:
     return [("scope", " ".join(dict.fromkeys(values)))]
 
 
+def _target(
+    resource: str | None, organization_id: str | None, scopes: Sequence[str] | None
+) -> Form:
+    """What a token is asked for: one resource, an organization, a scope subset."""
+    form: Form = []
+    if resource:
+        form.append(("resource", resource))
+    if organization_id:
+        form.append(("organization_id", organization_id))
+    return form + _scope_value(scopes)
+
+
 def build_code_exchange(
     config: LogtoConfig, metadata: OidcProviderMetadata, *, code: str, attempt: PendingSignIn
 ) -> HttpRequest:
@@ -75,11 +87,7 @@ def build_refresh(
 ) -> HttpRequest:
     """Use the refresh token, optionally for a resource, an organization and a scope subset."""
     form: Form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)]
-    if resource:
-        form.append(("resource", resource))
-    if organization_id:
-        form.append(("organization_id", organization_id))
-    form.extend(_scope_value(scopes))
+    form.extend(_target(resource, organization_id, scopes))
     return _token_request(config, metadata, form)
 
 
@@ -97,11 +105,7 @@ def build_client_credentials(
     if not resource and not organization_id:
         raise LogtoUsageError("client_credentials needs a resource or an organization_id")
     form: Form = [("grant_type", "client_credentials")]
-    if resource:
-        form.append(("resource", resource))
-    if organization_id:
-        form.append(("organization_id", organization_id))
-    form.extend(_scope_value(scopes))
+    form.extend(_target(resource, organization_id, scopes))
     return _token_request(config, metadata, form)
 
 
