@@ -31,6 +31,7 @@ learnt on the way (discovery, keys, the JWKS refetch cooldown) is still kept.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -53,7 +54,7 @@ from .id_token import UnknownKeyError, allowed_algorithms, check_refreshed_id_to
 from .jwks import KeySet, build_jwks_request, parse_jwks_response
 from .jwt import decode_id_token_claims, decode_unverified
 from .models import IdTokenClaims, OidcProviderMetadata, TokenResponse, UserInfoResponse
-from .provider_state import ProviderState
+from .provider_state import ProviderCache, ProviderState, newest
 from .revocation import build_revocation_request, parse_revocation_response
 from .runtime import Runtime
 from .session import UNKNOWN_LIFETIME, CachedAccessToken, SessionState, TokenKey
@@ -112,12 +113,36 @@ class _Run:
     session: SessionState
     provider: ProviderState
     fetched_keys: bool = field(default=False)
+    cache: ProviderCache | None = None
+    """The client's shared provider cache, when the flow was given one: looked at again
+    before any fetch, and told about every fetch as soon as it is made."""
+
+    def refresh_provider(self) -> None:
+        """Catch up with what concurrent flows fetched since this one started."""
+        if self.cache is not None:
+            self.provider = newest(self.provider, self.cache.state)
+
+    def publish_provider(self) -> None:
+        if self.cache is not None:
+            self.cache.merge(self.provider)
 
     def finish(self, value: U) -> Outcome[U]:
         return Outcome(value, self.session, self.provider)
 
     def fail(self, error: LogtoError) -> Outcome[U]:
         return Outcome(None, self.session, self.provider, error)
+
+
+Provider = ProviderState | ProviderCache
+"""What a flow is given about the provider: a snapshot, or the client's shared cache."""
+
+
+def _new_run(
+    config: LogtoConfig, runtime: Runtime, session: SessionState, provider: Provider
+) -> _Run:
+    if isinstance(provider, ProviderCache):
+        return _Run(config, runtime, session, provider.state, cache=provider)
+    return _Run(config, runtime, session, provider)
 
 
 def _guarded(run: _Run, body: Step[T]) -> Flow[T]:
@@ -136,9 +161,13 @@ def _metadata(run: _Run) -> Step[OidcProviderMetadata]:
     now = run.runtime.now()
     metadata = run.provider.fresh_metadata(run.config, now)
     if metadata is None:
+        run.refresh_provider()
+        metadata = run.provider.fresh_metadata(run.config, now)
+    if metadata is None:
         response = yield build_discovery_request(run.config)
         metadata = parse_discovery_response(response, run.config)
         run.provider = run.provider.with_metadata(metadata, now)
+        run.publish_provider()
     return metadata
 
 
@@ -148,6 +177,7 @@ def _fetch_keys(run: _Run, metadata: OidcProviderMetadata, *, forced: bool) -> S
     keys = parse_jwks_response(response, now=now)
     run.provider = run.provider.with_keys(keys, forced_at=now if forced else None)
     run.fetched_keys = True
+    run.publish_provider()
     return keys
 
 
@@ -163,6 +193,9 @@ def _verified_id_token(
     token names an unknown key (signing-key rotation), at most once per cooldown."""
     now = run.runtime.now()
     keys = run.provider.fresh_keys(run.config, now)
+    if keys is None:
+        run.refresh_provider()
+        keys = run.provider.fresh_keys(run.config, now)
     if keys is None:
         keys = yield from _fetch_keys(run, metadata, forced=False)
 
@@ -184,6 +217,12 @@ def _verified_id_token(
     try:
         return verify(keys)
     except UnknownKeyError:
+        # A concurrent flow may have fetched the rotated set meanwhile: try it first.
+        run.refresh_provider()
+        newer = run.provider.fresh_keys(run.config, now)
+        if newer is not None and newer.fetched_at > keys.fetched_at:
+            with contextlib.suppress(UnknownKeyError):
+                return verify(newer)
         if run.fetched_keys or not run.provider.may_force_jwks_refetch(run.config, now):
             raise
     log.keys_refetched()
@@ -221,11 +260,11 @@ def sign_in(
     config: LogtoConfig,
     runtime: Runtime,
     session: SessionState,
-    provider: ProviderState,
+    provider: Provider,
     options: SignInOptions,
 ) -> Flow[str]:
     """Start a sign-in: returns the authorization URL and remembers the attempt."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     return _guarded(run, _sign_in(run, options))
 
 
@@ -240,11 +279,11 @@ def handle_sign_in_callback(
     config: LogtoConfig,
     runtime: Runtime,
     session: SessionState,
-    provider: ProviderState,
+    provider: Provider,
     callback_url: str,
 ) -> Flow[IdTokenClaims]:
     """Validate the authorization response, exchange the code, verify the ID token."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     return _guarded(run, _handle_callback(run, callback_url))
 
 
@@ -294,7 +333,7 @@ def get_access_token(
     config: LogtoConfig,
     runtime: Runtime,
     session: SessionState,
-    provider: ProviderState,
+    provider: Provider,
     *,
     resource: str | None = None,
     organization_id: str | None = None,
@@ -302,7 +341,7 @@ def get_access_token(
 ) -> Flow[str]:
     """A fresh access token for (resource, organization, scopes): from the cache, or by
     refreshing. ``invalid_grant`` clears the session and gives :class:`SignInRequiredError`."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     key = _token_key(resource, organization_id, scopes)
     return _guarded(run, _access_token(run, key))
 
@@ -402,11 +441,11 @@ def _stored_claims(session: SessionState) -> IdTokenClaims | None:
 
 
 def fetch_user_info(
-    config: LogtoConfig, runtime: Runtime, session: SessionState, provider: ProviderState
+    config: LogtoConfig, runtime: Runtime, session: SessionState, provider: Provider
 ) -> Flow[UserInfoResponse]:
     """Userinfo with the opaque access token; on 401 ``invalid_token`` refresh once and retry
     once (never a loop)."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     return _guarded(run, _user_info(run))
 
 
@@ -434,7 +473,7 @@ def sign_out_local(
     config: LogtoConfig,
     runtime: Runtime,
     session: SessionState,
-    provider: ProviderState,
+    provider: Provider,
     *,
     post_logout_redirect_uri: str | None = None,
 ) -> Outcome[LocalSignOut]:
@@ -442,7 +481,7 @@ def sign_out_local(
     (cached metadata if any, else Logto's fixed path), clear the session's tokens, and hand
     back the refresh token to revoke. No request: this is a plain function, not a flow. An
     invalid ``post_logout_redirect_uri`` fails with the session untouched."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     try:
         value = _sign_out_locally(run, post_logout_redirect_uri)
     except LogtoError as error:
@@ -463,14 +502,14 @@ def _sign_out_locally(run: _Run, post_logout_redirect_uri: str | None) -> LocalS
 
 
 def revoke_refresh_token(
-    config: LogtoConfig, runtime: Runtime, provider: ProviderState, refresh_token: str
+    config: LogtoConfig, runtime: Runtime, provider: Provider, refresh_token: str
 ) -> Flow[LogtoError | None]:
     """Revoke ``refresh_token`` (RFC 7009): discovery when the metadata is not fresh, then the
     revocation request (none when the provider advertises no revocation endpoint). Best
     effort: the outcome's value is the failure, or ``None``; it never carries an error. It
     belongs to no session (the outcome's session is empty and must not be stored): it may run
     after the sign-out that handed the token over has finished."""
-    run = _Run(config, runtime, SessionState(), provider)
+    run = _new_run(config, runtime, SessionState(), provider)
     return _guarded(run, _revoke(run, refresh_token))
 
 
@@ -489,13 +528,13 @@ def sign_out(
     config: LogtoConfig,
     runtime: Runtime,
     session: SessionState,
-    provider: ProviderState,
+    provider: Provider,
     *,
     post_logout_redirect_uri: str | None = None,
 ) -> Flow[SignOutResult]:
     """:func:`sign_out_local` then :func:`revoke_refresh_token` in one flow: the session is
     cleared first, a revocation failure is reported in the result, never blocks the sign-out."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     return _guarded(run, _sign_out(run, post_logout_redirect_uri))
 
 

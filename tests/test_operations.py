@@ -28,7 +28,7 @@ from logto_core.driver import (
 from logto_core.errors import LogtoError, LogtoUsageError, SignInRequiredError, TransportError
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.log import LOGGER_NAME
-from logto_core.provider_state import ProviderState
+from logto_core.provider_state import ProviderCache
 from logto_core.session import SessionState, StorageKey
 from logto_core.singleflight import Follow, Lead, Reuse, Shared, SingleFlight
 from logto_core.testing import ACCESS_TOKEN_TTL, Fault
@@ -255,7 +255,7 @@ def test_revoke_op_learns_metadata_and_logs_failures_without_raising(
     h, fake = signed_in("web")
     refresh = fake.storage[REFRESH]
     caplog.set_level(logging.WARNING, logger=LOGGER_NAME)
-    h.core._provider = ProviderState()
+    h.core._cache = ProviderCache()
     fake.fail[HttpRequest] = TransportError("refused", code="transport.connection")
     error = fake.run(ops.revoke_op(h.core, refresh))
     assert isinstance(error, TransportError) and error.code == "transport.connection"
