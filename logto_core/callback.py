@@ -212,3 +212,14 @@ def _oauth_error(params: dict[str, str]) -> LogtoError:
         error_description=params.get("error_description") or None,
         error_uri=params.get("error_uri") or None,
     )
+
+
+def matching_attempt(callback_url: str, pending: Sequence[PendingSignIn]) -> PendingSignIn | None:
+    """The pending attempt a callback URL names by its ``state``, or ``None`` when it names
+    none (or is malformed: :func:`parse_callback` then says why). Never raises."""
+    try:
+        params = _response_params(_split_absolute(callback_url))
+        state = params.get("state")
+        return _find_attempt(state, pending) if state else None
+    except CallbackError:
+        return None

@@ -21,6 +21,7 @@ from .flows import (
     SignOutResult,
     T,
     cached_access_token,
+    check_target,
     fetch_user_info,
     get_access_token,
     handle_sign_in_callback,
@@ -28,6 +29,7 @@ from .flows import (
     sign_in,
     sign_out,
     sign_out_local,
+    user_info_with_token,
 )
 from .jwt import decode_access_token_claims, decode_id_token_claims
 from .models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
@@ -121,6 +123,16 @@ class LogtoCore:
     def fetch_user_info(self, session: SessionState) -> Flow[UserInfoResponse]:
         return fetch_user_info(self.config, self.runtime, session, self._cache)
 
+    def user_info_with_token(
+        self, session: SessionState, access_token: str
+    ) -> Flow[UserInfoResponse]:
+        """Userinfo with ``access_token``, without refreshing on a 401."""
+        return user_info_with_token(self.config, self.runtime, session, self._cache, access_token)
+
+    def check_target(self, key: TokenKey) -> None:
+        """Raise :class:`LogtoUsageError` for a token this configuration cannot get."""
+        check_target(self.config, key)
+
     def sign_out(
         self, session: SessionState, postLogoutRedirectUri: str | None = None
     ) -> Flow[SignOutResult]:
@@ -148,15 +160,9 @@ class LogtoCore:
         """Revoke a refresh token, best effort; the flow's value is the failure or ``None``."""
         return revoke_refresh_token(self.config, self.runtime, self._cache, refresh_token)
 
-    def settle(self, before: SessionState, outcome: Outcome[T]) -> dict[str, str | None]:
-        """Adopt what the flow learnt about the provider and return the storage writes
-        (``None`` = delete) that turn ``before`` into the outcome's session."""
-        self.adopt(outcome)
-        return outcome.session.changes(before)
-
     def adopt(self, outcome: Outcome[T]) -> None:
-        """Adopt what a flow learnt about the provider (discovery, keys), for flows whose
-        session is not stored (:meth:`revoke`)."""
+        """Adopt what a flow learnt about the provider (discovery, keys). Flows publish their
+        fetches as they make them; this merges the final view too."""
         self._cache.merge(outcome.provider)
 
     # ---- pure getters --------------------------------------------------------------------

@@ -163,6 +163,15 @@ class TransportError(LogtoError):
         self.retry_after = retry_after
 
 
+class StorageError(LogtoError):
+    """The application's :class:`~logto_core.storage.Storage` failed (its exception is the
+    ``__cause__``). The session in the storage is left as it was before the failed save (the
+    SDK writes a session as one value); a rotated refresh token that could not be stored is
+    still remembered by this process and used for the next attempt."""
+
+    code = "storage"
+
+
 def describe_error_body(payload: Any) -> dict[str, str] | None:
     """Return the OAuth error fields of a decoded JSON body, or ``None`` if it is not one."""
     if not isinstance(payload, dict):

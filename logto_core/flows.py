@@ -32,6 +32,7 @@ learnt on the way (discovery, keys, the JWKS refetch cooldown) is still kept.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -188,6 +189,7 @@ def _verified_id_token(
     *,
     expected_nonce: str | None,
     access_token: str | None,
+    nonce_unknown: bool = False,
 ) -> Step[IdTokenClaims]:
     """Verify an ID token, fetching the keys if needed and refetching them once when the
     token names an unknown key (signing-key rotation), at most once per cooldown."""
@@ -212,6 +214,7 @@ def _verified_id_token(
             ),
             expected_nonce=expected_nonce,
             access_token=access_token,
+            nonce_unknown=nonce_unknown,
         )
 
     try:
@@ -231,20 +234,33 @@ def _verified_id_token(
 
 
 def _cache_entry(token: TokenResponse, now: float) -> CachedAccessToken:
-    """Absolute expiry from ``expires_in``; without it, from the JWT's ``exp``; without
-    either, a short conservative lifetime."""
-    if token.expires_in is not None:
-        expires_at = now + token.expires_in
-    else:
-        expires_at = now + UNKNOWN_LIFETIME
-        if token.access_token.count(".") == 2:
-            try:
-                exp = decode_unverified(token.access_token)[1].get("exp")
-            except ProviderError:
-                exp = None
-            if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-                expires_at = min(float(exp), now + 24 * 3600.0)
-    return CachedAccessToken(token=token.access_token, expires_at=expires_at, scope=token.scope)
+    """Absolute expiry from ``expires_in``, never beyond the JWT's own ``exp`` when the token
+    is a JWT (a clock that was fast when the token arrived must not stretch its life); without
+    either, a short conservative lifetime. ``obtained_at`` lets freshness notice a clock that
+    went back."""
+    expires_at = now + (token.expires_in if token.expires_in is not None else UNKNOWN_LIFETIME)
+    exp = _jwt_expiry(token.access_token)
+    if exp is not None:
+        expires_at = (
+            min(expires_at, exp) if token.expires_in is not None else min(exp, now + 24 * 3600.0)
+        )
+    return CachedAccessToken(
+        token=token.access_token, expires_at=expires_at, scope=token.scope, obtained_at=now
+    )
+
+
+def _jwt_expiry(access_token: str) -> float | None:
+    """The ``exp`` claim of a JWT access token (read, not verified: the client only uses it
+    to expire its own cache early), or ``None`` for an opaque token."""
+    if access_token.count(".") != 2:
+        return None
+    try:
+        exp = decode_unverified(access_token)[1].get("exp")
+    except ProviderError:
+        return None
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool) and math.isfinite(exp):
+        return float(exp)
+    return None
 
 
 def _token_key(
@@ -363,17 +379,37 @@ def cached_access_token(
     return None
 
 
+def check_target(config: LogtoConfig, key: TokenKey) -> None:
+    """Refuse, before any request, a token the provider would refuse: a resource that was
+    not requested at sign-in (Logto rotates the refresh token and then answers
+    ``invalid_target``, which costs a public client its grant), an organization token without
+    the organizations scope, an organization URN given as a resource."""
+    if key.organization_id and not config.wants_organizations():
+        raise LogtoUsageError(
+            "organization tokens need UserInfoScope.organizations in LogtoConfig.scopes",
+            code="usage.organizations_scope",
+        )
+    if key.resource is None:
+        return
+    if key.resource.startswith(ORGANIZATION_URN_PREFIX):
+        raise LogtoUsageError(
+            "use organization_id (getOrganizationToken) for organization tokens",
+            code="usage.organization_resource",
+        )
+    if key.resource not in config.sign_in_resources():
+        raise LogtoUsageError(
+            f"the resource {key.resource[:200]!r} was not requested at sign-in: add it to "
+            "LogtoConfig.resources (and sign in again) to get tokens for it",
+            code="usage.resource_not_configured",
+        )
+
+
 def _access_token(run: _Run, key: TokenKey, *, force: bool = False) -> Step[str]:
     now = run.runtime.now()
     cached = run.session.access_tokens.get(key)
     if not force and cached is not None and cached.is_fresh(now, run.config.tokenExpiryMargin):
         return cached.token
-    if key.organization_id and not run.config.wants_organizations():
-        raise LogtoUsageError(
-            "organization tokens need UserInfoScope.organizations in LogtoConfig.scopes"
-        )
-    if key.resource and key.resource.startswith(ORGANIZATION_URN_PREFIX):
-        raise LogtoUsageError("use organization_id (getOrganizationToken) for organization tokens")
+    check_target(run.config, key)
     refresh_token = run.session.refresh_token
     if refresh_token is None:
         raise SignInRequiredError(
@@ -419,12 +455,16 @@ def _accept_refreshed_id_token(
     same user, issuer and audience. Logto repeats the original nonce in it."""
     assert token.id_token is not None
     previous = _stored_claims(run.session)
+    # Without a stored ID token (a session written by another SDK, or corrupt) the original
+    # nonce is unknown: the token is verified in every other respect, and stored, so that the
+    # session recovers instead of refreshing and failing on every call.
     claims = yield from _verified_id_token(
         run,
         metadata,
         token.id_token,
         expected_nonce=previous.nonce if previous is not None else None,
         access_token=token.access_token,
+        nonce_unknown=previous is None,
     )
     if previous is not None:
         check_refreshed_id_token(previous, claims)
@@ -450,20 +490,50 @@ def fetch_user_info(
 
 
 def _user_info(run: _Run) -> Step[UserInfoResponse]:
-    claims = _stored_claims(run.session)
-    if claims is None:
-        raise SignInRequiredError("not signed in", code="sign_in_required.not_signed_in")
+    claims = _signed_in_claims(run.session)
     metadata = yield from _metadata(run)
     key = TokenKey()
     for attempt in range(2):
         access_token = yield from _access_token(run, key, force=attempt > 0)
-        response = yield build_userinfo_request(metadata, access_token)
         try:
-            return parse_userinfo_response(response, expected_sub=claims.sub)
+            return (yield from _user_info_request(run, metadata, access_token, claims.sub))
         except OAuthError as error:
             if attempt > 0 or error.status != 401 or run.session.refresh_token is None:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def user_info_with_token(
+    config: LogtoConfig,
+    runtime: Runtime,
+    session: SessionState,
+    provider: Provider,
+    access_token: str,
+) -> Flow[UserInfoResponse]:
+    """Userinfo with a given opaque access token, no refresh: a 401 is the caller's to handle
+    (the client operation refreshes through the single flight and retries once)."""
+    run = _new_run(config, runtime, session, provider)
+    return _guarded(run, _user_info_once(run, access_token))
+
+
+def _user_info_once(run: _Run, access_token: str) -> Step[UserInfoResponse]:
+    claims = _signed_in_claims(run.session)
+    metadata = yield from _metadata(run)
+    return (yield from _user_info_request(run, metadata, access_token, claims.sub))
+
+
+def _signed_in_claims(session: SessionState) -> IdTokenClaims:
+    claims = _stored_claims(session)
+    if claims is None:
+        raise SignInRequiredError("not signed in", code="sign_in_required.not_signed_in")
+    return claims
+
+
+def _user_info_request(
+    run: _Run, metadata: OidcProviderMetadata, access_token: str, sub: str
+) -> Step[UserInfoResponse]:
+    response = yield build_userinfo_request(metadata, access_token)
+    return parse_userinfo_response(response, expected_sub=sub)
 
 
 # ---- sign-out ---------------------------------------------------------------------------
@@ -552,6 +622,7 @@ __all__ = [
     "Outcome",
     "SignOutResult",
     "cached_access_token",
+    "check_target",
     "fetch_user_info",
     "get_access_token",
     "handle_sign_in_callback",
@@ -559,4 +630,5 @@ __all__ = [
     "sign_in",
     "sign_out",
     "sign_out_local",
+    "user_info_with_token",
 ]

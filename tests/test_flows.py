@@ -419,18 +419,33 @@ def test_cache_expiry_from_jwt_exp_when_expires_in_is_missing() -> None:
     assert h.session().access_tokens[TokenKey(API2)].expires_at == h.clock.now + 60
 
 
-def test_refreshed_id_token_cannot_be_checked_without_the_original() -> None:
-    # Storage lost the ID token but kept the refresh token: the refreshed ID token repeats a
-    # nonce the client can no longer check, so it is refused; the rotated refresh token is kept.
+def test_refresh_without_a_stored_id_token_recovers_the_session() -> None:
+    # Storage lost the ID token but kept the refresh token (another SDK wrote it, or the ID
+    # token was corrupt): the refreshed ID token repeats a nonce the client no longer has. It
+    # is verified in every other respect and stored: the session recovers after one refresh,
+    # instead of refreshing and failing on every call.
     h = Harness()
     h.sign_in()
+    user = h.core.id_token_claims(h.session()).sub
     h.sessions["s"] = SessionState(refresh_token=h.session().refresh_token)
     h.clock.advance(3600 * 24 * 11)  # confidential rotation is due
     outcome = h.token(resource=API)
-    assert isinstance(outcome.error, TokenValidationError)
-    assert outcome.error.code == "id_token.unexpected_nonce"
+    assert outcome.error is None and outcome.value is not None
     rotated = h.session().refresh_token
     assert rotated is not None and h.provider.is_refresh_token_active(rotated)
+    assert h.session().is_authenticated
+    assert h.core.id_token_claims(h.session()).sub == user
+    assert h.token(resource=API).value == outcome.value  # cached: no second refresh
+    assert h.requests_to("token", "refresh_token") == 1
+
+
+def test_refresh_without_a_stored_id_token_still_verifies_the_new_one() -> None:
+    h = Harness()
+    h.sign_in()
+    h.sessions["s"] = SessionState(refresh_token=h.session().refresh_token)
+    h.provider.faults.add(Fault("token", id_token_claims={"aud": "someone-else"}))
+    outcome = h.token(resource=API)
+    assert isinstance(outcome.error, TokenValidationError)
     assert not h.session().is_authenticated
 
 

@@ -27,6 +27,7 @@ from logto_adapters import aio
 from logto_adapters.testing import serve_provider
 from logto_core.jwt import decode_unverified
 from logto_core.runtime import Runtime
+from logto_core.session import SessionState
 from logto_core.storage import Storage
 from logto_core.testing import TestProvider
 
@@ -127,14 +128,14 @@ def run_load(sessions_count: int) -> LoadResult:
             marks["sign_in"] = time.monotonic() - started
             marks["log"] = len(served.provider.log)
             clock.now += 3601  # every access token is stale: every session must refresh
-            first = [s["refreshToken"] for s in sessions]
+            first = [SessionState.from_values(s).refresh_token for s in sessions]
             wave = time.monotonic()
             tokens = await asyncio.wait_for(
                 asyncio.gather(*(refresh(n) for n in range(sessions_count))), HANG_GUARD
             )
             marks["wave"] = time.monotonic() - wave
             for n, session in enumerate(sessions):
-                assert session["refreshToken"] != first[n]  # rotated and stored
+                assert SessionState.from_values(session).refresh_token != first[n]  # stored
             return list(tokens)
 
         tokens = asyncio.run(main())
@@ -148,7 +149,9 @@ def run_load(sessions_count: int) -> LoadResult:
             claims = decode_unverified(token)[1]
             assert (claims["sub"], claims["aud"]) == (users[n], API)  # no crossed tokens
             assert claims["exp"] > clock.now
-            assert served.provider.is_refresh_token_active(sessions[n]["refreshToken"])
+            stored_refresh = SessionState.from_values(sessions[n]).refresh_token
+            assert stored_refresh is not None
+            assert served.provider.is_refresh_token_active(stored_refresh)
         return LoadResult(
             sign_in_seconds=marks["sign_in"],
             wave_seconds=marks["wave"],
