@@ -51,7 +51,7 @@ from .errors import (
 from .flows import LocalSignOut, Outcome
 from .http import HttpRequest
 from .models import AccessTokenClaims, UserInfoResponse
-from .session import PENDING_SIGN_IN_TTL, PendingSignIn, SessionState, TokenKey
+from .session import PENDING_SIGN_IN_TTL, SessionState, TokenKey
 from .signin_url import DirectSignIn
 from .singleflight import (
     SUCCESSION_KEEP,
@@ -59,6 +59,7 @@ from .singleflight import (
     Ended,
     Follow,
     Lead,
+    Ticket,
     callback_key,
     grant_key,
 )
@@ -239,9 +240,9 @@ def callback_op(core: LogtoCore, callbackUri: object) -> Operation[None]:
 
     Concurrent handling of one callback (a double click, a browser retry) makes one code
     exchange: the others wait for it and store its result too (a second exchange of the code
-    would be a replay, and the provider would revoke the grant). A callback handled before
-    (seconds ago: its result is shared; later: it is refused as used) never reaches the
-    provider again."""
+    would be a replay, and the provider would revoke the grant). The same browser coming back
+    with a callback handled before (a reload) adopts its result: a code never reaches the
+    provider twice."""
     url = callbackUri if isinstance(callbackUri, str) else str(callbackUri)
     session: SessionState = yield LoadSession()
     attempt = matching_attempt(url, session.pending)
@@ -251,14 +252,11 @@ def callback_op(core: LogtoCore, callbackUri: object) -> Operation[None]:
         core.adopt(outcome)
         outcome.unwrap()
         return
-    key = callback_key(attempt.state)
-    ticket = yield Claim(key)
-    if isinstance(ticket, Lead):
-        result: SignedIn = yield Shielded(_lead_callback(core, ticket, key, session, url, attempt))
-    elif isinstance(ticket, Follow):
-        result = yield AwaitFlight(ticket)
+    ticket = yield Shielded(_claim_callback(core, callback_key(attempt.state), session, url))
+    if isinstance(ticket, Follow):
+        result: SignedIn = yield AwaitFlight(ticket)
     else:
-        assert isinstance(ticket, Done)  # callback keys are never ended
+        assert isinstance(ticket, Done)  # led (the exchange is done), or done before
         result = ticket.result
     saved: Saved = yield SaveSession(changes.signed_in(result), session.refresh_token)
     yield from _replaced(saved)
@@ -266,18 +264,20 @@ def callback_op(core: LogtoCore, callbackUri: object) -> Operation[None]:
         raise copied(result.error)
 
 
-def _lead_callback(
-    core: LogtoCore,
-    lead: Lead[Any],
-    key: str,
-    session: SessionState,
-    url: str,
-    attempt: PendingSignIn,
-) -> Operation[SignedIn]:
-    """The code exchange, shielded, and always published: kept for as long as the attempt
-    may live, so that the same browser coming back with the same callback (a reload, or a
-    request whose caller was interrupted before it could store the tokens) adopts the
-    sign-in instead of presenting the code again."""
+def _claim_callback(
+    core: LogtoCore, key: str, session: SessionState, url: str
+) -> Operation[Follow[Any] | Done]:
+    """Claim the callback's flight and, when leading, exchange the code and publish the
+    result, all shielded: once claimed, the flight is always settled. The result is kept for
+    as long as the attempt may live, so that the same browser coming back with the same
+    callback (a reload, or a request whose caller went away before storing the tokens)
+    adopts the sign-in instead of presenting the code again."""
+    ticket: Ticket = yield Claim(key)
+    if not isinstance(ticket, Lead):
+        assert not isinstance(ticket, Ended)  # callback keys are never ended
+        return ticket
+    attempt = matching_attempt(url, session.pending)
+    assert attempt is not None
     result = SignedIn(attempt.state, None, None, None, _interrupted("code exchange"))
     closed = False
     try:
@@ -289,8 +289,12 @@ def _lead_callback(
         raise
     finally:
         if not closed:
-            yield Publish(key, lead, result, PENDING_SIGN_IN_TTL)
-    return result
+            # A transient failure (or an exchange cut short) is shared with the concurrent
+            # callers but not kept: a reload exchanges the code again, which at worst is
+            # refused (no grant anyone holds is lost).
+            keep = 0.0 if isinstance(result.error, TransportError) else PENDING_SIGN_IN_TTL
+            yield Publish(key, ticket, result, keep)
+    return Done(result)
 
 
 def _replaced(saved: Saved) -> Operation[None]:
@@ -357,10 +361,9 @@ def access_token_op(
         if refresh_token is None:
             # No grant to coordinate on: the flow says why (and makes no request).
             return (yield from core.get_access_token(session, resource, organizationId))
-        flight = grant_key(refresh_token)
-        ticket = yield Claim(flight)
-        if isinstance(ticket, Lead):
-            refreshed: Refreshed = yield Shielded(_lead_refresh(core, ticket, flight, session, key))
+        ticket = yield Shielded(_claim_refresh(core, grant_key(refresh_token), session, key))
+        if isinstance(ticket, Lead):  # this caller led: the refresh is done
+            refreshed: Refreshed = ticket.handle
             yield SaveSession(changes.refreshed(refresh_token, refreshed), refresh_token)
             if refreshed.error is not None:
                 return Outcome(None, session, core.provider, copied(refreshed.error))
@@ -390,13 +393,18 @@ def access_token_op(
     )
 
 
-def _lead_refresh(
-    core: LogtoCore, lead: Lead[Any], flight: str, session: SessionState, key: TokenKey
-) -> Operation[Refreshed]:
-    """The refresh, shielded, and its publication: a result that retired the refresh token
-    lives on in this process, so that its successor is found by whoever holds the consumed
-    token next (the caller, if it was interrupted before it could store it; a request whose
-    storage failed)."""
+def _claim_refresh(
+    core: LogtoCore, flight: str, session: SessionState, key: TokenKey
+) -> Operation[Lead[Refreshed] | Follow[Any] | Done | Ended]:
+    """Claim the grant's flight and, when leading, refresh and publish, all shielded: once
+    claimed, the flight is always settled, whatever happens to the caller. A result that
+    retired the refresh token lives on in this process, so that its successor is found by
+    whoever holds the consumed token next (the caller, if it was interrupted before it could
+    store it; a request whose storage failed). Answers the ticket; a leader's carries the
+    result instead of the handle."""
+    ticket: Ticket = yield Claim(flight)
+    if not isinstance(ticket, Lead):
+        return ticket
     result = Refreshed(None, None, key, None, _interrupted("refresh"))
     closed = False
     try:
@@ -410,8 +418,8 @@ def _lead_refresh(
         raise
     finally:
         if not closed:
-            yield Publish(flight, lead, result, SUCCESSION_KEEP if result.retires_token else 0.0)
-    return result
+            yield Publish(flight, ticket, result, SUCCESSION_KEEP if result.retires_token else 0.0)
+    return Lead(result)
 
 
 def _interrupted(what: str) -> TransportError:

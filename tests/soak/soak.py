@@ -51,8 +51,10 @@ SPA_ID = "soak-spa"
 REDIRECT = "http://127.0.0.1:9/callback"
 API = "https://api.soak.example"
 ORG = "org-soak"
-TIMEOUT = (0.3, 0.4)
-STALL = 0.6  # a fault delay beyond the total timeout
+# Generous enough that a busy machine never times a healthy loopback exchange out; the
+# "timeout" fault stalls beyond it.
+TIMEOUT = (1.0, 1.5)
+STALL = 2.0  # a fault delay beyond the total timeout
 TRANSIENT = ("5xx", "429", "timeout", "reset", "truncated")
 FAULTS = (*TRANSIENT, "invalid_grant", "userinfo_401", "rotate_key")
 
