@@ -302,7 +302,7 @@ def tls_failed(
 ) -> TransportError:
     """The error for a TLS handshake that failed, naming the host and the likely fix.
 
-    ``verification``: the server's certificate was refused (else the handshake itself
+    ``verification``: the server's certificate was refused (else the TLS connection itself
     failed); ``hostname_mismatch``: refused because it is not valid for the host;
     ``trust_fix`` says how this client is given another CA bundle. The sanitized
     ``reason`` is kept as a :class:`TlsFailure` in ``__cause__``.
@@ -322,7 +322,7 @@ def tls_failed(
             "otherwise fix the server's certificate chain"
         )
     else:
-        detail = f"the TLS handshake with {host} failed ({reason})"
+        detail = f"the TLS connection to {host} failed ({reason})"
     error = TransportError(f"{describe(request)} failed: {detail}", code=TLS)
     error.__cause__ = TlsFailure(reason, verify_code=verify_code)
     return error
