@@ -29,14 +29,11 @@ def body_excerpt(body: bytes) -> str:
 
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header in its delay-seconds form (dates are ignored,
-    since reading them needs the wall clock)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if 0 <= seconds < 86400 else None
+    since reading them needs the wall clock): :func:`.transport_policy.parse_retry_after`
+    without a clock."""
+    from .transport_policy import parse_retry_after as parse
+
+    return parse(value)
 
 
 def decode_json(response: HttpResponse, *, what: str) -> Any:

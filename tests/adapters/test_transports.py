@@ -65,10 +65,14 @@ def raw_server() -> Iterator[tuple[str, list[bytes | list[bytes]]]]:
         listener.close()
 
 
+# The server answers one request per connection and closes it: "connection: close" keeps the
+# clients from sending the next request on a connection whose close has not arrived yet
+# (which, on a busy machine, made it take the next canned reply out of turn).
 def chunked(total: int) -> bytes:
     chunk = b"x" * 1000
     parts = [
-        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"transfer-encoding: chunked\r\n\r\n"
     ]
     for _ in range(total // 1000):
         parts.append(b"3e8\r\n" + chunk + b"\r\n")
@@ -76,7 +80,7 @@ def chunked(total: int) -> bytes:
     return b"".join(parts)
 
 
-BROKEN = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort"
+BROKEN = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 100\r\n\r\nshort"
 
 
 def test_requests_stream_cap_and_broken_body(
