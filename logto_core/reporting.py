@@ -34,17 +34,37 @@ CLIENT_AUTHENTICATING = frozenset({"token", "revocation", "introspection"})
 """Requests that authenticate the client, so that ``invalid_client`` is about its credentials."""
 
 
-def run_secrets(config: LogtoConfig, requests: Sequence[HttpRequest]) -> set[str]:
-    """The configured secret (as it is and as the SDK would send it) and every secret value
-    the requests carried."""
-    found: set[str] = set()
-    if config.secret is not None:
-        headers, _ = client_authentication(config)
-        found.add(config.secret)
-        found |= request_secrets(HttpRequest("POST", "", tuple(headers.items())))
+def config_secrets(config: LogtoConfig) -> set[str]:
+    """The configured secret, as it is and as the SDK sends it (the Basic credentials)."""
+    if config.secret is None:
+        return set()
+    headers, _ = client_authentication(config)
+    return {config.secret} | request_secrets(HttpRequest("POST", "", tuple(headers.items())))
+
+
+_CONFIG_SCRUBBERS: dict[tuple[str, str | None], Scrubber] = {}
+_CONFIG_SCRUBBERS_MAX = 16
+
+
+def _config_scrubber(config: LogtoConfig) -> Scrubber:
+    # Built once per configuration (the client secret lives as long as the config anyway):
+    # most errors leaving a flow (not signed in, no refresh token) carry no request secret.
+    key = (config.appId, config.secret)
+    scrubber = _CONFIG_SCRUBBERS.get(key)
+    if scrubber is None:
+        if len(_CONFIG_SCRUBBERS) >= _CONFIG_SCRUBBERS_MAX:
+            _CONFIG_SCRUBBERS.clear()
+        scrubber = _CONFIG_SCRUBBERS[key] = Scrubber(config_secrets(config))
+    return scrubber
+
+
+def run_scrubber(config: LogtoConfig, requests: Sequence[HttpRequest]) -> Scrubber:
+    """A scrubber for the configured secret and every secret value the requests carried."""
+    base = _config_scrubber(config)
+    carried: set[str] = set()
     for request in requests:
-        found |= request_secrets(request)
-    return found
+        carried |= request_secrets(request)
+    return Scrubber(carried, base=base) if carried else base
 
 
 def leaving_flow(
@@ -52,7 +72,7 @@ def leaving_flow(
 ) -> LogtoError:
     """Scrub ``error`` (and its chain) of the run's secrets and add what the SDK knows of
     the fix. Changes it in place and returns it."""
-    scrubber = Scrubber(run_secrets(config, requests))
+    scrubber = run_scrubber(config, requests)
     for each in _chain(error):
         each.redact(scrubber)
     if (

@@ -142,26 +142,39 @@ def _base64_forms(value: str) -> set[str]:
     return forms | {form.replace("+", "-").replace("/", "_") for form in forms}
 
 
-def _plain_forms(value: str) -> set[str]:
-    once = {encode(value) for encode in _PERCENT_ENCODINGS}
+def _forms(secret: str) -> tuple[set[str], set[str]]:
+    """The plain forms of ``secret`` (normalised) and its base64 forms. Base64 is searched
+    for the forms a request carries a value in (as it is, form- or percent-encoded): what an
+    echo that base64-encodes the request it received contains."""
+    once = {encode(secret) for encode in _PERCENT_ENCODINGS}
     twice = {encode(form) for form in once for encode in _PERCENT_ENCODINGS}
-    escaped = {encode(value) for encode in _TEXT_ENCODINGS}
-    return {value} | once | twice | escaped
+    escaped = {encode(secret) for encode in _TEXT_ENCODINGS}
+    plain = {_normalise(form) for form in {secret} | once | twice | escaped}
+    encoded: set[str] = set()
+    for form in {secret} | once:
+        encoded |= _base64_forms(form)
+    return plain, encoded - plain
 
 
 class Scrubber:
     """Replaces every occurrence of the given secrets, in any of the encodings above, with
-    :data:`REDACTED`. Base64 occurrences are widened to the partial groups around them."""
+    :data:`REDACTED`. Base64 occurrences are widened to the partial groups around them.
 
-    def __init__(self, secrets: Iterable[str]) -> None:
-        plain: set[str] = set()
-        encoded: set[str] = set()
+    ``base`` adds the secrets of another scrubber (built once for the configured client
+    secret, say) without deriving their forms again.
+    """
+
+    _plain: list[str]
+    _base64: list[str]
+
+    def __init__(self, secrets: Iterable[str], base: Scrubber | None = None) -> None:
+        plain: set[str] = set(base._plain) if base is not None else set()
+        encoded: set[str] = set(base._base64) if base is not None else set()
         for secret in {s for s in secrets if s}:
-            forms = _plain_forms(secret)
+            forms, base64_forms = _forms(secret)
             plain |= forms
-            for form in forms:
-                encoded |= _base64_forms(form)
-        self._plain = sorted({_normalise(n) for n in plain if n}, key=len, reverse=True)
+            encoded |= base64_forms
+        self._plain = sorted(plain, key=len, reverse=True)
         self._base64 = sorted(encoded - plain, key=len, reverse=True)
         self._longest = max((len(n) for n in (*self._plain, *self._base64)), default=0)
 

@@ -29,7 +29,7 @@ from logto_core.runtime import Runtime
 from logto_core.scrub import REDACTED
 from logto_core.session import SessionState
 from logto_core.testing import Fault
-from tests.harness import API, REDIRECT, Harness, make_config
+from tests.harness import API, Harness, make_config
 from tests.secret_leaks import assert_no_leak, error_texts
 
 SECRET = "web-secret"
@@ -280,4 +280,21 @@ def test_guarded_scrubs_with_the_secrets_of_earlier_requests() -> None:
     assert isinstance(error, OAuthError)
     assert error.error_description == f"{REDACTED} is bad"
     assert json.dumps(error.args).count("early-code-value") == 0
-    assert REDIRECT  # the harness module is the one the flows above use
+
+
+def test_the_configured_secret_is_scrubbed_even_without_requests() -> None:
+    # One cached scrubber per configuration; many configurations never mix their secrets.
+    for n in range(20):
+        secret = f"configured-secret-{n:02d}"
+        run = _Run(make_config(appSecret=secret), Runtime(), SessionState(), ProviderState())
+
+        def body(text: str = secret) -> Generator[HttpRequest, HttpResponse, str]:
+            raise OAuthError("invalid_request", error_description=f"no {text} here")
+            yield HttpRequest.get("http://127.0.0.1:1/never")  # pragma: no cover
+
+        flow = _guarded(run, body())
+        with pytest.raises(StopIteration) as stop:
+            next(flow)
+        error = stop.value.value.error
+        assert isinstance(error, OAuthError)
+        assert error.error_description == f"no {REDACTED} here", n
