@@ -177,6 +177,10 @@ class Scrubber:
         self._plain = sorted(plain, key=len, reverse=True)
         self._base64 = sorted(encoded - plain, key=len, reverse=True)
         self._longest = max((len(n) for n in (*self._plain, *self._base64)), default=0)
+        # A secret that shares text with the marker could reappear around it.
+        self._marker_safe = not any(
+            "[" in n or "]" in n or n in REDACTED for n in (*self._plain, *self._base64)
+        )
 
     def __bool__(self) -> bool:
         return bool(self._plain)
@@ -185,21 +189,35 @@ class Scrubber:
         """``text`` with every secret replaced."""
         if not self._plain or not text:
             return text
-        return _apply(text, self._mask(text), len(text))
+        scrubbed = _apply(text, self._mask(text), len(text))
+        return scrubbed if self._marker_safe else self._settle(scrubbed)
+
+    def _settle(self, text: str) -> str:
+        """Remove, without a marker, any secret that joining pieces made (next to the marker,
+        or around a replaced control character). Each round shortens the text: it ends."""
+        while True:
+            mask = self._mask(text)
+            if mask.find(1) == -1:
+                return text
+            text = _apply(text, mask, len(text), marker="")
 
     def excerpt(self, text: str, limit: int) -> str:
         """A bounded excerpt of a possibly long ``text``, scrubbed *before* it is cut (a cut
         could otherwise leave the first half of a secret). Only the beginning is scanned."""
+        if not self._plain:
+            return excerpts.excerpt(text, limit)
         window = text[: limit * 4 + self._longest + 8]
         stop = len(window)
-        if self._plain and stop < len(text):
+        if stop < len(text):
             # A secret starting at or after ``stop`` might reach beyond the window: leave it
             # out; one starting before it lies wholly inside the window and is replaced.
             stop -= self._longest + 6
-        scrubbed = _apply(window, self._mask(window), stop) if self._plain else window[:stop]
+        scrubbed = _apply(window, self._mask(window), stop)
         cut = stop < len(text)
         shown = excerpts.excerpt(scrubbed, limit)
-        return shown if shown.endswith(ELLIPSIS) or not cut else shown + ELLIPSIS
+        if cut and not shown.endswith(ELLIPSIS):
+            shown += ELLIPSIS
+        return self._settle(shown)
 
     def truncated(self, text: str) -> str:
         """Scrub a text that was cut (ending in ``...``) before it could be scrubbed: also drop
@@ -210,7 +228,7 @@ class Scrubber:
         body = self(text[: -len(ELLIPSIS)] if cut else text)
         if cut:
             body = body[: len(body) - self._partial_tail(body)]
-        return body + (ELLIPSIS if cut else "")
+        return self._settle(body + (ELLIPSIS if cut else ""))
 
     def _mask(self, text: str) -> bytearray:
         mask = bytearray(len(text))
@@ -258,9 +276,9 @@ def _widen_base64(text: str, begin: int, end: int) -> tuple[int, int]:
     return begin, end
 
 
-def _apply(text: str, mask: bytearray, stop: int) -> str:
-    """``text[:stop]`` with each masked run replaced by one :data:`REDACTED` (a run that
-    starts before ``stop`` is replaced whole)."""
+def _apply(text: str, mask: bytearray, stop: int, marker: str = REDACTED) -> str:
+    """``text[:stop]`` with each masked run replaced by one ``marker`` (a run that starts
+    before ``stop`` is replaced whole)."""
     parts: list[str] = []
     index = 0
     while index < stop:
@@ -269,7 +287,7 @@ def _apply(text: str, mask: bytearray, stop: int) -> str:
             parts.append(text[index:stop])
             break
         parts.append(text[index:hidden])
-        parts.append(REDACTED)
+        parts.append(marker)
         index = mask.find(0, hidden)
         if index == -1:
             break
