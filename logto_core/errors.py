@@ -203,6 +203,9 @@ class OAuthError(LogtoError):
     def redact(self, scrubber: Scrubber) -> None:
         super().redact(scrubber)
         self._compose()
+        # The message quotes excerpts of the scrubbed fields: cutting and replacing control
+        # characters must not have joined pieces into a secret.
+        self.args = (scrubber.settle(self.args[0]),)
 
 
 class SignInRequiredError(LogtoError):

@@ -190,11 +190,12 @@ class Scrubber:
         if not self._plain or not text:
             return text
         scrubbed = _apply(text, self._mask(text), len(text))
-        return scrubbed if self._marker_safe else self._settle(scrubbed)
+        return scrubbed if self._marker_safe else self.settle(scrubbed)
 
-    def _settle(self, text: str) -> str:
-        """Remove, without a marker, any secret that joining pieces made (next to the marker,
-        or around a replaced control character). Each round shortens the text: it ends."""
+    def settle(self, text: str) -> str:
+        """Remove, without a marker, any secret still in ``text``: one that joining pieces
+        made (next to the marker, around a control character replaced by a space, before an
+        ellipsis). For text built from scrubbed parts. Each round shortens it: it ends."""
         while True:
             mask = self._mask(text)
             if mask.find(1) == -1:
@@ -217,7 +218,7 @@ class Scrubber:
         shown = excerpts.excerpt(scrubbed, limit)
         if cut and not shown.endswith(ELLIPSIS):
             shown += ELLIPSIS
-        return self._settle(shown)
+        return self.settle(shown)
 
     def truncated(self, text: str) -> str:
         """Scrub a text that was cut (ending in ``...``) before it could be scrubbed: also drop
@@ -228,7 +229,7 @@ class Scrubber:
         body = self(text[: -len(ELLIPSIS)] if cut else text)
         if cut:
             body = body[: len(body) - self._partial_tail(body)]
-        return self._settle(body + (ELLIPSIS if cut else ""))
+        return self.settle(body + (ELLIPSIS if cut else ""))
 
     def _mask(self, text: str) -> bytearray:
         mask = bytearray(len(text))

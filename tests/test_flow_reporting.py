@@ -298,3 +298,18 @@ def test_the_configured_secret_is_scrubbed_even_without_requests() -> None:
         error = stop.value.value.error
         assert isinstance(error, OAuthError)
         assert error.error_description == f"no {REDACTED} here", n
+
+
+def test_a_message_never_joins_pieces_into_a_secret() -> None:
+    # "sec\x00ret" is not the secret, but its excerpt in the message ("sec ret") would be.
+    run = _Run(make_config(appSecret="sec ret"), Runtime(), SessionState(), ProviderState())
+
+    def body() -> Generator[HttpRequest, HttpResponse, str]:
+        raise OAuthError("invalid_request", error_description="a sec\x00ret b")
+        yield HttpRequest.get("http://127.0.0.1:1/never")  # pragma: no cover
+
+    with pytest.raises(StopIteration) as stop:
+        next(_guarded(run, body()))
+    error = stop.value.value.error
+    assert isinstance(error, OAuthError) and "sec ret" not in str(error)
+    assert str(error).startswith("provider answered invalid_request: a ")
