@@ -295,7 +295,7 @@ class LogtoConfig(BaseModel):
 
     # ---- immutability ---------------------------------------------------------------------
 
-    if not TYPE_CHECKING:  # type checkers already refuse assignments to a frozen model
+    if not TYPE_CHECKING:  # pragma: no branch - type checkers refuse these assignments anyway
 
         def __setattr__(self, name: str, value: Any) -> NoReturn:
             self._immutable(name)

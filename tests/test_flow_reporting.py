@@ -313,3 +313,26 @@ def test_a_message_never_joins_pieces_into_a_secret() -> None:
     error = stop.value.value.error
     assert isinstance(error, OAuthError) and "sec ret" not in str(error)
     assert str(error).startswith("provider answered invalid_request: a ")
+
+
+def test_the_chain_is_followed_through_other_exceptions() -> None:
+    def body() -> Generator[HttpRequest, HttpResponse, str]:
+        yield HttpRequest.post_form("http://127.0.0.1:1/t", [("refresh_token", "rt-0123456789")])
+        inner = OAuthError("invalid_grant", error_description="rt-0123456789 is dead")
+        try:
+            try:
+                raise inner
+            except OAuthError as error:
+                raise ValueError("a library wrapped it") from error
+        except ValueError as error:
+            raise SignInRequiredError("sign in again") from error
+
+    flow = _guarded(_guarded_run(), body())
+    next(flow)
+    with pytest.raises(StopIteration) as stop:
+        flow.send(HttpResponse.build(400))
+    error = stop.value.value.error
+    assert isinstance(error, SignInRequiredError)
+    assert isinstance(error.__cause__, ValueError)
+    inner = error.__cause__.__cause__
+    assert isinstance(inner, OAuthError) and inner.error_description == f"{REDACTED} is dead"
