@@ -37,7 +37,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from . import log
+from . import log, reporting
 from .callback import parse_callback
 from .config import LogtoConfig
 from .discovery import build_discovery_request, parse_discovery_response
@@ -147,12 +147,31 @@ def _new_run(
 
 
 def _guarded(run: _Run, body: Step[T]) -> Flow[T]:
-    """Run a flow body; an SDK error becomes the outcome's error with the state as it is."""
+    """Run a flow body; an SDK error becomes the outcome's error with the state as it is.
+
+    The body is driven by hand (``yield from`` without the sugar) so that every request it
+    makes is seen: each error leaving the flow, raised or returned in the value, is scrubbed
+    of the secrets those requests carried and given its likely fix
+    (:mod:`logto_core.reporting`) before anyone can show or log it."""
+    sent: list[HttpRequest] = []
     try:
-        value = yield from body
+        request = next(body)
+        while True:
+            sent.append(request)
+            try:
+                response = yield request
+            except GeneratorExit:
+                body.close()
+                raise
+            except BaseException as thrown:  # a transport failure, or a cancellation
+                request = body.throw(thrown)
+            else:
+                request = body.send(response)
+    except StopIteration as stop:
+        value: T = stop.value
     except LogtoError as error:
-        return run.fail(error)
-    return run.finish(value)
+        return run.fail(reporting.leaving_flow(error, run.config, sent))
+    return run.finish(reporting.leaving_flow_value(value, run.config, sent))
 
 
 # ---- shared steps -----------------------------------------------------------------------
