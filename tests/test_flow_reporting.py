@@ -24,7 +24,7 @@ from logto_core.errors import (
 )
 from logto_core.flows import _guarded, _Run
 from logto_core.http import HttpRequest, HttpResponse
-from logto_core.provider_state import ProviderState
+from logto_core.provider_state import ProviderCache, ProviderState
 from logto_core.runtime import Runtime
 from logto_core.scrub import REDACTED
 from logto_core.session import SessionState
@@ -189,7 +189,7 @@ def test_invalid_client_for_an_unknown_app() -> None:
     h.sign_in()
     h.clock.advance(7200)
     h.core = type(h.core)(make_config("nobody", appSecret=SECRET), runtime=h.core.runtime)
-    h.core._provider = ProviderState()
+    h.core._cache = ProviderCache()
     error = h.token(resource=API).error
     assert isinstance(error, OAuthError) and error.code == "oauth.invalid_client"
     assert "check appId and endpoint" in str(error)

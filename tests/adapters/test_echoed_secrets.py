@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from logto_adapters.testing import ServedProvider
 from logto_core.errors import LogtoError, OAuthError, ProviderResponseError
 from logto_core.log import LOGGER_NAME
 from logto_core.scrub import REDACTED
-from logto_core.session import StorageKey
+from logto_core.session import SessionState
 from logto_core.storage import MemoryStorage
 from logto_core.testing import Fault
 from tests.adapters.conftest import API, POST_LOGOUT, REDIRECT, USER, Clock, Harness, make_client
@@ -39,11 +38,11 @@ class Echo:
     def secrets(self) -> set[str]:
         """The client secret in its forms, and what the storage holds now."""
         found = {ECHO_SECRET, f"{ECHO_APP}:{ECHO_SECRET}", _basic()}
-        refresh = self.storage.get(StorageKey.REFRESH_TOKEN)
-        if refresh:
-            found.add(refresh)
-        for entry in json.loads(self.storage.get(StorageKey.SIGN_IN_SESSIONS) or "[]"):
-            found.update({entry["code_verifier"], entry["nonce"]})
+        session = SessionState.load(self.storage.get)
+        if session.refresh_token:
+            found.add(session.refresh_token)
+        for entry in session.pending:
+            found.update({entry.code_verifier, entry.nonce})
         return found
 
 
