@@ -19,6 +19,7 @@ from typing import Literal
 
 from logto_core.errors import LogtoUsageError, StorageError, TransportError
 from logto_core.http import HttpRequest, HttpResponse
+from logto_core.operations import copied
 from logto_core.session import StorageKey
 from logto_core.transport_policy import Timeout, split_timeout
 
@@ -46,7 +47,8 @@ class SharedGets:
             except concurrent.futures.TimeoutError:
                 raise _gave_up(request) from None
             except TransportError as error:
-                raise _copy(error) from None
+                shared = error
+            raise _copy(shared)
         try:
             response = send(request)
         except BaseException as error:
@@ -68,7 +70,8 @@ class SharedGets:
             except asyncio.TimeoutError:
                 raise _gave_up(request) from None
             except TransportError as error:
-                raise _copy(error) from None
+                shared = error
+            raise _copy(shared)
         try:
             response = await send(request)
         except BaseException as error:
@@ -115,10 +118,11 @@ class SharedGets:
 
 def _copy(error: TransportError) -> TransportError:
     """A fresh error for each waiter: an exception object raised in several threads at once
-    would share (and overwrite) one traceback."""
-    return TransportError(
-        error.message, code=error.code, status=error.status, retry_after=error.retry_after
-    )
+    would share (and overwrite) one traceback. Its cause (a TLS failure's reason) is kept;
+    raised outside the handler, it carries no context."""
+    clone = copied(error)
+    assert isinstance(clone, TransportError)
+    return clone
 
 
 def _gave_up(request: HttpRequest) -> TransportError:

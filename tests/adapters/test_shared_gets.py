@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from typing import Any
 
 import pytest
@@ -64,3 +65,60 @@ def test_a_shared_transport_failure_gives_each_caller_its_own_typed_error(
     assert all(isinstance(r, TransportError) for r in results)
     assert len({id(r) for r in results}) == N
     assert _discovery_requests(served) == 1
+
+
+def test_a_shared_failure_keeps_its_cause_for_every_waiter() -> None:
+    """A TLS failure's reason (the cause) reaches each waiter of a shared fetch, not only the
+    one that sent it; no waiter's error carries another's traceback or context."""
+    from logto_adapters._common import SharedGets
+    from logto_core.http import HttpRequest
+
+    gets = SharedGets()
+    request = HttpRequest.get("https://tenant.example/oidc/jwks", purpose="jwks")
+    started, release = threading.Event(), threading.Event()
+    reason = ValueError("certificate verify failed: unable to get local issuer certificate")
+
+    def failing(_: HttpRequest) -> Any:
+        started.set()
+        release.wait(5)
+        error = TransportError("GET https://tenant.example/oidc/jwks: TLS", code="transport.tls")
+        error.__cause__ = reason
+        raise error
+
+    errors: list[BaseException] = []
+
+    def leader() -> None:
+        try:
+            gets.send(request, failing, 5)
+        except TransportError as error:
+            errors.append(error)
+
+    claimed = threading.Event()
+    claim = gets._claim
+
+    def observed_claim(request: HttpRequest) -> Any:
+        answer = claim(request)
+        claimed.set()
+        return answer
+
+    first = threading.Thread(target=leader)
+    first.start()
+    assert started.wait(5)
+    gets._claim = observed_claim  # type: ignore[method-assign]
+    second = threading.Thread(target=lambda: errors.append(_follow(gets, request)))
+    second.start()
+    assert claimed.wait(5)  # the second caller follows the first's request
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert len(errors) == 2 and errors[0] is not errors[1]
+    assert all(e.__cause__ is reason for e in errors)
+    assert errors[1].__context__ is None
+
+
+def _follow(gets: Any, request: Any) -> BaseException:
+    try:
+        gets.send(request, lambda _: None, 5)
+    except TransportError as error:
+        return error
+    raise AssertionError("the shared failure did not reach the follower")
