@@ -119,8 +119,9 @@ def parse_token_response(response: HttpResponse) -> TokenResponse:
     ``token.*`` code:
 
     * status 200 (``token.status``) and a JSON object (strict decoder: ``provider_response.*``);
-    * ``access_token`` REQUIRED, non-empty visible ASCII (appendix A.12:
-      ``token.access_token_missing``, ``token.access_token``);
+    * ``access_token`` REQUIRED, a non-empty string (``token.access_token_missing``) usable
+      as a Bearer credential (RFC 6750 section 2.1 b64token, stricter than the VSCHAR of
+      appendix A.12: ``token.access_token``);
     * ``token_type`` REQUIRED, compared case-insensitively (section 5.1, RFC 6750); only
       ``Bearer`` is usable, since the SDK sends no DPoP proofs (``token.token_type``,
       ``token.token_type_dpop``);
@@ -174,9 +175,10 @@ def _check_access_token(payload: dict[str, object], status: int) -> None:
             status=status,
             code="token.access_token_missing",
         )
-    if not _is_token_text(access_token):
+    if _B64TOKEN.fullmatch(access_token) is None:
         raise ProviderError(
-            "token response has an access_token outside the visible ASCII range",
+            "token response has an access_token that cannot be sent as a Bearer credential "
+            "(RFC 6750 section 2.1: letters, digits and -._~+/ then optional =)",
             code="token.access_token",
         )
 
@@ -233,6 +235,9 @@ def _check_id_token_form(id_token: object) -> None:
         )
 
 
+# RFC 6750 section 2.1: the b64token of "Authorization: Bearer <token>", where the SDK (and
+# the application, towards its APIs) sends every access token it gets.
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # RFC 6749 section 3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), joined by single spaces.
 _SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+(?: [\x21\x23-\x5b\x5d-\x7e]+)*")
 

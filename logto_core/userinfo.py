@@ -38,8 +38,8 @@ def parse_userinfo_response(response: HttpResponse, *, expected_sub: str) -> Use
       the SDK does not support: :class:`ProviderError` ``userinfo.signed_unsupported``.
     * Otherwise the body is a JSON object (strict decoder) with a string ``sub`` equal to the
       signed-in user's (section 5.3.2: else the response could be a token substitution,
-      ``userinfo.sub_mismatch``), and every standard claim well typed
-      (:class:`~logto_core.models.UserInfoResponse`).
+      ``userinfo.sub_missing``, ``userinfo.sub_mismatch``), and every standard claim well
+      typed (:class:`~logto_core.models.UserInfoResponse`: ``userinfo.claims_invalid``).
     """
     if not response.ok:
         _raise_error(response)
@@ -62,7 +62,11 @@ def parse_userinfo_response(response: HttpResponse, *, expected_sub: str) -> Use
             code="userinfo.sub_mismatch",
             claim="sub",
         )
-    return validate_model(UserInfoResponse, payload, what="userinfo response")
+    try:
+        return validate_model(UserInfoResponse, payload, what="userinfo response")
+    except ProviderError as error:
+        # The message names the mistyped claims, never their values (personal data).
+        raise ProviderError(error.message, code="userinfo.claims_invalid") from None
 
 
 def _media_type(response: HttpResponse) -> str:
