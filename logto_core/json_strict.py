@@ -101,7 +101,11 @@ _DECODER = json.JSONDecoder(
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _SQUARE = str.maketrans("{}", "[]")
-_LONG_DIGITS = re.compile(rf"[0-9]{{{MAX_NUMBER_CHARS + 1}}}")
+# A digit, then a lookbehind that only lets a match go on where a run of digits starts (the
+# character before it is no digit), so each run is scanned once: a plain [0-9]{401} rescans
+# a run from each of its positions (quadratic). Leading with the digit keeps the regex
+# engine's fast scan for the first character.
+_LONG_DIGITS = re.compile(rf"[0-9](?<![0-9][0-9])[0-9]{{{MAX_NUMBER_CHARS}}}")
 
 
 def _check_bounds(text: str, max_depth: int) -> None:
@@ -125,11 +129,19 @@ def _check_depth(brackets: str, max_depth: int) -> None:
 
     Each pass deletes every innermost pair ``[]`` (they never overlap, and every deepest
     bracket is one), so it lowers the depth by one: a balanced sequence of depth ``d`` is
-    empty after ``d`` passes. At most ``max_depth`` passes, each a C-speed ``str.replace``,
-    so the cost is linear in the input whatever its shape (no Python loop per bracket).
+    empty after ``d`` passes. Deleting balanced pairs keeps the depth of what remains, so a
+    run of more than ``max_depth`` opening brackets, before or after any pass, proves the
+    nesting too deep at once (the usual shape of a hostile document). At most ``max_depth``
+    passes, each a C-speed ``str.replace`` and ``re.search``: the cost is linear in the
+    input whatever its shape, with no Python loop per bracket.
     """
+    # A substring search (CPython's two-way algorithm: linear), not a regex: a regex for a
+    # run of 65 rescans every shorter run from each of its positions.
+    too_deep = "[" * (max_depth + 1)
     remaining = brackets
     for _ in range(max_depth):
+        if too_deep in remaining:
+            raise StrictJsonError("depth", f"JSON nests deeper than {max_depth} levels")
         shorter = remaining.replace("[]", "")
         if shorter == remaining:
             break

@@ -141,6 +141,37 @@ def test_nesting_is_bounded(openers: list[str], spaced: bool) -> None:
         assert _reason(text) == "depth"
 
 
+def _depth(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+@st.composite
+def deep_trees(draw: st.DrawFn) -> Any:
+    """A spine of up to 90 nested arrays and objects, with shallow siblings at every level
+    (the depth check must not be fooled by brackets that close between the levels)."""
+    value: Any = draw(json_leaves)
+    shallow = st.sampled_from([[], {}, 0, "[", [[]], {"a": []}, [{}, []]])
+    for _ in range(draw(st.integers(1, 90))):
+        siblings = draw(st.lists(shallow, max_size=3))
+        siblings.insert(draw(st.integers(0, len(siblings))), value)
+        value = siblings if draw(st.booleans()) else {f"k{i}": v for i, v in enumerate(siblings)}
+    return value
+
+
+@settings(max_examples=300)
+@given(deep_trees())
+def test_depth_check_is_exact(tree: Any) -> None:
+    text = json.dumps(tree)
+    if _depth(tree) <= DEFAULT_MAX_DEPTH:
+        assert loads(text) == tree
+    else:
+        assert _reason(text) == "depth"
+
+
 @settings(max_examples=500)
 @given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 def test_arbitrary_bytes_give_a_value_or_a_strict_json_error(data: bytes) -> None:
@@ -161,7 +192,8 @@ def test_arbitrary_bytes_give_a_value_or_a_strict_json_error(data: bytes) -> Non
         ("[1e400]", "number"),
         ('{"a": 1, "a": 1}', "duplicate"),
         ('{"a": {"b": 1, "b": 2}}', "duplicate"),
-        ("[" * 100_000, "syntax"),  # unbalanced: refused before the decoder recurses
+        ("[" * 100_000, "depth"),  # refused before the decoder recurses
+        ("[" * 60 + "]" * 61, "syntax"),
         ("[" * 65 + "]" * 65, "depth"),
         ("1" * (MAX_NUMBER_CHARS + 1), "number"),
         ("", "syntax"),
