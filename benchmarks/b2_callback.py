@@ -86,7 +86,7 @@ class World:
         """A sign-in attempt, the browser's callback URL and the token response to it."""
         before = SessionState()
         outcome = run_sync(self.core.sign_in(before, REDIRECT), self.send)
-        self.core.settle(before, outcome)
+        self.core.adopt(outcome)
         session = outcome.session
         callback = self.provider.approve(outcome.unwrap(), user_name(n))
         flow = self.core.handle_sign_in_callback(session, callback)
@@ -99,7 +99,7 @@ class World:
         """A complete sign-in, requests included."""
         before = SessionState()
         outcome = run_sync(self.core.sign_in(before, REDIRECT), self.send)
-        self.core.settle(before, outcome)
+        self.core.adopt(outcome)
         callback = self.provider.approve(outcome.unwrap(), user_name(n))
         done = run_sync(self.core.handle_sign_in_callback(outcome.session, callback), self.send)
         self.core.settle(outcome.session, done)
@@ -116,7 +116,7 @@ class World:
             outcome = stop.value
         else:  # pragma: no cover - the provider state is warm, no other request is needed
             raise AssertionError("the callback flow asked for a second request")
-        self.core.settle(prepared.session, outcome)
+        self.core.adopt(outcome)
         outcome.unwrap()
         return outcome.session
 

@@ -1,5 +1,7 @@
-"""What both clients share besides their public names (those are in :mod:`.public`): the
-thread-safe single-flight table, shared fetches of provider metadata, background jobs.
+"""What both clients share besides their public names (those are in :mod:`.public`):
+shared fetches of provider metadata, the revocation settings, storage errors, fork safety.
+The flight table and per-session locks are in :mod:`._flights`, background jobs in
+:mod:`._background`.
 
 The clients share their protocol logic through :mod:`logto_core` (the operations in
 :mod:`logto_core.operations`); each only adds an interpreter for the effects.
@@ -9,69 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
+import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, Literal
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Literal
 
-from logto_core.errors import (
-    LogtoUsageError,
-    TransportError,
-)
+from logto_core.errors import LogtoUsageError, StorageError, TransportError
 from logto_core.http import HttpRequest, HttpResponse
-from logto_core.log import logger
-from logto_core.operations import ForgetFlights, JoinFlight, SettleFlight, Ticket
-from logto_core.runtime import Runtime
-from logto_core.singleflight import Shared, SingleFlight
-from logto_core.storage import Storage
+from logto_core.session import StorageKey
 from logto_core.transport_policy import Timeout, split_timeout
 
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
 """``(connect, total)`` seconds of one provider exchange, retries included."""
-
-SYNC_GETTERS_DOC = """\
-``isAuthenticated``, ``getIdToken``, ``getIdTokenClaims`` and ``getRefreshToken`` only read the
-storage; they never touch the network."""
-
-Handle = concurrent.futures.Future[Shared]
-"""A flight's handle: a ``concurrent.futures.Future``, so that a follower on any thread or
-event loop can wait for a leader running on another."""
-
-
-class Flights:
-    """One client's single-flight table (:class:`~logto_core.singleflight.SingleFlight`),
-    shared by all its threads and event loops: performs the single-flight effects."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._table: SingleFlight[Handle] = SingleFlight()
-        self._lock = threading.Lock()
-
-    def perform(self, effect: JoinFlight | SettleFlight | ForgetFlights) -> Ticket | None:
-        """Do a single-flight effect (the same way for threads and event loops)."""
-        if isinstance(effect, JoinFlight):
-            return self.join(effect)
-        if isinstance(effect, SettleFlight):
-            self.settle(effect)
-        else:
-            self.forget(effect)
-        return None
-
-    def join(self, effect: JoinFlight) -> Ticket:
-        handle: Handle = concurrent.futures.Future()
-        handle.set_running_or_notify_cancel()  # a running future cannot be cancelled
-        with self._lock:
-            return self._table.claim(effect.key, handle, self._runtime.now())
-
-    def settle(self, effect: SettleFlight) -> None:
-        with self._lock:
-            self._table.settle(effect.key, effect.shared, self._runtime.now())
-        handle: Handle = effect.lead.handle
-        handle.set_result(effect.shared)
-
-    def forget(self, effect: ForgetFlights) -> None:
-        with self._lock:
-            self._table.forget(effect.refresh_token)
 
 
 class SharedGets:
@@ -177,159 +129,38 @@ def _gave_up(request: HttpRequest) -> TransportError:
     )
 
 
-RevocationMode = Literal["background", "inline"]
-"""When a sign-out revokes the refresh token: ``"background"`` (in a daemon thread, after
-``signOut`` returned) or ``"inline"`` (before ``signOut`` returns, as serverless code needs)."""
+RevocationMode = Literal["inline", "background"]
+"""When a sign-out revokes the refresh token: ``"inline"`` (the default: before ``signOut``
+returns, waiting at most ``revocation_timeout`` seconds, after which it goes on in the
+background) or ``"background"`` (``signOut`` returns at once). Either way the local sign-out
+never waits on the provider's answer longer than that, and revocations still running are
+finished at ``close()`` and at interpreter exit, within ``revocation_timeout``."""
+
+DEFAULT_REVOCATION_TIMEOUT = 3.0
+"""Seconds ``signOut`` waits for the revocation (inline mode), and that interpreter exit
+waits for unfinished revocations in total."""
 
 
 def waits_for_revocation(mode: object) -> bool:
-    """Whether ``mode`` (the clients' ``revocation`` option) revokes inline."""
+    """Whether ``mode`` (the clients' ``revocation`` option) waits for the revocation."""
     if mode not in ("background", "inline"):
         raise LogtoUsageError(
-            'revocation must be "background" or "inline"', code="usage.revocation_mode"
+            'revocation must be "inline" or "background"', code="usage.revocation_mode"
         )
     return mode == "inline"
 
 
-def revocation_wait_bound(timeout: Timeout) -> float:
-    """How long ``close()`` waits for background revocations: a revocation is at most a
-    discovery and the revocation request, each bounded by the total timeout."""
-    return 2 * split_timeout(timeout)[1]
-
-
-class BackgroundJobs:
-    """Jobs run off the caller's thread (the background revocations), tracked so that they
-    can be waited for. Plain jobs run on a few reused threads, coroutine jobs on one event loop
-    kept in a background thread: reused threads and loops keep their connections alive, where
-    a thread and a loop per job would open a new connection (and load TLS settings) each time.
-    It knows nothing of what the jobs do; a job's own failures are its business (the
-    revocation logs them), anything it lets escape is logged here, never printed. Jobs still
-    running when the interpreter exits are waited for (each is bounded by its timeouts)."""
-
-    MAX_THREADS = 4
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._lock = threading.Lock()
-        self._pending: set[concurrent.futures.Future[None]] = set()
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._local = threading.local()
-
-    @property
-    def pending(self) -> int:
-        """How many jobs are still queued or running."""
-        with self._lock:
-            return len(self._pending)
-
-    def start(self, job: Callable[[], object]) -> bool:
-        """Run ``job`` on a background thread. When no thread can be started (the process is
-        out of them), the job is dropped with a warning: the caller's own work is done and
-        must not fail for it. Answers whether it started."""
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        try:
-            with self._lock:
-                if self._executor is None:
-                    self._executor = concurrent.futures.ThreadPoolExecutor(
-                        self.MAX_THREADS, thread_name_prefix=self._name
-                    )
-                self._pending.add(future)
-                self._executor.submit(self._run, job, future)
-        except RuntimeError as error:
-            return self._not_started(future, error)
-        return True
-
-    def start_async(self, job: Callable[[], Coroutine[Any, Any, object]]) -> bool:
-        """Run the coroutine ``job()`` on the background event loop (made on first use)."""
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        try:
-            with self._lock:
-                loop = self._background_loop()
-                self._pending.add(future)
-            asyncio.run_coroutine_threadsafe(self._run_async(job, future), loop)
-        except RuntimeError as error:
-            return self._not_started(future, error)
-        return True
-
-    def _background_loop(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None or self._loop.is_closed():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(
-                target=_serve_forever, args=(loop,), name=f"{self._name}-loop", daemon=True
-            )
-            try:
-                thread.start()
-            except RuntimeError:
-                loop.close()
-                raise
-            self._loop = loop
-        return self._loop
-
-    def _not_started(self, future: concurrent.futures.Future[None], error: Exception) -> bool:
-        self._finish(future)
-        logger.warning("%s could not start (%s)", self._name, type(error).__name__)
-        return False
-
-    def _run(self, job: Callable[[], object], future: concurrent.futures.Future[None]) -> None:
-        self._local.current = future
-        try:
-            job()
-        except BaseException as error:  # nobody to hand it to; a thread must not print it
-            logger.warning("%s ended with %s", self._name, type(error).__name__)
-        finally:
-            self._local.current = None
-            self._finish(future)
-
-    async def _run_async(
-        self,
-        job: Callable[[], Coroutine[Any, Any, object]],
-        future: concurrent.futures.Future[None],
-    ) -> None:
-        try:
-            await job()
-        except BaseException as error:
-            logger.warning("%s ended with %s", self._name, type(error).__name__)
-        finally:
-            self._finish(future)
-
-    def _finish(self, future: concurrent.futures.Future[None]) -> None:
-        with self._lock:
-            self._pending.discard(future)
-        if not future.done():
-            future.set_result(None)
-
-    def shutdown(self) -> None:
-        """Let the threads and the loop go (after :meth:`wait`); a later job starts new ones."""
-        with self._lock:
-            executor, loop = self._executor, self._loop
-            self._executor = self._loop = None
-        if executor is not None:
-            executor.shutdown(wait=False)
-        if loop is not None:
-            with contextlib.suppress(RuntimeError):  # closed already
-                loop.call_soon_threadsafe(loop.stop)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until no job is left, at most ``timeout`` seconds (``None``: as long as it
-        takes); a job waiting for the jobs does not wait for itself. True when none is left."""
-        current = getattr(self._local, "current", None)
-        with self._lock:
-            others = [future for future in self._pending if future is not current]
-        _, not_done = concurrent.futures.wait(others, timeout)
-        return not not_done
-
-
-def _serve_forever(loop: asyncio.AbstractEventLoop) -> None:
-    """The background loop's thread: run until stopped, then close what it holds (the
-    transport's per-loop HTTP client closes through the async-generator shutdown)."""
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_forever()
-    finally:
-        try:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            loop.close()
+def checked_revocation_timeout(seconds: object) -> float:
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not 0 <= seconds < float("inf")
+    ):
+        raise LogtoUsageError(
+            "revocation_timeout must be a finite number of seconds, 0 or more",
+            code="usage.revocation_timeout",
+        )
+    return float(seconds)
 
 
 def refresh_wait_bound(timeout: Timeout, refresh_wait: float | None) -> float:
@@ -338,10 +169,46 @@ def refresh_wait_bound(timeout: Timeout, refresh_wait: float | None) -> float:
     return refresh_wait if refresh_wait is not None else 4 * split_timeout(timeout)[1]
 
 
-def write_all(storage: Storage, writes: Mapping[str, str | None]) -> None:
-    """Apply storage writes to a synchronous storage (``None`` = delete)."""
-    for key, value in writes.items():
-        if value is None:
-            storage.delete(key)
-        else:
-            storage.set(key, value)
+def storage_failed(action: str, key: str, error: BaseException) -> StorageError:
+    """The typed error for a storage that raised; its exception is chained by the caller
+    (``raise ... from error``). The message names the key and the exception's type only: a
+    storage's own message may quote the value, which holds tokens."""
+    return StorageError(
+        f"the session storage failed to {action} {key!r} ({type(error).__name__}); the stored "
+        "session is unchanged; check the storage (a database, Redis, the framework's session)",
+        code=f"storage.{action}",
+    )
+
+
+SESSION_WRITE_ORDER = (StorageKey.SESSION, *StorageKey.LEGACY)
+"""The session value is written first, then official-SDK entries deleted: a failure half way
+leaves either the old session or the new one, never a mix."""
+
+
+def ordered(writes: Mapping[str, str | None]) -> list[tuple[str, str | None]]:
+    return sorted(writes.items(), key=lambda item: SESSION_WRITE_ORDER.index(item[0]))
+
+
+class ForkSafe:
+    """Objects that hold per-process state (connection pools, locks, in-flight tables):
+    :meth:`after_fork_in_child` runs in every child forked after they were made (a gunicorn
+    ``--preload`` master that used the client before forking its workers)."""
+
+    def after_fork_in_child(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+_FORK_SAFE: weakref.WeakSet[ForkSafe] = weakref.WeakSet()
+
+
+def track_forks(obj: ForkSafe) -> None:
+    _FORK_SAFE.add(obj)
+
+
+def _reset_in_child() -> None:
+    for obj in list(_FORK_SAFE):
+        obj.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)

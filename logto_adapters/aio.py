@@ -25,8 +25,11 @@ several threads: ``httpx.AsyncClient`` instances are kept per loop (see
 across loops and threads.
 
 What every method does is written once, in :mod:`logto_core.operations`; this module only
-performs their effects with awaits. A task cancelled in the middle of a refresh still settles
-the refresh for the callers waiting on it (the cancellation is thrown into the operation).
+performs their effects with awaits. A refresh or a code exchange runs in a task of its own
+on the caller's loop, which the caller only awaits: a caller cancelled after the request
+reached the provider (an ASGI server cancels a request whose browser went away) stops
+waiting, while the task stores the rotated refresh token and hands the result to the callers
+waiting on it.
 """
 
 from __future__ import annotations
@@ -47,23 +50,28 @@ from logto_core import operations as ops
 from logto_core import transport_policy as policy
 from logto_core.client import LogtoCore
 from logto_core.driver import run_operation_async
+from logto_core.errors import LogtoError
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
-from logto_core.session import SessionState, StorageKey
-from logto_core.singleflight import Shared
+from logto_core.session import SessionState, read_session
 from logto_core.transport_policy import RetryPolicy, Timeout
 
 from . import public
+from ._background import BackgroundJobs
 from ._common import (
+    DEFAULT_REVOCATION_TIMEOUT,
     DEFAULT_TIMEOUT,
-    BackgroundJobs,
-    Flights,
+    ForkSafe,
     RevocationMode,
     SharedGets,
+    checked_revocation_timeout,
+    ordered,
     refresh_wait_bound,
-    revocation_wait_bound,
+    storage_failed,
+    track_forks,
     waits_for_revocation,
 )
+from ._flights import Flights, KeyedLocks
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
 from .public import (
     AccessTokenClaims,
@@ -103,7 +111,11 @@ class AsyncStorage(Protocol):
 AnyStorage = Storage | AsyncStorage
 
 
-class LogtoClient:
+MAX_REKEYS = 4
+"""Times a save follows the session to another grant before it writes under the last one."""
+
+
+class LogtoClient(ForkSafe):
     """The tutorial's ``LogtoClient``, for asyncio.
 
     :param config: the :class:`LogtoConfig`.
@@ -121,14 +133,17 @@ class LogtoClient:
         :class:`TransportError` on failure).
     :param refresh_wait: longest wait, in seconds, for a concurrent refresh of the same session
         (defaults to four total timeouts).
-    :param revocation: when :meth:`signOut` revokes the refresh token. ``"background"`` (the
-        default): after the session is cleared and the URL returned, in a daemon thread with
-        its own event loop (the caller's loop may close as soon as the view returns, as in
-        Flask's async views), so an unreachable provider never delays the sign-out;
-        :meth:`aclose` (and leaving an ``async with`` block) waits for them, bounded by two
-        total timeouts. With ``http_client`` or ``transport`` (which may belong to one loop),
-        the revocation's requests are sent on the loop ``signOut`` ran on. ``"inline"``:
-        before :meth:`signOut` returns (for serverless functions, frozen once they answer).
+    :param revocation: how :meth:`signOut` revokes the refresh token (RFC 7009; the local
+        sign-out is done first and never depends on it). It runs on a background event loop
+        in a daemon thread (the caller's loop may close as soon as the view returns, as in
+        Flask's async views); with ``http_client`` or ``transport`` (which may belong to one
+        loop) its requests are sent on the loop ``signOut`` ran on. ``"inline"`` (the
+        default): ``signOut`` waits for it at most ``revocation_timeout`` seconds, after which
+        it goes on in the background. ``"background"``: ``signOut`` returns at once. In both
+        modes revocations still running are waited for by :meth:`aclose` (and leaving an
+        ``async with`` block) and at interpreter exit, at most ``revocation_timeout`` seconds
+        in all.
+    :param revocation_timeout: seconds, see ``revocation`` (default 3).
     """
 
     def __init__(
@@ -143,9 +158,11 @@ class LogtoClient:
         max_retries: int = 2,
         transport: AsyncTransport | None = None,
         refresh_wait: float | None = None,
-        revocation: RevocationMode = "background",
+        revocation: RevocationMode = "inline",
+        revocation_timeout: float = DEFAULT_REVOCATION_TIMEOUT,
     ) -> None:
         self._inline_revocation = waits_for_revocation(revocation)
+        self._revocation_timeout = checked_revocation_timeout(revocation_timeout)
         # A caller's httpx client or transport may be bound to the loop it was made on; the
         # transport we build keeps one httpx client per loop and works on any.
         self._loop_bound = http_client is not None or transport is not None
@@ -164,13 +181,28 @@ class LogtoClient:
             transport = self._httpx
         self._send: AsyncTransport = transport
         self._refresh_wait = refresh_wait_bound(timeout, refresh_wait)
-        self._flights = Flights(self.runtime)
-        self._gets = SharedGets()
         self._snapshot: contextvars.ContextVar[SessionState] = contextvars.ContextVar(
             f"logto_session_{id(self)}"
         )
-        self._revocations = BackgroundJobs("logto-revocation")
-        self._close_wait = revocation_wait_bound(timeout)
+        self._revocations = BackgroundJobs("logto-revocation", exit_wait=self._revocation_timeout)
+        self._start_process_state()
+        track_forks(self)
+
+    def _start_process_state(self) -> None:
+        """What only makes sense inside one process: in-flight tables, locks, shielded tasks."""
+        self._flights = Flights(self.runtime, lease=self._refresh_wait)
+        self._gets = SharedGets()
+        self._locks = KeyedLocks()
+        self._shielded: set[asyncio.Future[Any]] = set()
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: drop the parent's connections and in-flight state (they belong
+        to the parent's loops and sockets), keep the provider knowledge."""
+        self._start_process_state()
+        self._revocations.after_fork_in_child()
+        reset = getattr(self._send, "after_fork_in_child", None)
+        if callable(reset):
+            reset()
 
     @property
     def config(self) -> LogtoConfig:
@@ -181,7 +213,7 @@ class LogtoClient:
         thread, so the loop keeps running), then close the ``httpx.AsyncClient`` this client
         opened on the running loop."""
         if self._revocations.pending:
-            await asyncio.to_thread(self._revocations.wait, self._close_wait)
+            await asyncio.to_thread(self._revocations.wait, self._revocation_timeout)
         self._revocations.shutdown()
         if self._httpx is not None:
             await self._httpx.aclose()
@@ -237,24 +269,27 @@ class LogtoClient:
             )
         )
 
-    async def handleSignInCallback(self, callbackUri: str) -> None:
-        """Check the authorization response in ``callbackUri``, exchange the code and store
-        the tokens. Raises a :class:`LogtoError` subclass on any failure."""
+    async def handleSignInCallback(self, callbackUri: object) -> None:
+        """Check the authorization response in ``callbackUri`` (the URL the browser came back
+        to: a string, or any object whose ``str()`` is it, such as Starlette's ``URL``),
+        exchange the code and store the tokens. Raises a :class:`LogtoError` subclass on any
+        failure."""
         await self._do(ops.callback_op(self.core, callbackUri))
 
     async def signOut(self, postLogoutRedirectUri: str | None = None) -> str:
         """Forget the session's tokens and return the provider's end-session URL to redirect
-        the browser to, without waiting on the provider. The refresh token is revoked (best
-        effort, a failure is logged as a warning) in the background, or before returning with
-        ``revocation="inline"``."""
-        result = await self._do(
-            ops.sign_out_op(
-                self.core, postLogoutRedirectUri, wait_for_revocation=self._inline_revocation
-            )
-        )
+        the browser to. The refresh token is then revoked (best effort: a failure is logged as
+        a warning, never raised), waiting at most ``revocation_timeout`` seconds (see
+        ``revocation``)."""
+        result = await self._do(ops.sign_out_op(self.core, postLogoutRedirectUri))
         if result.to_revoke is not None:
             loop = asyncio.get_running_loop() if self._loop_bound else None
-            self._revocations.start_async(partial(self._revoke, result.to_revoke, loop))
+            job = self._revocations.start_async(partial(self._revoke, result.to_revoke, loop))
+            if job is not None and self._inline_revocation:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        asyncio.shield(asyncio.wrap_future(job)), self._revocation_timeout
+                    )
         return result.url
 
     # ---- local getters ------------------------------------------------------------------
@@ -350,16 +385,27 @@ class LogtoClient:
 
     def _sync_storage_session(self) -> SessionState | None:
         """The session read from a synchronous storage; ``None`` for an async storage."""
-        get = self.storage.get
-        values = [get(key) for key in StorageKey.ALL]
-        for value in values:
-            # The type test first: inspect.isawaitable is slow next to it, and this runs on
-            # every page view.
-            if value is not None and type(value) is not str and inspect.isawaitable(value):
-                for pending in values:
-                    _discard(pending)
-                return None
-        return SessionState.from_entries(*values)
+        reader = read_session()
+        try:
+            key = next(reader)
+            while True:
+                value = self._get_now(key)
+                # The type test first: inspect.isawaitable is slow next to it, and this runs on
+                # every page view.
+                if value is not None and type(value) is not str and inspect.isawaitable(value):
+                    _discard(value)
+                    reader.close()
+                    return None
+                key = reader.send(value)
+        except StopIteration as stop:
+            session: SessionState = stop.value
+            return session
+
+    def _get_now(self, key: str) -> Any:
+        try:
+            return self.storage.get(key)
+        except Exception as error:
+            raise storage_failed("read", key, error) from error
 
     def _snapshot_or_raise(self) -> SessionState:
         try:
@@ -372,14 +418,23 @@ class LogtoClient:
             code="usage.async_storage",
         )
 
-    async def _get(self, key: str) -> str | None:
-        value: Any = self.storage.get(key)
+    async def _get(self, key: str) -> Any:
+        value: Any = self._get_now(key)
         if value is not None and type(value) is not str and inspect.isawaitable(value):
-            value = await value
-        return value  # type: ignore[no-any-return]
+            try:
+                value = await value
+            except Exception as error:
+                raise storage_failed("read", key, error) from error
+        return value
 
     async def _load(self) -> SessionState:
-        session = SessionState.from_values({key: await self._get(key) for key in StorageKey.ALL})
+        reader = read_session()
+        try:
+            key = next(reader)
+            while True:
+                key = reader.send(await self._get(key))
+        except StopIteration as stop:
+            session: SessionState = stop.value
         self._snapshot.set(session)
         return session
 
@@ -395,11 +450,30 @@ class LogtoClient:
             return await self._load()
         if isinstance(effect, ops.SaveSession):
             return await self._save(effect)
+        if isinstance(effect, ops.Claim):
+            return self._flights.claim(effect)
         if isinstance(effect, ops.AwaitFlight):
             return await self._wait(effect)
-        return self._flights.perform(effect)
+        if isinstance(effect, ops.Publish):
+            self._flights.publish(effect)
+            return None
+        if isinstance(effect, ops.EndFlight):
+            self._flights.end(effect)
+            return None
+        return await self._shield(effect)
 
-    async def _revoke(self, refresh_token: str, home: asyncio.AbstractEventLoop | None) -> None:
+    async def _shield(self, effect: ops.Shielded) -> object:
+        """Run the work in a task of its own on this loop and await it: a cancellation of the
+        caller stops the waiting, not the work (which stores and shares its result)."""
+        task = asyncio.ensure_future(run_operation_async(effect.operation, self._perform))
+        self._shielded.add(task)  # a strong reference until it is done
+        task.add_done_callback(_shielded_done)
+        task.add_done_callback(self._shielded.discard)
+        return await asyncio.shield(task)
+
+    async def _revoke(
+        self, refresh_token: str, home: asyncio.AbstractEventLoop | None
+    ) -> LogtoError | None:
         """A background revocation, on the background loop: only requests, no storage (the
         caller's request, and its storage, may be gone by now). Requests go through ``home``
         when the transport belongs to that loop."""
@@ -412,7 +486,7 @@ class LogtoClient:
                 f"a revocation performs requests only, not {effect!r}"
             )  # pragma: no cover
 
-        await run_operation_async(ops.revoke_op(self.core, refresh_token), perform)
+        return await run_operation_async(ops.revoke_op(self.core, refresh_token), perform)
 
     async def _send_on(self, home: asyncio.AbstractEventLoop, request: HttpRequest) -> HttpResponse:
         """Send ``request`` with the transport on the loop ``home`` (from this thread's own
@@ -450,30 +524,54 @@ class LogtoClient:
             raise _loop_closed(request)
         raise policy.timed_out(request)
 
-    async def _save(self, effect: ops.SaveSession) -> bool:
-        """Apply the writes and keep this context's snapshot current. With a synchronous
-        storage nothing is awaited between a guarded save's check and its writes, so no other
-        task of this loop can slip in between."""
-        stored = await self._get(StorageKey.REFRESH_TOKEN) if effect.guarded else None
-        if not effect.accepts(stored):
-            await self._load()
-            return False
-        for key, value in effect.writes.items():
-            done: Any = self.storage.delete(key) if value is None else self.storage.set(key, value)
-            if inspect.isawaitable(done):
-                await done
-        self._snapshot.set(effect.after)
-        return True
+    async def _save(self, effect: ops.SaveSession) -> ops.Saved:
+        """Apply the change to the stored session under that session's lock (its grant):
+        saves of one session never interleave, saves of others never wait. When the stored
+        grant is not the one the operation read, the save follows it to its lock. Keeps this
+        context's snapshot current."""
+        key = KeyedLocks.key_of(effect.grant)
+        for attempt in range(MAX_REKEYS + 1):
+            async with self._locks.held_async(key):
+                before = await self._load()
+                stored = KeyedLocks.key_of(before.refresh_token)
+                if stored != key and attempt < MAX_REKEYS:
+                    key = stored
+                    continue
+                after = effect.change(before)
+                if after is None or after == before:
+                    return ops.Saved(before, before)
+                await self._write(after)
+                self._snapshot.set(after)
+                return ops.Saved(before, after)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _wait(self, effect: ops.AwaitFlight) -> Shared:
+    async def _write(self, session: SessionState) -> None:
+        for key, value in ordered(session.writes()):
+            try:
+                done: Any = (
+                    self.storage.delete(key) if value is None else self.storage.set(key, value)
+                )
+                if inspect.isawaitable(done):
+                    await done
+            except Exception as error:
+                raise storage_failed("write", key, error) from error
+
+    async def _wait(self, effect: ops.AwaitFlight) -> object:
         # wrap_future hands the result over to this loop thread-safely, whichever loop (or
         # thread) the leader runs on.
-        handle: concurrent.futures.Future[Shared] = effect.follow.handle
+        handle: concurrent.futures.Future[Any] = effect.follow.handle
         try:
             return await asyncio.wait_for(asyncio.wrap_future(handle), self._refresh_wait)
         except asyncio.TimeoutError:
             pass
         raise effect.timeout_error()
+
+
+def _shielded_done(task: asyncio.Future[Any]) -> None:
+    """Retrieve a shielded task's failure, so that asyncio does not report it as never
+    retrieved when its caller went away (the failure was published to the waiters)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _pass_on(answer: concurrent.futures.Future[HttpResponse], task: asyncio.Task[Any]) -> None:

@@ -1,8 +1,8 @@
 """Serve a :class:`logto_core.testing.TestProvider` over real HTTP on a loopback address.
 
-The test provider is a pure function from request to response; this module puts it behind a
-``ThreadingHTTPServer`` in a daemon thread, so that the real clients (and their transports,
-timeouts and retries) can be exercised end to end::
+The test provider is a pure function from request to response; this module puts it behind an
+HTTP/1.1 server so that the real clients (and their transports, timeouts and retries) can be
+exercised end to end::
 
     with serve_provider(lambda url: TestProvider(url, clock=clock)) as server:
         provider = server.provider
@@ -10,20 +10,28 @@ timeouts and retries) can be exercised end to end::
 
 The provider's issuer contains its port, so pass a *factory* taking the base URL when the
 port is chosen by the OS (``port=0``, the default); a ready-made provider works when it was
-built for the URL the server binds. Fault delays (``Fault(delay=...)``) are slept for real,
-capped by ``max_delay``, without holding the provider lock. Requests are answered one at a
-time by the provider (it is not thread-safe), concurrently by the server.
+built for the URL the server binds.
+
+The server is made for load: one asyncio event loop in a daemon thread serves every
+connection (no thread per connection), HTTP/1.1 is parsed by ``h11`` (the parser ``httpx``
+itself uses), connections are kept alive, the accept queue is deep, and ``TCP_NODELAY`` is set
+so that kept-alive answers never wait for a delayed ACK. Fault delays (``Fault(delay=...)``)
+are awaited, capped by ``max_delay``, without holding the provider lock, so a stalled answer
+never stalls the others. The provider answers one request at a time (it is not thread-safe);
+:attr:`ServedProvider.lock` is held while it does.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
-import sys
+import socket
 import threading
-import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal, cast
+from typing import Literal, cast
+
+import h11
 
 from logto_core.errors import LogtoUsageError
 from logto_core.http import HttpRequest, HttpResponse
@@ -33,7 +41,16 @@ MAX_REQUEST_BODY = 1024 * 1024
 """Largest request body the server reads (the provider refuses much smaller ones anyway)."""
 
 DEFAULT_MAX_DELAY = 30.0
-"""Longest fault delay slept, so that a test can never hang on a misconfigured fault."""
+"""Longest fault delay awaited, so that a test can never hang on a misconfigured fault."""
+
+BACKLOG = 2048
+"""Pending connections the kernel queues before the loop accepts them (load tests open
+hundreds at once; Linux caps it at ``net.core.somaxconn``)."""
+
+IDLE_TIMEOUT = 60.0
+"""A kept-alive connection with no request for this long is closed."""
+
+_READ_SIZE = 64 * 1024
 
 ProviderSource = TestProvider | Callable[[str], TestProvider]
 
@@ -47,74 +64,189 @@ def _check_loopback(host: str) -> None:
         raise LogtoUsageError("the test provider only listens on loopback addresses")
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    # Without it, Nagle's algorithm meets the client's delayed ACK on kept-alive connections
-    # and every answer waits about 40 ms.
-    disable_nagle_algorithm = True
+class _Connection:
+    """One client connection: read requests with h11, answer them one after the other."""
 
-    def do_GET(self) -> None:
-        self._answer("GET")
+    def __init__(
+        self,
+        server: _Server,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self._server = server
+        self._reader = reader
+        self._writer = writer
+        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
 
-    def do_POST(self) -> None:
-        self._answer("POST")
+    async def serve(self) -> None:
+        sock = self._writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            while await self._one_exchange():
+                self._h11.start_next_cycle()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError, h11.ProtocolError):
+            pass  # a client that drops or garbles its connection is routine in these tests
+        finally:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
 
-    def _answer(self, method: Literal["GET", "POST"]) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        if length > MAX_REQUEST_BODY:
-            self._write(HttpResponse.build(413, {"content-type": "text/plain"}, b"too large"))
-            self.close_connection = True
-            return
-        body = self.rfile.read(length) if length else None
+    async def _next_event(self) -> h11.Event | type[h11.PAUSED] | type[h11.NEED_DATA]:
+        while True:
+            event = self._h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await asyncio.wait_for(self._reader.read(_READ_SIZE), IDLE_TIMEOUT)
+            self._h11.receive_data(data)
+
+    async def _one_exchange(self) -> bool:
+        """Read one request and answer it; True when the connection may carry another."""
+        event = await self._next_event()
+        if not isinstance(event, h11.Request):
+            return False  # the client closed the connection (ConnectionClosed) between requests
+        body = bytearray()
+        while True:
+            part = await self._next_event()
+            if isinstance(part, h11.Data):
+                body += part.data
+                if len(body) > MAX_REQUEST_BODY:
+                    await self._write(
+                        HttpResponse.build(413, {"content-type": "text/plain"}, b"too large")
+                    )
+                    return False
+            elif isinstance(part, h11.EndOfMessage):
+                break
+            else:
+                return False
+        method = event.method.decode("ascii", "replace").upper()
+        if method not in ("GET", "POST"):
+            await self._write(HttpResponse.build(405, {"content-type": "text/plain"}, b""))
+            return self._reusable()
         request = HttpRequest(
-            method=method,
-            url=self.server.base_url + self.path,
-            headers=tuple((k.lower(), v) for k, v in self.headers.items()),
-            body=body,
+            method=cast(Literal["GET", "POST"], method),
+            url=self._server.base_url + event.target.decode("ascii", "replace"),
+            headers=tuple(
+                (name.decode("latin-1").lower(), value.decode("latin-1"))
+                for name, value in event.headers
+            ),
+            body=bytes(body) if body else None,
         )
-        reply = self.server.respond(request)
+        reply = self._server.respond(request)
         if reply.delay > 0:
             # Outside the provider lock: a stalled answer must not stall the others.
-            time.sleep(min(reply.delay, self.server.max_delay))
-        self._write(reply.response)
+            await asyncio.sleep(min(reply.delay, self._server.max_delay))
+        await self._write(reply.response)
+        return self._reusable()
 
-    def _write(self, response: HttpResponse) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            if name not in ("content-length", "transfer-encoding", "connection"):
-                self.send_header(name, value)
-        self.send_header("content-length", str(len(response.body)))
-        self.end_headers()
+    def _reusable(self) -> bool:
+        return self._h11.our_state is h11.DONE and self._h11.their_state is h11.DONE
+
+    async def _write(self, response: HttpResponse) -> None:
+        headers = [
+            (name, value)
+            for name, value in response.headers.items()
+            if name not in ("content-length", "transfer-encoding", "connection")
+        ]
+        # 1xx, 204 and 304 answers carry no body (RFC 9110 section 6.4.1); h11 enforces it.
+        bodiless = response.status < 200 or response.status in (204, 304)
+        if not bodiless:
+            headers.append(("content-length", str(len(response.body))))
+        data = self._h11.send(h11.Response(status_code=response.status, headers=headers)) or b""
+        if not bodiless and response.body:
+            data += self._h11.send(h11.Data(data=response.body)) or b""
+        data += self._h11.send(h11.EndOfMessage()) or b""
+        self._writer.write(data)
+        await self._writer.drain()
+
+
+class _Server:
+    """The provider, its lock, and the loop thread serving it."""
+
+    def __init__(self, host: str, port: int, max_delay: float) -> None:
+        self.max_delay = max_delay
+        self.lock = threading.Lock()
+        self.provider: TestProvider
+        self.loop = asyncio.new_event_loop()
+        self._connections: set[asyncio.Task[None]] = set()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
         try:
-            self.wfile.write(response.body)
-        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
-            self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence: tests read :attr:`TestProvider.log` instead."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128  # bursts of connections from load tests (the default is 5)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that drops its connection is routine here (timeout and load tests);
-        anything else is reported as usual."""
-        if isinstance(sys.exc_info()[1], ConnectionError):
-            return
-        super().handle_error(request, client_address)
-
-    base_url: str
-    provider: TestProvider
-    max_delay: float
-    lock: threading.Lock
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((host, port))
+            self._socket.listen(BACKLOG)
+            self._socket.setblocking(False)
+        except BaseException:
+            self._socket.close()
+            self.loop.close()
+            raise
+        bound = cast(tuple[str, int], self._socket.getsockname()[:2])
+        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+        self.port = bound[1]
+        self.base_url = f"http://{shown}:{bound[1]}"
+        self._thread = threading.Thread(target=self._run, name="logto-test-provider", daemon=True)
+        self._ready = threading.Event()
+        self._stopping: asyncio.Event | None = None
 
     def respond(self, request: HttpRequest) -> ProviderReply:
         with self.lock:
             return self.provider.respond(request)
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._main())
+            # Connections accepted while the server was closing: end them as asyncio.run would.
+            while pending := asyncio.all_tasks(self.loop):
+                for task in pending:
+                    task.cancel()
+                self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        finally:
+            self.loop.close()
+
+    async def _main(self) -> None:
+        self._stopping = asyncio.Event()
+        server = await asyncio.start_server(self._accept, sock=self._socket, backlog=BACKLOG)
+        self._ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            await server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await _Connection(self, reader, writer).serve()
+        except asyncio.CancelledError:
+            # Only stop() cancels connections. Ending normally instead of as cancelled keeps
+            # Python 3.11's stream callback (which calls task.exception()) from printing it.
+            pass
+        finally:
+            self._connections.discard(task)
+
+    def stop(self) -> None:
+        if not self._thread.is_alive() and not self._ready.is_set():  # never started
+            self._socket.close()
+            self.loop.close()
+            return
+        stopping = self._stopping
+        if stopping is not None and not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
+                self.loop.call_soon_threadsafe(stopping.set)
+        self._thread.join(timeout=10.0)
+        self._socket.close()
 
 
 class ServedProvider:
@@ -123,9 +255,8 @@ class ServedProvider:
     Stop it with :meth:`stop` (idempotent) or by leaving the ``with`` block.
     """
 
-    def __init__(self, server: _Server, thread: threading.Thread) -> None:
+    def __init__(self, server: _Server) -> None:
         self._server = server
-        self._thread = thread
         self._stopped = False
 
     @property
@@ -135,7 +266,7 @@ class ServedProvider:
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._server.port
 
     @property
     def provider(self) -> TestProvider:
@@ -150,9 +281,7 @@ class ServedProvider:
         if self._stopped:
             return
         self._stopped = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5.0)
+        self._server.stop()
 
     def __enter__(self) -> ServedProvider:
         return self
@@ -170,12 +299,7 @@ def start_provider(
 ) -> ServedProvider:
     """Start serving and return the handle (remember to :meth:`ServedProvider.stop` it)."""
     _check_loopback(host)
-    server = _Server((host, port), _Handler)
-    bound = cast(tuple[str, int], server.server_address[:2])
-    shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-    server.base_url = f"http://{shown}:{bound[1]}"
-    server.max_delay = max_delay
-    server.lock = threading.Lock()
+    server = _Server(host, port, max_delay)
     try:
         server.provider = (
             provider if isinstance(provider, TestProvider) else provider(server.base_url)
@@ -186,13 +310,10 @@ def start_provider(
                 f"{server.base_url}; pass a factory taking the URL"
             )
     except BaseException:
-        server.server_close()
+        server.stop()
         raise
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    return ServedProvider(server, thread)
+    server.start()
+    return ServedProvider(server)
 
 
 def serve_provider(

@@ -6,9 +6,24 @@ caller provides a client (used as is, on whatever loop they use it), this transp
 client per running loop, forgotten when the loop is garbage-collected or closed.
 
 As for the requests transport: redirects are never followed, bodies are streamed and capped,
-each exchange has a total deadline (``asyncio.wait_for``) on top of httpx's connect and read
-timeouts, only idempotent GETs are retried, and every failure is a
-:class:`~logto_core.errors.TransportError` without the library exception chained.
+only idempotent GETs are retried (:class:`logto_core.transport_policy.Attempts`), and every
+failure is a :class:`~logto_core.errors.TransportError` without the library exception chained.
+
+Deadlines. ``timeout=(connect, total)``: every request ends within ``total`` seconds of its
+start whatever the peer does, retries and their waits included (all attempts share the one
+deadline). Each attempt runs, connect, TLS handshake, headers and the whole body, inside
+``asyncio.wait_for`` with the time left, on top of httpx's per-operation timeouts (so name
+resolution, run in a worker thread by anyio, is abandoned at the deadline too). A cancelled
+exchange closes its connection (httpcore removes it from the pool; the tests pin that the
+next request works, on a pool of one connection).
+
+TLS. A refused certificate or a failed handshake is ``transport.tls``: it names the host and
+the fix, chains the TLS library's reason as a
+:class:`~logto_core.transport_policy.TlsFailure`, and is logged once at WARNING (see
+:mod:`logto_adapters.transport_tls`).
+
+Fork. :meth:`HttpxTransport.after_fork_in_child` makes a forked child forget every per-loop
+client without closing it (closing would write to, and shut, the parent's connections).
 """
 
 from __future__ import annotations
@@ -28,7 +43,13 @@ from logto_core.errors import TransportError
 from logto_core.http import MAX_BODY_BYTES, HttpRequest, HttpResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 
+from .transport_tls import tls_problem
+
 ClientFactory = Callable[[], httpx.AsyncClient]
+TRUST_FIX = (
+    "pass the client a client_factory that builds httpx.AsyncClient(verify=context) with "
+    "that CA loaded (context = ssl.create_default_context(cafile=...)), or set SSL_CERT_FILE"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +97,9 @@ class HttpxTransport:
         self._per_loop = weakref.WeakKeyDictionary()
         self._ssl_context: ssl.SSLContext | None = None
         self._lock = threading.Lock()
+        # Per-loop tables a forked child inherited: kept, never closed nor collected (see
+        # after_fork_in_child).
+        self._forked_away: list[object] = []
 
     async def client_for_running_loop(self) -> httpx.AsyncClient:
         """The ``AsyncClient`` to use on the running loop (created on first use)."""
@@ -119,55 +143,51 @@ class HttpxTransport:
         if entry is not None:
             await entry.closer.aclose()
 
+    def after_fork_in_child(self) -> None:
+        """In a forked child: forget every per-loop client (their connections are the
+        parent's) so that the next request on any loop makes a new client with connections
+        of its own. The forgotten clients are neither closed nor garbage-collected: closing
+        one would write TLS close alerts to, and shut, the parent's sockets, and collecting
+        one would make its loop-shutdown hook wake the parent's loop. A ``client`` you passed
+        is yours to replace. The lock is new too (another thread of the parent may have held
+        it at the fork)."""
+        self._forked_away.append(self._per_loop)
+        self._per_loop = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         deadline = time.monotonic() + self.total_timeout
-        attempt = 0
-        while True:
-            response: HttpResponse | None = None
-            failure: TransportError | None = None
-            try:
-                response = await self._send_once(request, deadline)
-            except TransportError as error:
-                failure = error
-            wait = policy.retry_delay(
-                request,
-                attempt,
-                self.retry,
-                entropy=self._runtime.entropy,
-                now=self._runtime.now(),
-                remaining=deadline - time.monotonic(),
-                response=response,
-                failure=failure,
-            )
-            if wait is None:
-                break
-            await self._sleep(wait)
-            attempt += 1
-        if failure is not None:
-            raise failure
-        assert response is not None
-        refusal = policy.final_check(request, response, self._runtime.now())
-        if refusal is not None:
-            raise refusal
-        return response
+        attempts = policy.Attempts(request, self.retry, self._runtime)
+        for wait in attempts:
+            if wait:
+                await self._sleep(wait)
+            outcome = await self._send_once(request, deadline)
+            attempts.record(outcome, remaining=deadline - time.monotonic())
+        return attempts.result()
 
-    async def _send_once(self, request: HttpRequest, deadline: float) -> HttpResponse:
+    async def _send_once(
+        self, request: HttpRequest, deadline: float
+    ) -> HttpResponse | TransportError:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise policy.timed_out(request)
+            return policy.timed_out(request)
         client = await self.client_for_running_loop()
-        # Classified in the handler, raised outside it: no library exception as __context__.
-        problem: TransportError | None = None
+        # Classified in the handler, raised later outside it: no library exception as
+        # __context__ (its text may hold the full URL).
         try:
             return await asyncio.wait_for(self._exchange(client, request), remaining)
+        except TransportError as ours:  # body too large
+            return ours
         except (asyncio.TimeoutError, httpx.TimeoutException):
-            problem = policy.timed_out(request)
-        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.NetworkError):
+            return policy.timed_out(request)
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.NetworkError) as error:
+            tls = tls_problem(request, error, trust_fix=TRUST_FIX)
+            if tls is not None:
+                return tls
             # Only idempotent GETs are ever retried, so a broken connection can count as one.
-            problem = policy.connection_failed(request, "could not connect or the connection broke")
+            return policy.connection_failed(request, "could not connect or the connection broke")
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError, ValueError):
-            problem = policy.request_failed(request, "the exchange failed")
-        raise problem
+            return policy.request_failed(request, "the exchange failed")
 
     async def _exchange(self, client: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
         async with client.stream(
@@ -189,4 +209,4 @@ class HttpxTransport:
             return HttpResponse.build(raw.status_code, raw.headers.multi_items(), bytes(body))
 
 
-__all__ = ["ClientFactory", "HttpxTransport"]
+__all__ = ["TRUST_FIX", "ClientFactory", "HttpxTransport"]

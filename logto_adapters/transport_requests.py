@@ -1,10 +1,38 @@
 """A blocking transport over ``requests``: sends one :class:`HttpRequest` at a time.
 
 One ``requests.Session`` per transport (so per client) reuses connections. Redirects are
-never followed, bodies are streamed and capped, every attempt has connect and read timeouts
-and the whole exchange (retries and their waits included) a total deadline. Every failure is
-a :class:`~logto_core.errors.TransportError` whose message names the method, host and path
-only; the underlying exception is not chained (its text may contain the full URL).
+never followed, bodies are streamed and capped, and only idempotent GETs (discovery, JWKS)
+are retried, as :class:`logto_core.transport_policy.Attempts` decides.
+
+Deadlines. ``timeout=(connect, total)``: every request ends within ``total`` seconds of its
+start whatever the peer does (a trickled status line, headers, body or TLS handshake, a peer
+that accepts and never answers, a body that never ends), retries and their waits included:
+all attempts share the one deadline. requests' own timeouts only bound each socket
+operation, so each exchange is also watched by :mod:`logto_adapters.socket_deadline`, whose
+watchdog thread shuts the exchange's socket down at the deadline; the request then fails
+with ``transport.timeout``. Each read is also bounded by the time left, and each connect
+attempt by ``min(connect, time left)`` (name resolution is the system resolver's).
+
+A session you pass (``RequestsTransport(session)``, ``LogtoClient(session=...)``) is used
+with its own settings (proxies, ``verify``, ``cert``, headers, hooks, ``trust_env``); where
+requests would let an environment variable override a setting made on the session
+(``REQUESTS_CA_BUNDLE`` over ``session.verify``, ``HTTPS_PROXY`` over ``session.proxies``),
+the session's setting wins. Its stock ``HTTPAdapter`` instances are replaced, at the same
+prefixes, by :class:`~logto_adapters.socket_deadline.DeadlineAdapter` instances with the same
+pool sizes and retries (the same behaviour, plus the deadline). Adapters of your own classes
+are kept as they are: requests through them have per-read timeouts (and a deadline check
+between body chunks) only, and their prefixes are listed in
+:attr:`RequestsTransport.unwatched_prefixes`.
+
+Errors. Every failure is a :class:`~logto_core.errors.TransportError` whose message names
+the method, host and path only; the library's exception is never chained (its text may hold
+the full URL). A refused certificate or a failed TLS handshake is ``transport.tls``: it
+names the host and the fix, chains the TLS library's reason alone as a
+:class:`~logto_core.transport_policy.TlsFailure`, is logged once at WARNING and is not
+retried (see :mod:`logto_adapters.transport_tls`).
+
+Fork. :meth:`RequestsTransport.after_fork_in_child` makes a forked child forget the
+parent's pooled connections without touching their sockets.
 """
 
 from __future__ import annotations
@@ -21,14 +49,20 @@ from logto_core.errors import TransportError
 from logto_core.http import MAX_BODY_BYTES, HttpRequest, HttpResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 
+from . import socket_deadline
+from .transport_tls import tls_problem
+
 CHUNK_SIZE = 64 * 1024
+TRUST_FIX = (
+    "pass the client a requests.Session whose verify is the path of that CA's bundle "
+    "(LogtoClient(config, session=session)), or set REQUESTS_CA_BUNDLE"
+)
 
 
 class RequestsTransport:
     """``transport(request) -> HttpResponse``, raising :class:`TransportError`.
 
-    ``timeout`` is ``(connect, total)`` seconds (or one number for both). Only idempotent
-    GETs (discovery, JWKS) are retried, as :mod:`logto_core.transport_policy` decides.
+    ``timeout`` is ``(connect, total)`` seconds (or one number for both).
     """
 
     def __init__(
@@ -48,6 +82,8 @@ class RequestsTransport:
             # (a tenth of a loopback exchange); for a session of ours they are read once per
             # origin instead (see _environment). A caller's session is used as configured.
             self.session.trust_env = False
+        self.unwatched_prefixes: tuple[str, ...] = tuple(socket_deadline.install(self.session))
+        """Prefixes whose adapters (the caller's own classes) do not enforce the deadline."""
         self._environments: dict[str, dict[str, Any]] = {}
         self.connect_timeout, self.total_timeout = policy.split_timeout(timeout)
         self.retry = retry if retry is not None else policy.RetryPolicy()
@@ -60,65 +96,76 @@ class RequestsTransport:
         if self._owns_session:
             self.session.close()
 
+    def after_fork_in_child(self) -> None:
+        """In a forked child: forget every pooled connection (they are the parent's) without
+        reading, writing, shutting down or closing their sockets for the parent, so that the
+        next request opens a connection of its own. Applies to every ``HTTPAdapter`` of the
+        session, the caller's too. (The deadline watchdog is renewed in the child by
+        :mod:`~logto_adapters.socket_deadline` itself.)"""
+        socket_deadline.forget_pools(self.session)
+
     def __call__(self, request: HttpRequest) -> HttpResponse:
         deadline = time.monotonic() + self.total_timeout
-        attempt = 0
-        while True:
-            response: HttpResponse | None = None
-            failure: TransportError | None = None
-            try:
-                response = self._send_once(request, deadline)
-            except TransportError as error:
-                failure = error
-            wait = policy.retry_delay(
-                request,
-                attempt,
-                self.retry,
-                entropy=self._runtime.entropy,
-                now=self._runtime.now(),
-                remaining=deadline - time.monotonic(),
-                response=response,
-                failure=failure,
-            )
-            if wait is None:
-                break
-            self._sleep(wait)
-            attempt += 1
-        if failure is not None:
-            raise failure
-        assert response is not None
-        refusal = policy.final_check(request, response, self._runtime.now())
-        if refusal is not None:
-            raise refusal
-        return response
+        attempts = policy.Attempts(request, self.retry, self._runtime)
+        for wait in attempts:
+            if wait:
+                self._sleep(wait)
+            outcome = self._send_once(request, deadline)
+            attempts.record(outcome, remaining=deadline - time.monotonic())
+        return attempts.result()
 
-    def _send_once(self, request: HttpRequest, deadline: float) -> HttpResponse:
+    def _send_once(self, request: HttpRequest, deadline: float) -> HttpResponse | TransportError:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise policy.timed_out(request)
-        # The exception is classified inside the handler but raised outside it, so that the
-        # library's exception (its text may hold the full URL) is not kept as __context__.
-        problem: TransportError | None = None
+            return policy.timed_out(request)
+        exchange = socket_deadline.begin(deadline)
+        try:
+            outcome = self._attempt(request, deadline, remaining, exchange)
+        finally:
+            expired = socket_deadline.end(exchange)
+        # Past the deadline the socket was cut: whatever the library made of that (an error,
+        # or a body read to the cut and taken as complete), the exchange timed out.
+        return policy.timed_out(request) if expired else outcome
+
+    def _attempt(
+        self,
+        request: HttpRequest,
+        deadline: float,
+        remaining: float,
+        exchange: socket_deadline.Exchange,
+    ) -> HttpResponse | TransportError:
+        # The library's exception is classified inside the handler but the error is raised
+        # later, outside it, so that the exception (its text may hold the full URL) is not
+        # kept as __context__.
         try:
             return self._exchange(request, deadline, remaining)
+        except TransportError as ours:  # body too large, or past the deadline between chunks
+            return ours
         except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
-            problem = policy.timed_out(request)
-        except requests.ConnectionError as error:
-            problem = _connection_problem(request, error)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError, ValueError):
-            # A read cut short by the socket timeout can surface as a broken chunk: past the
-            # deadline, it is a timeout whatever the library called it.
-            if time.monotonic() >= deadline:
-                problem = policy.timed_out(request)
-            else:
-                problem = policy.request_failed(request, "the exchange failed")
-        raise problem
+            return policy.timed_out(request)
+        except (
+            requests.RequestException,
+            urllib3.exceptions.HTTPError,
+            OSError,
+            ValueError,
+        ) as error:
+            # A read cut at the deadline (by the watchdog, or by the socket timeout) surfaces
+            # as a broken connection or chunk: past the deadline, it is a timeout.
+            if exchange.expired or time.monotonic() >= deadline:
+                return policy.timed_out(request)
+            tls = tls_problem(request, error, trust_fix=TRUST_FIX)
+            if tls is not None:
+                return tls
+            if isinstance(error, requests.ConnectionError):
+                return _connection_problem(request, error)
+            return policy.request_failed(request, "the exchange failed")
 
     def _environment(self, url: str) -> dict[str, Any]:
         """Proxies and certificate settings from the environment, as requests would find
-        them for ``url``, read once per origin (for sessions this transport created)."""
+        them for ``url``, read once per origin (for sessions this transport created); for a
+        caller's session, the settings made on it, so that they win over the environment."""
         if not self._owns_session:
-            return {}
+            return _explicit_settings(self.session)
         origin = "/".join(url.split("/", 3)[:3])
         settings = self._environments.get(origin)
         if settings is None:
@@ -147,9 +194,25 @@ class RequestsTransport:
                 body += chunk
                 if len(body) > self._max_body:
                     raise policy.body_too_large(request, self._max_body)
+                # For an adapter without the watchdog (see unwatched_prefixes), at least
+                # between chunks.
                 if time.monotonic() > deadline:
                     raise policy.timed_out(request)
             return HttpResponse.build(raw.status_code, raw.headers.items(), bytes(body))
+
+
+def _explicit_settings(session: requests.Session) -> dict[str, Any]:
+    """A caller's ``session.verify`` and ``session.proxies``, passed with each request:
+    with ``trust_env``, requests would otherwise let REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+    replace the CA bundle (or ``verify=False``) set on the session (psf/requests#3829), and
+    HTTP(S)_PROXY a proxy set on it: not what a caller who set them means, nor what the TLS
+    error tells them to do."""
+    settings: dict[str, Any] = {}
+    if session.verify is not True:
+        settings["verify"] = session.verify
+    if session.proxies:
+        settings["proxies"] = dict(session.proxies)
+    return settings
 
 
 def _connection_problem(request: HttpRequest, error: requests.ConnectionError) -> TransportError:
@@ -160,4 +223,4 @@ def _connection_problem(request: HttpRequest, error: requests.ConnectionError) -
     return policy.connection_failed(request, "could not connect or the connection broke")
 
 
-__all__ = ["RequestsTransport"]
+__all__ = ["TRUST_FIX", "RequestsTransport"]

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, parse_qsl
 
-from .errors import CallbackError, LogtoError, OAuthError
+from .errors import CallbackError, LogtoError, OAuthError, is_oauth_error_code
+from .excerpts import excerpt
 from .session import PENDING_SIGN_IN_TTL, PendingSignIn
 from .urls import origin_and_path, split_url
 
@@ -183,7 +184,8 @@ def _check_attempt(
     iss = params.get("iss")
     if iss is not None and iss != issuer:
         return CallbackError(
-            f"the callback's iss parameter {iss!r} is not the expected issuer {issuer!r} "
+            f"the callback's iss parameter {excerpt(iss, 120)!r} is not the expected issuer "
+            f"{issuer!r} "
             "(a response from another provider)",
             code="callback.iss_mismatch",
         )
@@ -202,13 +204,29 @@ def _check_attempt(
 
 
 def _oauth_error(params: dict[str, str]) -> LogtoError:
+    """The provider's error answer. Its text came through the browser: ``error`` becomes part
+    of a stable code, so it must be an RFC 6749 error code (section 4.1.2.1); the message
+    quotes only a bounded excerpt of the description (the attribute keeps it)."""
     error = params["error"]
-    if not error:
+    if not is_oauth_error_code(error):
         return CallbackError(
-            "the callback carries an empty error parameter", code="callback.malformed"
+            "the callback's error parameter is empty or not an OAuth error code "
+            f"(RFC 6749 section 4.1.2.1): {excerpt(error, 80)!r}",
+            code="callback.malformed",
         )
     return OAuthError(
         error,
         error_description=params.get("error_description") or None,
         error_uri=params.get("error_uri") or None,
     )
+
+
+def matching_attempt(callback_url: str, pending: Sequence[PendingSignIn]) -> PendingSignIn | None:
+    """The pending attempt a callback URL names by its ``state``, or ``None`` when it names
+    none (or is malformed: :func:`parse_callback` then says why). Never raises."""
+    try:
+        params = _response_params(_split_absolute(callback_url))
+        state = params.get("state")
+        return _find_attempt(state, pending) if state else None
+    except CallbackError:
+        return None

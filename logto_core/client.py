@@ -21,6 +21,7 @@ from .flows import (
     SignOutResult,
     T,
     cached_access_token,
+    check_target,
     fetch_user_info,
     get_access_token,
     handle_sign_in_callback,
@@ -28,10 +29,11 @@ from .flows import (
     sign_in,
     sign_out,
     sign_out_local,
+    user_info_with_token,
 )
 from .jwt import decode_access_token_claims, decode_id_token_claims
 from .models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
-from .provider_state import ProviderState, newest
+from .provider_state import ProviderCache, ProviderState
 from .runtime import DEFAULT_RUNTIME, Runtime
 from .session import SessionState, TokenKey
 from .signin_url import DirectSignIn, SignInOptions
@@ -40,8 +42,9 @@ from .signin_url import DirectSignIn, SignInOptions
 class LogtoCore:
     """The protocol side of one client configuration.
 
-    Thread-safety: the only mutable member is the shared :class:`ProviderState`, replaced
-    atomically by :meth:`settle`; everything else is computed from values.
+    Thread-safety: the only mutable member is the shared provider cache
+    (:class:`~logto_core.provider_state.ProviderCache`), whose state is replaced atomically as
+    flows publish what they fetch; everything else is computed from values.
     """
 
     def __init__(
@@ -55,12 +58,12 @@ class LogtoCore:
             raise LogtoUsageError("config must be a LogtoConfig")
         self.config = config
         self.runtime = runtime
-        self._provider = provider if provider is not None else ProviderState()
+        self._cache = ProviderCache(provider)
 
     @property
     def provider(self) -> ProviderState:
         """What the client knows about the provider; export it with ``to_json()``."""
-        return self._provider
+        return self._cache.state
 
     # ---- flows ---------------------------------------------------------------------------
 
@@ -93,14 +96,12 @@ class LogtoCore:
             max_age=maxAge,
             extra_params=extraParams,
         )
-        return sign_in(self.config, self.runtime, session, self._provider, options)
+        return sign_in(self.config, self.runtime, session, self._cache, options)
 
     def handle_sign_in_callback(
         self, session: SessionState, callbackUri: str
     ) -> Flow[IdTokenClaims]:
-        return handle_sign_in_callback(
-            self.config, self.runtime, session, self._provider, callbackUri
-        )
+        return handle_sign_in_callback(self.config, self.runtime, session, self._cache, callbackUri)
 
     def get_access_token(
         self,
@@ -113,14 +114,24 @@ class LogtoCore:
             self.config,
             self.runtime,
             session,
-            self._provider,
+            self._cache,
             resource=resource or None,
             organization_id=organizationId,
             scopes=scopes,
         )
 
     def fetch_user_info(self, session: SessionState) -> Flow[UserInfoResponse]:
-        return fetch_user_info(self.config, self.runtime, session, self._provider)
+        return fetch_user_info(self.config, self.runtime, session, self._cache)
+
+    def user_info_with_token(
+        self, session: SessionState, access_token: str
+    ) -> Flow[UserInfoResponse]:
+        """Userinfo with ``access_token``, without refreshing on a 401."""
+        return user_info_with_token(self.config, self.runtime, session, self._cache, access_token)
+
+    def check_target(self, key: TokenKey) -> None:
+        """Raise :class:`LogtoUsageError` for a token this configuration cannot get."""
+        check_target(self.config, key)
 
     def sign_out(
         self, session: SessionState, postLogoutRedirectUri: str | None = None
@@ -129,7 +140,7 @@ class LogtoCore:
             self.config,
             self.runtime,
             session,
-            self._provider,
+            self._cache,
             post_logout_redirect_uri=postLogoutRedirectUri,
         )
 
@@ -141,24 +152,18 @@ class LogtoCore:
             self.config,
             self.runtime,
             session,
-            self._provider,
+            self._cache,
             post_logout_redirect_uri=postLogoutRedirectUri,
         )
 
     def revoke(self, refresh_token: str) -> Flow[LogtoError | None]:
         """Revoke a refresh token, best effort; the flow's value is the failure or ``None``."""
-        return revoke_refresh_token(self.config, self.runtime, self._provider, refresh_token)
-
-    def settle(self, before: SessionState, outcome: Outcome[T]) -> dict[str, str | None]:
-        """Adopt what the flow learnt about the provider and return the storage writes
-        (``None`` = delete) that turn ``before`` into the outcome's session."""
-        self.adopt(outcome)
-        return outcome.session.changes(before)
+        return revoke_refresh_token(self.config, self.runtime, self._cache, refresh_token)
 
     def adopt(self, outcome: Outcome[T]) -> None:
-        """Adopt what a flow learnt about the provider (discovery, keys), for flows whose
-        session is not stored (:meth:`revoke`)."""
-        self._provider = newest(self._provider, outcome.provider)
+        """Adopt what a flow learnt about the provider (discovery, keys). Flows publish their
+        fetches as they make them; this merges the final view too."""
+        self._cache.merge(outcome.provider)
 
     # ---- pure getters --------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn, overload
 
 from pydantic import (
     AliasChoices,
@@ -17,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_snake
+from typing_extensions import Self
 
 from .enums import DEFAULT_SCOPES, Prompt, ReservedResource, UserInfoScope
 from .errors import LogtoUsageError
@@ -48,12 +50,17 @@ def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         where = ".".join(str(part) for part in error["loc"]) or "config"
-        problems.append(f"{where}: {error['msg']}")
+        # pydantic prefixes the text of a validator's ValueError; the field name says enough.
+        problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return "invalid LogtoConfig: " + "; ".join(problems)
 
 
 def _visible_ascii(value: str) -> bool:
     return bool(value.strip()) and value.isascii() and value.isprintable()
+
+
+_ISSUER_SUFFIXES = ("/oidc/.well-known/openid-configuration", "/oidc")
+"""What a pasted issuer or discovery URL ends with (the SDK adds them to the endpoint)."""
 
 
 def _both_spellings(name: str) -> AliasChoices:
@@ -65,8 +72,69 @@ class LogtoConfig(BaseModel):
     """How to reach a Logto tenant and how strictly to check what it sends.
 
     The first six fields are the tutorial's. Every field may also be given in snake_case
-    (``app_id=...``). The object is immutable; ``repr()`` never shows the secret.
+    (``app_id=...``). The object is immutable (setting a field raises :class:`ConfigError`):
+    :meth:`replace` makes a changed, validated copy. ``repr()`` never shows the secret.
     """
+
+    if TYPE_CHECKING:
+        # What type checkers see (with or without pydantic's mypy plugin, which keeps an
+        # explicit __init__): both spellings of every field, and the secret as a plain str.
+        # The appId is required in one of them. At run time pydantic's own __init__ validates.
+        @overload
+        def __init__(
+            self,
+            *,
+            endpoint: str,
+            appId: str,
+            appSecret: str | SecretStr | None = None,
+            prompt: str | Sequence[str] = ...,
+            scopes: Sequence[str] = ...,
+            resources: Sequence[str] = ...,
+            clockTolerance: float = ...,
+            tokenExpiryMargin: float = ...,
+            allowInsecureLoopback: bool = ...,
+            discoveryMaxAge: float = ...,
+            jwksMaxAge: float = ...,
+            jwksRefetchCooldown: float = ...,
+            idTokenAlgorithms: Sequence[str] = ...,
+            app_secret: str | SecretStr | None = None,
+            clock_tolerance: float = ...,
+            token_expiry_margin: float = ...,
+            allow_insecure_loopback: bool = ...,
+            discovery_max_age: float = ...,
+            jwks_max_age: float = ...,
+            jwks_refetch_cooldown: float = ...,
+            id_token_algorithms: Sequence[str] = ...,
+        ) -> None: ...
+
+        @overload
+        def __init__(
+            self,
+            *,
+            endpoint: str,
+            app_id: str,
+            app_secret: str | SecretStr | None = None,
+            prompt: str | Sequence[str] = ...,
+            scopes: Sequence[str] = ...,
+            resources: Sequence[str] = ...,
+            clock_tolerance: float = ...,
+            token_expiry_margin: float = ...,
+            allow_insecure_loopback: bool = ...,
+            discovery_max_age: float = ...,
+            jwks_max_age: float = ...,
+            jwks_refetch_cooldown: float = ...,
+            id_token_algorithms: Sequence[str] = ...,
+            appSecret: str | SecretStr | None = None,
+            clockTolerance: float = ...,
+            tokenExpiryMargin: float = ...,
+            allowInsecureLoopback: bool = ...,
+            discoveryMaxAge: float = ...,
+            jwksMaxAge: float = ...,
+            jwksRefetchCooldown: float = ...,
+            idTokenAlgorithms: Sequence[str] = ...,
+        ) -> None: ...
+
+        def __init__(self, **data: Any) -> None: ...
 
     model_config = ConfigDict(
         frozen=True,
@@ -137,7 +205,16 @@ class LogtoConfig(BaseModel):
     @field_validator("appSecret")
     @classmethod
     def _check_app_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not _visible_ascii(value.get_secret_value()):
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if not secret.strip():
+            raise ValueError(
+                "appSecret is empty (an unset environment variable?): set it to the app's "
+                "secret from the Logto Console, or leave it out (None) for a public (native, "
+                "single-page) app"
+            )
+        if not _visible_ascii(secret):
             raise ValueError("appSecret must be printable ASCII")
         return value
 
@@ -147,6 +224,13 @@ class LogtoConfig(BaseModel):
         if not value.isascii():
             raise ValueError("endpoint must be ASCII (write international host names in punycode)")
         value = value.strip().rstrip("/")
+        for pasted in _ISSUER_SUFFIXES:
+            if value.lower().endswith(pasted):
+                tenant = value[: -len(pasted)] or "https://your-tenant.logto.app"
+                raise ValueError(
+                    f"endpoint ends with {value[-len(pasted) :]!r}, which is Logto's issuer "
+                    f"(<endpoint>/oidc), not the endpoint: drop it and use {tenant!r}"
+                )
         if (
             "?" in value
             or "#" in value
@@ -208,6 +292,42 @@ class LogtoConfig(BaseModel):
         if not value:
             raise ValueError("at least one ID-token algorithm is needed")
         return value
+
+    # ---- immutability ---------------------------------------------------------------------
+
+    if not TYPE_CHECKING:  # pragma: no branch - type checkers refuse these assignments anyway
+
+        def __setattr__(self, name: str, value: Any) -> NoReturn:
+            self._immutable(name)
+
+        def __delattr__(self, name: str) -> NoReturn:
+            self._immutable(name)
+
+    @staticmethod
+    def _immutable(name: str) -> NoReturn:
+        raise ConfigError(
+            f"LogtoConfig is immutable (cannot change {name!r}): make a changed copy with "
+            f"config.replace({name}=...), which validates it like a new LogtoConfig",
+            code="config.immutable",
+        )
+
+    def replace(self, **changes: Any) -> Self:
+        """A copy with ``changes`` applied (camelCase or snake_case names), validated like a
+        new config: ``config.replace(appSecret=None)``."""
+        fields = type(self).model_fields
+        spelled = {to_snake(name): name for name in fields}
+        values: dict[str, Any] = {name: getattr(self, name) for name in fields}
+        for name, value in changes.items():
+            values[spelled.get(name, name)] = value
+        return type(self).model_validate(values)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """pydantic's ``model_copy``, except that ``update`` is validated (:meth:`replace`):
+        pydantic's copies skip validation, so they could hold an http endpoint or a secret
+        that is a plain ``str``."""
+        if update:
+            return self.replace(**update)
+        return super().model_copy(deep=deep)
 
     # ---- derived values -------------------------------------------------------------------
 

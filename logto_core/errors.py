@@ -13,12 +13,33 @@ which is what callers branch on:
 * :class:`TransportError` - the request could not be completed (adapters raise it).
 
 Messages never contain a client secret, authorization code, code verifier or token: they are
-built from fixed text plus claim names, URLs of provider endpoints and provider error codes.
+built from fixed text plus claim names, URLs of provider endpoints, provider error codes and
+bounded excerpts of provider text (:mod:`logto_core.excerpts`). Provider text can echo the
+request it answers, secrets included: :meth:`LogtoError.redact` removes them (the flows call
+it on every error that leaves them, see :mod:`logto_core.reporting`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any, TypeGuard
+
+from . import excerpts
+from .excerpts import MESSAGE_CHARS, excerpt
+
+if TYPE_CHECKING:
+    from .scrub import Scrubber
+
+OAUTH_ERROR_MAX_CHARS = 64
+"""Longest ``error`` value accepted (the registered ones are under 32 characters)."""
+
+_OAUTH_ERROR = re.compile(rf"[\x20\x21\x23-\x5b\x5d-\x7e]{{1,{OAUTH_ERROR_MAX_CHARS}}}")
+
+
+def is_oauth_error_code(value: object) -> TypeGuard[str]:
+    """True for an ``error`` value RFC 6749 allows (sections 4.1.2.1, 5.2: ``1*( %x20-21 /
+    %x23-5B / %x5D-7E )``), bounded in length: it becomes part of a stable ``code``."""
+    return isinstance(value, str) and _OAUTH_ERROR.fullmatch(value) is not None
 
 
 class LogtoError(Exception):
@@ -41,6 +62,14 @@ class LogtoError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+    def redact(self, scrubber: Scrubber) -> None:
+        """Remove the secrets ``scrubber`` knows from everything this error shows: its
+        message and its text attributes (in place; ``code`` is the SDK's own text)."""
+        self.args = tuple(scrubber(a) if isinstance(a, str) else a for a in self.args)
+        for name, value in vars(self).items():
+            if name != "code" and isinstance(value, str):
+                setattr(self, name, scrubber(value))
 
 
 class LogtoUsageError(LogtoError):
@@ -83,17 +112,36 @@ class TokenValidationError(ProviderError):
 class ProviderResponseError(ProviderError):
     """A response that is neither a success nor a well-formed OAuth error.
 
-    ``body_excerpt`` is a short, truncated prefix of the body for diagnostics.
+    ``body_excerpt`` is a short, printable prefix of the body for diagnostics (at most
+    :data:`~logto_core.excerpts.BODY_CHARS` characters and ``...``). Give ``body`` (the raw
+    body) rather than an excerpt, so that :meth:`redact` removes secrets from the body
+    *before* cutting it; the raw body is dropped then.
     """
 
     code = "provider_response"
 
     def __init__(
-        self, message: str, *, status: int, body_excerpt: str = "", code: str | None = None
+        self,
+        message: str,
+        *,
+        status: int,
+        body_excerpt: str = "",
+        code: str | None = None,
+        body: bytes | None = None,
     ) -> None:
         super().__init__(message, code=code)
         self.status = status
-        self.body_excerpt = body_excerpt
+        self.body_excerpt = excerpts.body_excerpt(body) if body is not None else body_excerpt
+        self._body = body
+
+    def redact(self, scrubber: Scrubber) -> None:
+        body, self._body = self._body, None
+        cut_before = self.body_excerpt
+        super().redact(scrubber)
+        if body is not None:
+            self.body_excerpt = scrubber.excerpt(excerpts.decode(body), excerpts.BODY_CHARS)
+        else:
+            self.body_excerpt = scrubber.truncated(cut_before)
 
 
 class CallbackError(LogtoError):
@@ -106,8 +154,10 @@ class OAuthError(LogtoError):
     """An OAuth 2.0 error answer from the provider (token endpoint or authorization response).
 
     Carries ``error``, ``error_description``, ``error_uri``, Logto's own ``logto_code``
-    (such as ``oidc.invalid_grant``) and the HTTP ``status`` (``None`` for errors that arrived
-    on the redirect URI).
+    (such as ``oidc.invalid_grant``) and ``logto_message``, and the HTTP ``status`` (``None``
+    for errors that arrived on the redirect URI). ``hint`` names the likely fix when the SDK
+    knows it (e.g. for ``invalid_client``). The message quotes only a bounded excerpt of the
+    provider's text; the attributes keep it whole.
     """
 
     code = "oauth"
@@ -119,16 +169,43 @@ class OAuthError(LogtoError):
         error_description: str | None = None,
         error_uri: str | None = None,
         logto_code: str | None = None,
+        logto_message: str | None = None,
         status: int | None = None,
+        hint: str | None = None,
     ) -> None:
-        detail = f": {error_description}" if error_description else ""
-        where = f" (HTTP {status})" if status is not None else ""
-        super().__init__(f"provider answered {error}{detail}{where}", code=f"oauth.{error}")
+        super().__init__("", code=f"oauth.{error}")
         self.error = error
         self.error_description = error_description
         self.error_uri = error_uri
         self.logto_code = logto_code
+        self.logto_message = logto_message
         self.status = status
+        self.hint = hint
+        self._compose()
+
+    def _compose(self) -> None:
+        self.code = f"oauth.{self.error}"
+        detail = self.error_description or self.logto_message
+        text = f"provider answered {excerpt(self.error, 80)}"
+        if detail:
+            text += f": {excerpt(detail, MESSAGE_CHARS)}"
+        if self.status is not None:
+            text += f" (HTTP {self.status})"
+        if self.hint:
+            text += f". {self.hint}"
+        self.args = (text,)
+
+    def add_hint(self, hint: str) -> None:
+        """Name the likely fix in the message (and in ``hint``)."""
+        self.hint = hint
+        self._compose()
+
+    def redact(self, scrubber: Scrubber) -> None:
+        super().redact(scrubber)
+        self._compose()
+        # The message quotes excerpts of the scrubbed fields: cutting and replacing control
+        # characters must not have joined pieces into a secret.
+        self.args = (scrubber.settle(self.args[0]),)
 
 
 class SignInRequiredError(LogtoError):
@@ -163,12 +240,23 @@ class TransportError(LogtoError):
         self.retry_after = retry_after
 
 
+class StorageError(LogtoError):
+    """The application's :class:`~logto_core.storage.Storage` failed (its exception is the
+    ``__cause__``). The session in the storage is left as it was before the failed save (the
+    SDK writes a session as one value); a rotated refresh token that could not be stored is
+    still remembered by this process and used for the next attempt."""
+
+    code = "storage"
+
+
 def describe_error_body(payload: Any) -> dict[str, str] | None:
-    """Return the OAuth error fields of a decoded JSON body, or ``None`` if it is not one."""
+    """Return the OAuth error fields of a decoded JSON body, or ``None`` if it is not one
+    (no ``error``, or one outside RFC 6749's character set and length bound). Logto's ``code``
+    and ``message`` are kept as they are; every value is provider text, to be scrubbed."""
     if not isinstance(payload, dict):
         return None
     error = payload.get("error")
-    if not isinstance(error, str) or not error:
+    if not is_oauth_error_code(error):
         return None
     fields = {"error": error}
     for key in ("error_description", "error_uri", "code", "message"):

@@ -31,11 +31,13 @@ learnt on the way (discovery, keys, the JWKS refetch cooldown) is still kept.
 
 from __future__ import annotations
 
+import contextlib
+import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from . import log
+from . import log, reporting
 from .callback import parse_callback
 from .config import LogtoConfig
 from .discovery import build_discovery_request, parse_discovery_response
@@ -53,7 +55,7 @@ from .id_token import UnknownKeyError, allowed_algorithms, check_refreshed_id_to
 from .jwks import KeySet, build_jwks_request, parse_jwks_response
 from .jwt import decode_id_token_claims, decode_unverified
 from .models import IdTokenClaims, OidcProviderMetadata, TokenResponse, UserInfoResponse
-from .provider_state import ProviderState
+from .provider_state import ProviderCache, ProviderState, newest
 from .revocation import build_revocation_request, parse_revocation_response
 from .runtime import Runtime
 from .session import UNKNOWN_LIFETIME, CachedAccessToken, SessionState, TokenKey
@@ -112,6 +114,18 @@ class _Run:
     session: SessionState
     provider: ProviderState
     fetched_keys: bool = field(default=False)
+    cache: ProviderCache | None = None
+    """The client's shared provider cache, when the flow was given one: looked at again
+    before any fetch, and told about every fetch as soon as it is made."""
+
+    def refresh_provider(self) -> None:
+        """Catch up with what concurrent flows fetched since this one started."""
+        if self.cache is not None:
+            self.provider = newest(self.provider, self.cache.state)
+
+    def publish_provider(self) -> None:
+        if self.cache is not None:
+            self.cache.merge(self.provider)
 
     def finish(self, value: U) -> Outcome[U]:
         return Outcome(value, self.session, self.provider)
@@ -120,13 +134,44 @@ class _Run:
         return Outcome(None, self.session, self.provider, error)
 
 
+Provider = ProviderState | ProviderCache
+"""What a flow is given about the provider: a snapshot, or the client's shared cache."""
+
+
+def _new_run(
+    config: LogtoConfig, runtime: Runtime, session: SessionState, provider: Provider
+) -> _Run:
+    if isinstance(provider, ProviderCache):
+        return _Run(config, runtime, session, provider.state, cache=provider)
+    return _Run(config, runtime, session, provider)
+
+
 def _guarded(run: _Run, body: Step[T]) -> Flow[T]:
-    """Run a flow body; an SDK error becomes the outcome's error with the state as it is."""
+    """Run a flow body; an SDK error becomes the outcome's error with the state as it is.
+
+    The body is driven by hand (``yield from`` without the sugar) so that every request it
+    makes is seen: each error leaving the flow, raised or returned in the value, is scrubbed
+    of the secrets those requests carried and given its likely fix
+    (:mod:`logto_core.reporting`) before anyone can show or log it."""
+    sent: list[HttpRequest] = []
     try:
-        value = yield from body
+        request = next(body)
+        while True:
+            sent.append(request)
+            try:
+                response = yield request
+            except GeneratorExit:
+                body.close()
+                raise
+            except BaseException as thrown:  # a transport failure, or a cancellation
+                request = body.throw(thrown)
+            else:
+                request = body.send(response)
+    except StopIteration as stop:
+        value: T = stop.value
     except LogtoError as error:
-        return run.fail(error)
-    return run.finish(value)
+        return run.fail(reporting.leaving_flow(error, run.config, sent))
+    return run.finish(reporting.leaving_flow_value(value, run.config, sent))
 
 
 # ---- shared steps -----------------------------------------------------------------------
@@ -136,9 +181,13 @@ def _metadata(run: _Run) -> Step[OidcProviderMetadata]:
     now = run.runtime.now()
     metadata = run.provider.fresh_metadata(run.config, now)
     if metadata is None:
+        run.refresh_provider()
+        metadata = run.provider.fresh_metadata(run.config, now)
+    if metadata is None:
         response = yield build_discovery_request(run.config)
         metadata = parse_discovery_response(response, run.config)
         run.provider = run.provider.with_metadata(metadata, now)
+        run.publish_provider()
     return metadata
 
 
@@ -148,6 +197,7 @@ def _fetch_keys(run: _Run, metadata: OidcProviderMetadata, *, forced: bool) -> S
     keys = parse_jwks_response(response, now=now)
     run.provider = run.provider.with_keys(keys, forced_at=now if forced else None)
     run.fetched_keys = True
+    run.publish_provider()
     return keys
 
 
@@ -158,11 +208,15 @@ def _verified_id_token(
     *,
     expected_nonce: str | None,
     access_token: str | None,
+    nonce_unknown: bool = False,
 ) -> Step[IdTokenClaims]:
     """Verify an ID token, fetching the keys if needed and refetching them once when the
     token names an unknown key (signing-key rotation), at most once per cooldown."""
     now = run.runtime.now()
     keys = run.provider.fresh_keys(run.config, now)
+    if keys is None:
+        run.refresh_provider()
+        keys = run.provider.fresh_keys(run.config, now)
     if keys is None:
         keys = yield from _fetch_keys(run, metadata, forced=False)
 
@@ -179,11 +233,18 @@ def _verified_id_token(
             ),
             expected_nonce=expected_nonce,
             access_token=access_token,
+            nonce_unknown=nonce_unknown,
         )
 
     try:
         return verify(keys)
     except UnknownKeyError:
+        # A concurrent flow may have fetched the rotated set meanwhile: try it first.
+        run.refresh_provider()
+        newer = run.provider.fresh_keys(run.config, now)
+        if newer is not None and newer.fetched_at > keys.fetched_at:
+            with contextlib.suppress(UnknownKeyError):
+                return verify(newer)
         if run.fetched_keys or not run.provider.may_force_jwks_refetch(run.config, now):
             raise
     log.keys_refetched()
@@ -192,20 +253,33 @@ def _verified_id_token(
 
 
 def _cache_entry(token: TokenResponse, now: float) -> CachedAccessToken:
-    """Absolute expiry from ``expires_in``; without it, from the JWT's ``exp``; without
-    either, a short conservative lifetime."""
-    if token.expires_in is not None:
-        expires_at = now + token.expires_in
-    else:
-        expires_at = now + UNKNOWN_LIFETIME
-        if token.access_token.count(".") == 2:
-            try:
-                exp = decode_unverified(token.access_token)[1].get("exp")
-            except ProviderError:
-                exp = None
-            if isinstance(exp, (int, float)) and not isinstance(exp, bool):
-                expires_at = min(float(exp), now + 24 * 3600.0)
-    return CachedAccessToken(token=token.access_token, expires_at=expires_at, scope=token.scope)
+    """Absolute expiry from ``expires_in``, never beyond the JWT's own ``exp`` when the token
+    is a JWT (a clock that was fast when the token arrived must not stretch its life); without
+    either, a short conservative lifetime. ``obtained_at`` lets freshness notice a clock that
+    went back."""
+    expires_at = now + (token.expires_in if token.expires_in is not None else UNKNOWN_LIFETIME)
+    exp = _jwt_expiry(token.access_token)
+    if exp is not None:
+        expires_at = (
+            min(expires_at, exp) if token.expires_in is not None else min(exp, now + 24 * 3600.0)
+        )
+    return CachedAccessToken(
+        token=token.access_token, expires_at=expires_at, scope=token.scope, obtained_at=now
+    )
+
+
+def _jwt_expiry(access_token: str) -> float | None:
+    """The ``exp`` claim of a JWT access token (read, not verified: the client only uses it
+    to expire its own cache early), or ``None`` for an opaque token."""
+    if access_token.count(".") != 2:
+        return None
+    try:
+        exp = decode_unverified(access_token)[1].get("exp")
+    except ProviderError:
+        return None
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool) and math.isfinite(exp):
+        return float(exp)
+    return None
 
 
 def _token_key(
@@ -221,11 +295,11 @@ def sign_in(
     config: LogtoConfig,
     runtime: Runtime,
     session: SessionState,
-    provider: ProviderState,
+    provider: Provider,
     options: SignInOptions,
 ) -> Flow[str]:
     """Start a sign-in: returns the authorization URL and remembers the attempt."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     return _guarded(run, _sign_in(run, options))
 
 
@@ -240,11 +314,11 @@ def handle_sign_in_callback(
     config: LogtoConfig,
     runtime: Runtime,
     session: SessionState,
-    provider: ProviderState,
+    provider: Provider,
     callback_url: str,
 ) -> Flow[IdTokenClaims]:
     """Validate the authorization response, exchange the code, verify the ID token."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     return _guarded(run, _handle_callback(run, callback_url))
 
 
@@ -294,7 +368,7 @@ def get_access_token(
     config: LogtoConfig,
     runtime: Runtime,
     session: SessionState,
-    provider: ProviderState,
+    provider: Provider,
     *,
     resource: str | None = None,
     organization_id: str | None = None,
@@ -302,7 +376,7 @@ def get_access_token(
 ) -> Flow[str]:
     """A fresh access token for (resource, organization, scopes): from the cache, or by
     refreshing. ``invalid_grant`` clears the session and gives :class:`SignInRequiredError`."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     key = _token_key(resource, organization_id, scopes)
     return _guarded(run, _access_token(run, key))
 
@@ -324,17 +398,37 @@ def cached_access_token(
     return None
 
 
+def check_target(config: LogtoConfig, key: TokenKey) -> None:
+    """Refuse, before any request, a token the provider would refuse: a resource that was
+    not requested at sign-in (Logto rotates the refresh token and then answers
+    ``invalid_target``, which costs a public client its grant), an organization token without
+    the organizations scope, an organization URN given as a resource."""
+    if key.organization_id and not config.wants_organizations():
+        raise LogtoUsageError(
+            "organization tokens need UserInfoScope.organizations in LogtoConfig.scopes",
+            code="usage.organizations_scope",
+        )
+    if key.resource is None:
+        return
+    if key.resource.startswith(ORGANIZATION_URN_PREFIX):
+        raise LogtoUsageError(
+            "use organization_id (getOrganizationToken) for organization tokens",
+            code="usage.organization_resource",
+        )
+    if key.resource not in config.sign_in_resources():
+        raise LogtoUsageError(
+            f"the resource {key.resource[:200]!r} was not requested at sign-in: add it to "
+            "LogtoConfig.resources (and sign in again) to get tokens for it",
+            code="usage.resource_not_configured",
+        )
+
+
 def _access_token(run: _Run, key: TokenKey, *, force: bool = False) -> Step[str]:
     now = run.runtime.now()
     cached = run.session.access_tokens.get(key)
     if not force and cached is not None and cached.is_fresh(now, run.config.tokenExpiryMargin):
         return cached.token
-    if key.organization_id and not run.config.wants_organizations():
-        raise LogtoUsageError(
-            "organization tokens need UserInfoScope.organizations in LogtoConfig.scopes"
-        )
-    if key.resource and key.resource.startswith(ORGANIZATION_URN_PREFIX):
-        raise LogtoUsageError("use organization_id (getOrganizationToken) for organization tokens")
+    check_target(run.config, key)
     refresh_token = run.session.refresh_token
     if refresh_token is None:
         raise SignInRequiredError(
@@ -380,12 +474,16 @@ def _accept_refreshed_id_token(
     same user, issuer and audience. Logto repeats the original nonce in it."""
     assert token.id_token is not None
     previous = _stored_claims(run.session)
+    # Without a stored ID token (a session written by another SDK, or corrupt) the original
+    # nonce is unknown: the token is verified in every other respect, and stored, so that the
+    # session recovers instead of refreshing and failing on every call.
     claims = yield from _verified_id_token(
         run,
         metadata,
         token.id_token,
         expected_nonce=previous.nonce if previous is not None else None,
         access_token=token.access_token,
+        nonce_unknown=previous is None,
     )
     if previous is not None:
         check_refreshed_id_token(previous, claims)
@@ -402,29 +500,59 @@ def _stored_claims(session: SessionState) -> IdTokenClaims | None:
 
 
 def fetch_user_info(
-    config: LogtoConfig, runtime: Runtime, session: SessionState, provider: ProviderState
+    config: LogtoConfig, runtime: Runtime, session: SessionState, provider: Provider
 ) -> Flow[UserInfoResponse]:
     """Userinfo with the opaque access token; on 401 ``invalid_token`` refresh once and retry
     once (never a loop)."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     return _guarded(run, _user_info(run))
 
 
 def _user_info(run: _Run) -> Step[UserInfoResponse]:
-    claims = _stored_claims(run.session)
-    if claims is None:
-        raise SignInRequiredError("not signed in", code="sign_in_required.not_signed_in")
+    claims = _signed_in_claims(run.session)
     metadata = yield from _metadata(run)
     key = TokenKey()
     for attempt in range(2):
         access_token = yield from _access_token(run, key, force=attempt > 0)
-        response = yield build_userinfo_request(metadata, access_token)
         try:
-            return parse_userinfo_response(response, expected_sub=claims.sub)
+            return (yield from _user_info_request(run, metadata, access_token, claims.sub))
         except OAuthError as error:
             if attempt > 0 or error.status != 401 or run.session.refresh_token is None:
                 raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def user_info_with_token(
+    config: LogtoConfig,
+    runtime: Runtime,
+    session: SessionState,
+    provider: Provider,
+    access_token: str,
+) -> Flow[UserInfoResponse]:
+    """Userinfo with a given opaque access token, no refresh: a 401 is the caller's to handle
+    (the client operation refreshes through the single flight and retries once)."""
+    run = _new_run(config, runtime, session, provider)
+    return _guarded(run, _user_info_once(run, access_token))
+
+
+def _user_info_once(run: _Run, access_token: str) -> Step[UserInfoResponse]:
+    claims = _signed_in_claims(run.session)
+    metadata = yield from _metadata(run)
+    return (yield from _user_info_request(run, metadata, access_token, claims.sub))
+
+
+def _signed_in_claims(session: SessionState) -> IdTokenClaims:
+    claims = _stored_claims(session)
+    if claims is None:
+        raise SignInRequiredError("not signed in", code="sign_in_required.not_signed_in")
+    return claims
+
+
+def _user_info_request(
+    run: _Run, metadata: OidcProviderMetadata, access_token: str, sub: str
+) -> Step[UserInfoResponse]:
+    response = yield build_userinfo_request(metadata, access_token)
+    return parse_userinfo_response(response, expected_sub=sub)
 
 
 # ---- sign-out ---------------------------------------------------------------------------
@@ -434,7 +562,7 @@ def sign_out_local(
     config: LogtoConfig,
     runtime: Runtime,
     session: SessionState,
-    provider: ProviderState,
+    provider: Provider,
     *,
     post_logout_redirect_uri: str | None = None,
 ) -> Outcome[LocalSignOut]:
@@ -442,7 +570,7 @@ def sign_out_local(
     (cached metadata if any, else Logto's fixed path), clear the session's tokens, and hand
     back the refresh token to revoke. No request: this is a plain function, not a flow. An
     invalid ``post_logout_redirect_uri`` fails with the session untouched."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     try:
         value = _sign_out_locally(run, post_logout_redirect_uri)
     except LogtoError as error:
@@ -463,14 +591,14 @@ def _sign_out_locally(run: _Run, post_logout_redirect_uri: str | None) -> LocalS
 
 
 def revoke_refresh_token(
-    config: LogtoConfig, runtime: Runtime, provider: ProviderState, refresh_token: str
+    config: LogtoConfig, runtime: Runtime, provider: Provider, refresh_token: str
 ) -> Flow[LogtoError | None]:
     """Revoke ``refresh_token`` (RFC 7009): discovery when the metadata is not fresh, then the
     revocation request (none when the provider advertises no revocation endpoint). Best
     effort: the outcome's value is the failure, or ``None``; it never carries an error. It
     belongs to no session (the outcome's session is empty and must not be stored): it may run
     after the sign-out that handed the token over has finished."""
-    run = _Run(config, runtime, SessionState(), provider)
+    run = _new_run(config, runtime, SessionState(), provider)
     return _guarded(run, _revoke(run, refresh_token))
 
 
@@ -489,13 +617,13 @@ def sign_out(
     config: LogtoConfig,
     runtime: Runtime,
     session: SessionState,
-    provider: ProviderState,
+    provider: Provider,
     *,
     post_logout_redirect_uri: str | None = None,
 ) -> Flow[SignOutResult]:
     """:func:`sign_out_local` then :func:`revoke_refresh_token` in one flow: the session is
     cleared first, a revocation failure is reported in the result, never blocks the sign-out."""
-    run = _Run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider)
     return _guarded(run, _sign_out(run, post_logout_redirect_uri))
 
 
@@ -513,6 +641,7 @@ __all__ = [
     "Outcome",
     "SignOutResult",
     "cached_access_token",
+    "check_target",
     "fetch_user_info",
     "get_access_token",
     "handle_sign_in_callback",
@@ -520,4 +649,5 @@ __all__ = [
     "sign_in",
     "sign_out",
     "sign_out_local",
+    "user_info_with_token",
 ]

@@ -80,6 +80,7 @@ def verify_id_token(
     expected_nonce: str | None,
     access_token: str | None = None,
     max_age: float | None = None,
+    nonce_unknown: bool = False,
 ) -> IdTokenClaims:
     """Verify an ID token and return its claims.
 
@@ -88,14 +89,19 @@ def verify_id_token(
     (for a refreshed token, the nonce of the original one); ``None`` means no nonce was sent,
     and a token carrying one is then refused. ``at_hash`` is checked when both it and
     ``access_token`` are present. With ``max_age``, ``auth_time`` is required and must be
-    recent enough.
+    recent enough. ``nonce_unknown`` skips the nonce check, for a refreshed token whose
+    original nonce the client no longer has (a nonce, if present, must still be a string).
     """
     header, claims = decode_unverified(token)
     alg = _check_header(header, algorithms)
     _check_signature(token, header, alg, keys)
     _check_issuer_and_audience(claims, issuer, client_id)
     _check_times(claims, now, clock_tolerance, max_age)
-    _check_nonce(claims, expected_nonce)
+    if nonce_unknown:
+        if not isinstance(claims.get("nonce", ""), str):
+            _fail("invalid_claim", "ID token claim 'nonce' is not a string", "nonce")
+    else:
+        _check_nonce(claims, expected_nonce)
     if access_token is not None:
         _check_at_hash(claims, access_token, alg, header, keys)
     return _to_model(claims)

@@ -4,6 +4,12 @@ Records describe protocol steps (which endpoint, which grant, which status, whic
 code) and never carry a secret: no token, code, verifier, state, nonce, client secret or
 request body appears in a message or its arguments. URLs are logged without their query.
 Enable them with ``logging.getLogger("logto").setLevel(logging.DEBUG)``.
+
+Errors appear only by class name and ``code``, and only once their flow has ended, when
+:mod:`logto_core.reporting` has scrubbed them: the one code built from provider text,
+``oauth.<error>``, holds an ``error`` checked against RFC 6749's character set and length
+and scrubbed of the request's secrets. No provider text (descriptions, bodies, headers) is
+ever logged.
 """
 
 from __future__ import annotations

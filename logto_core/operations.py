@@ -1,49 +1,74 @@
 """What a client method does, written once for every adapter: operations that yield effects.
 
 A flow (:mod:`logto_core.flows`) only needs HTTP. A client method needs more: it loads the
-session from the storage, runs a flow, stores the changes, and, for token refreshes, shares
-one refresh between concurrent callers of the same session (:mod:`logto_core.singleflight`).
-Each client method here is an *operation*: a generator that yields an :data:`Effect` (a small
-frozen value describing one thing to do) and receives its result through ``send()``. An
-adapter runs it with :func:`logto_core.driver.run_operation` (or its async twin) and a
-``perform`` callable that knows how to do each effect with its own storage, transport and
-locks; a failure of an effect is thrown into the operation where it was yielded.
+session from the storage, runs flows, saves what changed, and makes sure that concurrent
+callers never present one refresh token twice (:mod:`logto_core.singleflight`). Each client
+method here is an *operation*: a generator that yields an :data:`Effect` (a small frozen
+value describing one thing to do) and receives its result through ``send()``. An adapter runs
+it with :func:`logto_core.driver.run_operation` (or its async twin) and a ``perform`` callable
+that knows how to do each effect with its own storage, transport and locks; a failure of an
+effect is thrown into the operation where it was yielded.
 
-==================  ==========================================================  ===============
-effect              what the adapter does                                       result
-==================  ==========================================================  ===============
-``HttpRequest``     send it (failures raise :class:`TransportError`)            ``HttpResponse``
-``LoadSession``     read the session from the storage                           ``SessionState``
-``SaveSession``     apply the writes (``None`` = delete), see the class         ``bool``
-``JoinFlight``      make a handle and claim the flight under the table's lock   ticket
-``AwaitFlight``     wait for the leader's handle, bounded                       ``Shared``
-``SettleFlight``    record the result in the table, resolve the handle          ``None``
-``ForgetFlights``   drop the kept results of a refresh token                    ``None``
-==================  ==========================================================  ===============
+==================  ==============================================================  ==========
+effect              what the adapter does                                           result
+==================  ==============================================================  ==========
+``HttpRequest``     send it (failures raise :class:`TransportError`)                response
+``LoadSession``     read the session from the storage                               session
+``SaveSession``     apply the change to the stored session, atomically per session  ``Saved``
+``Claim``           claim the flight of a key (under the table's lock)              ticket
+``AwaitFlight``     wait for the leader's handle, bounded                           result
+``Publish``         record a leader's result, resolve its handle                    ``None``
+``EndFlight``       mark a key ended (a grant signed out or replaced)               ``None``
+``Shielded``        run a sub-operation to its end even if the caller goes away     its value
+==================  ==============================================================  ==========
 
-Adapters must never ``close()`` an operation that is suspended: they throw the exception
-into it instead (cancellation included), so that a refresh leader can still settle its
-flight; followers must never wait for a leader that is gone.
+Storage failures are raised by the adapter as :class:`StorageError` (the storage's own
+exception chained). ``Shielded`` is what keeps tokens from being lost to interrupted callers:
+once a refresh or a code exchange may have reached the provider, its result must be stored
+and published even if the task that asked for it is cancelled (an ASGI server cancels a
+request whose browser went away) or its thread is interrupted (a worker timeout raised from
+a signal handler). Adapters run it in a task or thread of its own and only *wait* for it in
+the caller, so an interruption stops the waiting, never the work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from . import log
+from . import changes, log
+from .callback import matching_attempt
+from .changes import Change, Refreshed, SignedIn
 from .client import LogtoCore, value_or_none
 from .enums import FirstScreen, Identifier, InteractionMode, Prompt
-from .errors import LogtoError, SignInRequiredError, TransportError
-from .flows import Flow, LocalSignOut, Outcome
+from .errors import (
+    LogtoError,
+    OAuthError,
+    SignInRequiredError,
+    TransportError,
+)
+from .flows import LocalSignOut, Outcome
 from .http import HttpRequest
 from .models import AccessTokenClaims, UserInfoResponse
-from .session import SessionState
+from .session import PENDING_SIGN_IN_TTL, SessionState, TokenKey
 from .signin_url import DirectSignIn
-from .singleflight import FlightKey, Follow, Lead, Reuse, Shared, flight_key, interrupted
+from .singleflight import (
+    SUCCESSION_KEEP,
+    Done,
+    Ended,
+    Follow,
+    Lead,
+    Ticket,
+    callback_key,
+    grant_key,
+)
 
 T = TypeVar("T")
+
+MAX_ROUNDS = 8
+"""Flights one token request may go through: each adopts a refresh another caller made (a
+chain of rotations the stored session missed) or refreshes once."""
 
 # ---- effects ----------------------------------------------------------------------------
 
@@ -55,41 +80,47 @@ class LoadSession:
 
 @dataclass(frozen=True, slots=True)
 class SaveSession:
-    """Apply ``writes`` (``None`` = delete) to the storage, which held ``before``.
+    """Apply ``change`` to the session the storage holds now and store the result.
 
-    A *guarded* save adopts another caller's writes: it must only happen if the storage still
-    holds the refresh token ``before`` had (otherwise the storage already moved on: it is the
-    leader's own storage, or a newer refresh landed). The adapter checks
-    :meth:`accepts` and writes without letting another save of the same client in between,
-    and answers whether it wrote.
+    The adapter reads the stored session, applies the change and writes, as one step for
+    that session: no other save of the same session (same grant) may come in between, while
+    saves of other sessions never wait for it. ``grant`` is the refresh token of the session
+    the operation read, a hint for which session that is (the adapter checks the stored one).
+    A change that answers ``None`` (refused) or the same session writes nothing. Answers
+    :class:`Saved`.
     """
 
-    before: SessionState
-    writes: Mapping[str, str | None]
-    guarded: bool = False
+    change: Change
+    grant: str | None = None
 
-    def accepts(self, stored_refresh_token: str | None) -> bool:
-        """Whether to write, given the refresh token the storage holds now."""
-        return not self.guarded or (stored_refresh_token or None) == self.before.refresh_token
-
-    @property
-    def after(self) -> SessionState:
-        """The session the storage holds once the writes are applied."""
-        return SessionState.from_values({**self.before.dump(), **self.writes})
+    def __repr__(self) -> str:  # the hint is a token
+        return "SaveSession()"
 
 
 @dataclass(frozen=True, slots=True)
-class JoinFlight:
-    """Claim the single flight for ``key`` with a new handle (under the table's lock); answer
-    the :class:`Lead`, :class:`Follow` or :class:`Reuse` ticket."""
+class Saved:
+    """What a save found (``before``) and left (``after``) in the storage."""
 
-    key: FlightKey
+    before: SessionState
+    after: SessionState
+
+    @property
+    def written(self) -> bool:
+        return self.after != self.before
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Claim the flight of ``key`` with a new handle (under the table's lock); answer the
+    :class:`~logto_core.singleflight.Lead`, ``Follow``, ``Done`` or ``Ended`` ticket."""
+
+    key: str
 
 
 @dataclass(frozen=True, slots=True)
 class AwaitFlight:
-    """Wait for the leader of ``follow`` to resolve its handle; answer the :class:`Shared`.
-    The wait is bounded: when it runs out, the adapter raises :meth:`timeout_error`."""
+    """Wait for the leader of ``follow`` to resolve its handle; answer the result. The wait
+    is bounded: when it runs out, the adapter raises :meth:`timeout_error`."""
 
     follow: Follow[Any]
 
@@ -102,59 +133,41 @@ class AwaitFlight:
 
 
 @dataclass(frozen=True, slots=True)
-class SettleFlight:
-    """Record the leader's ``shared`` result for ``key`` in the table and resolve the handle
-    of ``lead`` with it. Never fails: followers are waiting."""
+class Publish:
+    """Record the leader's ``result`` for ``key`` (kept ``keep`` seconds for later
+    claimers) and resolve the handle of ``lead`` with it. Never fails."""
 
-    key: FlightKey
+    key: str
     lead: Lead[Any]
-    shared: Shared
+    result: Any
+    keep: float
 
 
 @dataclass(frozen=True, slots=True)
-class ForgetFlights:
-    """Drop the kept results of ``refresh_token`` (after a sign-in or a sign-out)."""
+class EndFlight:
+    """Mark ``key`` ended: a signed-out or replaced grant, whose copies must not come back."""
 
-    refresh_token: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Shielded:
+    """Run ``operation`` to its end where the caller's cancellation or interruption cannot
+    reach it (the caller only waits for it); answer its value or raise its error."""
+
+    operation: Generator[Any, Any, Any]
 
 
 Effect = (
-    HttpRequest
-    | LoadSession
-    | SaveSession
-    | JoinFlight
-    | AwaitFlight
-    | SettleFlight
-    | ForgetFlights
+    HttpRequest | LoadSession | SaveSession | Claim | AwaitFlight | Publish | EndFlight | Shielded
 )
 """Everything an operation may ask its adapter to do."""
 
 Operation = Generator[Effect, Any, T]
 """A client method: yields effects, receives their results, returns the method's value."""
 
-Ticket = Lead[Any] | Follow[Any] | Reuse
-"""What :class:`JoinFlight` answers."""
-
 
 # ---- building blocks --------------------------------------------------------------------
-
-
-def settled_flow(
-    core: LogtoCore, build: Callable[[SessionState], Flow[T]]
-) -> Operation[tuple[SessionState, Outcome[T]]]:
-    """Load the session, run the flow ``build`` makes from it, store its changes. Returns the
-    session it started from and the outcome, not unwrapped."""
-    before: SessionState = yield LoadSession()
-    outcome = yield from build(before)
-    yield SaveSession(before, core.settle(before, outcome))
-    return before, outcome
-
-
-def _forget(before: SessionState) -> Operation[None]:
-    """A new sign-in or a sign-out ends the refresh token's story: results kept for it must
-    not be handed to anyone any more."""
-    if before.refresh_token is not None:
-        yield ForgetFlights(before.refresh_token)
 
 
 def required(token: str | None) -> str:
@@ -164,6 +177,21 @@ def required(token: str | None) -> str:
             "no access token: the user must sign in", code="sign_in_required.no_token"
         )
     return token
+
+
+def copied(error: LogtoError) -> LogtoError:
+    """A fresh copy of a shared error, so that callers raising it on several threads at once
+    do not share (and overwrite) one traceback. The cause is kept."""
+    clone = error.__class__.__new__(error.__class__)
+    clone.__dict__.update(error.__dict__)
+    clone.args = error.args
+    clone.__cause__ = error.__cause__
+    return clone
+
+
+def _end_grant(refresh_token: str | None) -> Operation[None]:
+    if refresh_token is not None:
+        yield EndFlight(grant_key(refresh_token))
 
 
 # ---- sign-in and sign-out ---------------------------------------------------------------
@@ -185,53 +213,117 @@ def sign_in_op(
     extraParams: Mapping[str, str] | None = None,
 ) -> Operation[str]:
     """``signIn``: remember the attempt in the storage, return the authorization URL."""
-
-    def flow(session: SessionState) -> Flow[str]:
-        return core.sign_in(
-            session,
-            redirectUri,
-            interactionMode,
-            firstScreen=firstScreen,
-            identifiers=identifiers,
-            directSignIn=directSignIn,
-            loginHint=loginHint,
-            prompt=prompt,
-            organizationId=organizationId,
-            uiLocales=uiLocales,
-            maxAge=maxAge,
-            extraParams=extraParams,
-        )
-
-    _, outcome = yield from settled_flow(core, flow)
-    return outcome.unwrap()
-
-
-def callback_op(core: LogtoCore, callbackUri: str) -> Operation[None]:
-    """``handleSignInCallback``: check the response, exchange the code, store the tokens."""
-    before, outcome = yield from settled_flow(
-        core, lambda session: core.handle_sign_in_callback(session, callbackUri)
+    before: SessionState = yield LoadSession()
+    outcome = yield from core.sign_in(
+        before,
+        redirectUri,
+        interactionMode,
+        firstScreen=firstScreen,
+        identifiers=identifiers,
+        directSignIn=directSignIn,
+        loginHint=loginHint,
+        prompt=prompt,
+        organizationId=organizationId,
+        uiLocales=uiLocales,
+        maxAge=maxAge,
+        extraParams=extraParams,
     )
-    yield from _forget(before)
-    outcome.unwrap()
+    core.adopt(outcome)
+    url = outcome.unwrap()
+    added = [p for p in outcome.session.pending if p not in before.pending]
+    yield SaveSession(changes.added_pending(added, core.runtime.now()), before.refresh_token)
+    return url
+
+
+def callback_op(core: LogtoCore, callbackUri: object) -> Operation[None]:
+    """``handleSignInCallback``: check the response, exchange the code, store the tokens.
+
+    Concurrent handling of one callback (a double click, a browser retry) makes one code
+    exchange: the others wait for it and store its result too (a second exchange of the code
+    would be a replay, and the provider would revoke the grant). The same browser coming back
+    with a callback handled before (a reload) adopts its result: a code never reaches the
+    provider twice."""
+    url = callbackUri if isinstance(callbackUri, str) else str(callbackUri)
+    session: SessionState = yield LoadSession()
+    attempt = matching_attempt(url, session.pending)
+    if attempt is None:
+        # Nothing to coalesce on: the flow says what is wrong (malformed, unknown state).
+        outcome = yield from core.handle_sign_in_callback(session, url)
+        core.adopt(outcome)
+        outcome.unwrap()
+        return
+    ticket = yield Shielded(_claim_callback(core, callback_key(attempt.state), session, url))
+    if isinstance(ticket, Follow):
+        result: SignedIn = yield AwaitFlight(ticket)
+    else:
+        assert isinstance(ticket, Done)  # led (the exchange is done), or done before
+        result = ticket.result
+    saved: Saved = yield SaveSession(changes.signed_in(result), session.refresh_token)
+    yield from _replaced(saved)
+    if result.error is not None:
+        raise copied(result.error)
+
+
+def _claim_callback(
+    core: LogtoCore, key: str, session: SessionState, url: str
+) -> Operation[Follow[Any] | Done]:
+    """Claim the callback's flight and, when leading, exchange the code and publish the
+    result, all shielded: once claimed, the flight is always settled. The result is kept for
+    as long as the attempt may live, so that the same browser coming back with the same
+    callback (a reload, or a request whose caller went away before storing the tokens)
+    adopts the sign-in instead of presenting the code again."""
+    ticket: Ticket = yield Claim(key)
+    if not isinstance(ticket, Lead):
+        assert not isinstance(ticket, Ended)  # callback keys are never ended
+        return ticket
+    attempt = matching_attempt(url, session.pending)
+    assert attempt is not None
+    result = SignedIn(attempt.state, None, None, None, _interrupted("code exchange"))
+    closed = False
+    try:
+        outcome = yield from core.handle_sign_in_callback(session, url)
+        core.adopt(outcome)
+        result = SignedIn.of(attempt.state, outcome.session, outcome.error)
+    except GeneratorExit:  # closed by its driver: it can no longer yield anything
+        closed = True
+        raise
+    finally:
+        if not closed:
+            # A transient failure (or an exchange cut short) is shared with the concurrent
+            # callers but not kept: a reload exchanges the code again, which at worst is
+            # refused (no grant anyone holds is lost).
+            keep = 0.0 if isinstance(result.error, TransportError) else PENDING_SIGN_IN_TTL
+            yield Publish(key, ticket, result, keep)
+    return Done(result)
+
+
+def _replaced(saved: Saved) -> Operation[None]:
+    """A sign-in that replaced another grant ends it: copies of the old session (another
+    tab's request still in flight) must not bring it back."""
+    old = saved.before.refresh_token
+    if old is not None and old != saved.after.refresh_token:
+        yield from _end_grant(old)
 
 
 def sign_out_op(
-    core: LogtoCore, postLogoutRedirectUri: str | None = None, *, wait_for_revocation: bool
+    core: LogtoCore, postLogoutRedirectUri: str | None = None
 ) -> Operation[LocalSignOut]:
-    """``signOut``: clear the tokens in the storage and build the end-session URL, without
-    any request. With ``wait_for_revocation`` the refresh token is then revoked here
-    (:func:`revoke_op`, best effort) and the result has nothing left ``to_revoke``;
-    otherwise the result hands the token over for the adapter to revoke in the background
-    with :func:`revoke_op`, so that an unreachable provider never delays the sign-out."""
+    """``signOut``: forget the tokens and build the end-session URL, without any request.
+
+    The result hands over the refresh token the storage held, for the adapter to revoke
+    (:func:`revoke_op`, bounded, best effort), so that an unreachable provider never holds
+    the sign-out. The grant is ended in this process: a refresh in flight cannot store its
+    result any more, and a stale copy of the session is treated as signed out."""
     before: SessionState = yield LoadSession()
     outcome = core.sign_out_local(before, postLogoutRedirectUri)
-    yield SaveSession(before, core.settle(before, outcome))
-    yield from _forget(before)
-    result = outcome.unwrap()
-    if wait_for_revocation and result.to_revoke is not None:
-        yield from revoke_op(core, result.to_revoke)
-        return LocalSignOut(url=result.url)
-    return result
+    core.adopt(outcome)
+    local = outcome.unwrap()  # an invalid redirect fails here, before anything is forgotten
+    saved: Saved = yield SaveSession(changes.signed_out, before.refresh_token)
+    to_revoke = saved.before.refresh_token or local.to_revoke
+    yield from _end_grant(to_revoke)
+    if before.refresh_token is not None and before.refresh_token != to_revoke:
+        yield from _end_grant(before.refresh_token)
+    return LocalSignOut(url=local.url, to_revoke=to_revoke)
 
 
 def revoke_op(core: LogtoCore, refresh_token: str) -> Operation[LogtoError | None]:
@@ -250,66 +342,93 @@ def revoke_op(core: LogtoCore, refresh_token: str) -> Operation[LogtoError | Non
 
 
 def access_token_op(
-    core: LogtoCore,
-    resource: str | None = None,
-    organizationId: str | None = None,
-    *,
-    reused_once: bool = False,
+    core: LogtoCore, resource: str | None = None, organizationId: str | None = None
 ) -> Operation[Outcome[str]]:
-    """A token for (resource, organization): from the cache without any flow; by running the
-    flow when there is no refresh token (it says why); else through the single flight, so
-    that concurrent callers holding the same refresh token share one refresh."""
+    """A token for (resource, organization): from the cache, or through the grant's single
+    flight, so that callers holding one refresh token never present it twice (whatever
+    token each of them wants), and a result the stored session missed (a rotation an
+    interrupted request or a failing storage did not keep) is adopted, not refreshed again.
+    Usage mistakes raise; the outcome carries the rest (:class:`SignInRequiredError` among
+    them)."""
+    key = core.token_key(resource, organizationId)
+    core.check_target(key)  # before anything: a wrong resource costs a public client its grant
     session: SessionState = yield LoadSession()
-    cached = core.cached_access_token(session, resource, organizationId)
-    if cached is not None:
-        return Outcome(cached, session, core.provider)
-    flow = core.get_access_token(session, resource, organizationId)
-    if session.refresh_token is None:
-        outcome = yield from flow
-        yield SaveSession(session, core.settle(session, outcome))
-        return outcome
-    key = flight_key(session.refresh_token, core.token_key(resource, organizationId))
-    ticket: Ticket = yield JoinFlight(key)
-    if isinstance(ticket, Lead):
-        return (yield from _lead(core, ticket, key, session, flow))
-    flow.close()  # never started: the leader refreshes for everyone
-    if isinstance(ticket, Follow):
-        shared: Shared = yield AwaitFlight(ticket)
-    else:
-        shared = ticket.result
-    yield SaveSession(session, shared.writes, guarded=True)
-    if isinstance(ticket, Reuse) and not reused_once and _stale(core, shared, key):
-        # A kept result can be seconds old: its token may be inside the expiry margin by now.
-        # The storage holds the rotated refresh token now, so ask again, once.
-        return (yield from access_token_op(core, resource, organizationId, reused_once=True))
-    return shared.outcome
+    for _ in range(MAX_ROUNDS):
+        cached = core.cached_access_token(session, resource, organizationId)
+        if cached is not None:
+            return Outcome(cached, session, core.provider)
+        refresh_token = session.refresh_token
+        if refresh_token is None:
+            # No grant to coordinate on: the flow says why (and makes no request).
+            return (yield from core.get_access_token(session, resource, organizationId))
+        ticket = yield Shielded(_claim_refresh(core, grant_key(refresh_token), session, key))
+        if isinstance(ticket, Lead):  # this caller led: the refresh is done
+            refreshed: Refreshed = ticket.handle
+            yield SaveSession(changes.refreshed(refresh_token, refreshed), refresh_token)
+            if refreshed.error is not None:
+                return Outcome(None, session, core.provider, copied(refreshed.error))
+            assert refreshed.entry is not None  # a refresh that succeeded cached its token
+            return Outcome(refreshed.entry.token, session, core.provider)
+        if isinstance(ticket, Ended):
+            yield SaveSession(changes.cleared_if(refresh_token), refresh_token)
+            error = SignInRequiredError(
+                "this session was signed out (or replaced by another sign-in); sign in again",
+                code="sign_in_required.signed_out",
+            )
+            return Outcome(None, session.cleared(), core.provider, error)
+        concurrent = isinstance(ticket, Follow)
+        refreshed = (yield AwaitFlight(ticket)) if concurrent else ticket.result
+        saved: Saved = yield SaveSession(changes.refreshed(refresh_token, refreshed), refresh_token)
+        # A concurrent leader's failure is this caller's too; a failure kept from an earlier
+        # refresh is not (its rotation adopted, the next round refreshes anew), but a dead
+        # grant is dead for everyone.
+        if refreshed.error is not None and (concurrent or refreshed.dead):
+            return Outcome(None, saved.after, core.provider, copied(refreshed.error))
+        # The grant moved on (to the leader's rotated token, or to whatever the storage holds
+        # now): look again, from the session as stored.
+        session = saved.after
+    raise TransportError(
+        f"the session's refresh token kept changing during {MAX_ROUNDS} rounds; try again",
+        code="transport.refresh_unsettled",
+    )
 
 
-def _stale(core: LogtoCore, shared: Shared, key: FlightKey) -> bool:
-    entry = shared.outcome.session.access_tokens.get(key.token_key)
-    now = core.runtime.now()
-    return entry is not None and not entry.is_fresh(now, core.config.tokenExpiryMargin)
-
-
-def _lead(
-    core: LogtoCore, lead: Lead[Any], key: FlightKey, before: SessionState, flow: Flow[str]
-) -> Operation[Outcome[str]]:
-    """Run the refresh for everyone, then settle the flight: also when the run is cut short
-    (cancelled, a crash in the transport or the storage), so that followers are released."""
-    shared: Shared | None = None
+def _claim_refresh(
+    core: LogtoCore, flight: str, session: SessionState, key: TokenKey
+) -> Operation[Lead[Refreshed] | Follow[Any] | Done | Ended]:
+    """Claim the grant's flight and, when leading, refresh and publish, all shielded: once
+    claimed, the flight is always settled, whatever happens to the caller. A result that
+    retired the refresh token lives on in this process, so that its successor is found by
+    whoever holds the consumed token next (the caller, if it was interrupted before it could
+    store it; a request whose storage failed). Answers the ticket; a leader's carries the
+    result instead of the handle."""
+    ticket: Ticket = yield Claim(flight)
+    if not isinstance(ticket, Lead):
+        return ticket
+    result = Refreshed(None, None, key, None, _interrupted("refresh"))
+    closed = False
     try:
-        outcome = yield from flow
-        shared = Shared(core.settle(before, outcome), outcome)
-        yield SaveSession(before, shared.writes)
-    except BaseException:
-        # Once the refresh ran, its writes are worth adopting even if this storage failed:
-        # the consumed refresh token must not be presented again.
-        if shared is None:
-            shared = interrupted(before, core.provider)
-        yield SettleFlight(key, lead, shared)
+        outcome = yield from core.get_access_token(
+            session, key.resource, key.organization_id, key.scopes
+        )
+        core.adopt(outcome)
+        result = Refreshed.between(session, outcome.session, key, outcome.error)
+    except GeneratorExit:  # closed by its driver: it can no longer yield anything
+        closed = True
         raise
-    yield SettleFlight(key, lead, shared)
-    return outcome
+    finally:
+        if not closed:
+            yield Publish(flight, ticket, result, SUCCESSION_KEEP if result.retires_token else 0.0)
+    return Lead(result)
+
+
+def _interrupted(what: str) -> TransportError:
+    """What a leader publishes when its work broke off without a result (a crash of the
+    transport or of the storage): a transient failure, so the next caller tries again."""
+    return TransportError(
+        f"the concurrent {what} of this session did not complete",
+        code="transport.refresh_interrupted",
+    )
 
 
 def get_access_token_op(core: LogtoCore, resource: str = "") -> Operation[str | None]:
@@ -337,34 +456,50 @@ def organization_token_claims_op(
 
 
 def user_info_op(core: LogtoCore) -> Operation[UserInfoResponse]:
-    """``fetchUserInfo``. A fresh token is cached first through the single flight, so that
-    concurrent calls do not each refresh inside their own userinfo flow."""
-    warm = yield from access_token_op(core)
-    if warm.error is not None and not isinstance(warm.error, SignInRequiredError):
-        raise warm.error
-    _, outcome = yield from settled_flow(core, core.fetch_user_info)
-    return outcome.unwrap()
+    """``fetchUserInfo``, with the opaque access token obtained through the single flight.
+    A 401 from userinfo drops that token and tries once more with a new one (never a loop).
+    A grant that died on the way is reported as such."""
+    for attempt in range(2):
+        session: SessionState = yield LoadSession()
+        if not session.is_authenticated:
+            raise SignInRequiredError("not signed in", code="sign_in_required.not_signed_in")
+        token = (yield from access_token_op(core)).unwrap()
+        outcome = yield from core.user_info_with_token(session, token)
+        core.adopt(outcome)
+        error = outcome.error
+        if (
+            attempt == 0
+            and isinstance(error, OAuthError)
+            and error.status == 401
+            and session.refresh_token is not None
+        ):
+            yield SaveSession(changes.dropped_token(TokenKey(), token), session.refresh_token)
+            continue
+        return outcome.unwrap()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 __all__ = [
+    "MAX_ROUNDS",
     "AwaitFlight",
+    "Claim",
     "Effect",
-    "ForgetFlights",
-    "JoinFlight",
+    "EndFlight",
     "LoadSession",
     "Operation",
+    "Publish",
     "SaveSession",
-    "SettleFlight",
-    "Ticket",
+    "Saved",
+    "Shielded",
     "access_token_claims_op",
     "access_token_op",
     "callback_op",
+    "copied",
     "get_access_token_op",
     "organization_token_claims_op",
     "organization_token_op",
     "required",
     "revoke_op",
-    "settled_flow",
     "sign_in_op",
     "sign_out_op",
     "user_info_op",

@@ -101,6 +101,33 @@ class ProviderState:
         )
 
 
+class ProviderCache:
+    """The one :class:`ProviderState` a client shares between all its flows, as they run.
+
+    A flow starts from a snapshot of it, but publishes what it fetches (metadata, keys) as
+    soon as it has it, and looks at the cache again before fetching: concurrent flows that
+    all found the keys stale then make one fetch between them, not one each (the adapters
+    also share identical requests in flight). Merging keeps the newest part by part
+    (:func:`newest`), so publishing in any order never loses a newer fetch. No lock: a merge
+    lost to a race only costs a later refetch, never a wrong answer.
+    """
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: ProviderState | None = None) -> None:
+        self._state = state if state is not None else ProviderState()
+
+    @property
+    def state(self) -> ProviderState:
+        return self._state
+
+    def merge(self, candidate: ProviderState) -> ProviderState:
+        """Adopt what ``candidate`` knows that is newer; answer the merged state."""
+        if candidate is not self._state:
+            self._state = newest(self._state, candidate)
+        return self._state
+
+
 MAX_STATE_CHARS = 4 * MAX_BODY_BYTES
 """Exports longer than this are refused unread (metadata and keys each come from one
 response body, and the key set is embedded as an escaped string)."""

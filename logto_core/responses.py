@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from . import json_strict
+from . import excerpts, json_strict
 from .errors import (
     OAuthError,
     ProviderError,
@@ -16,27 +16,26 @@ from .errors import (
 )
 from .http import MAX_BODY_BYTES, HttpResponse
 
-EXCERPT_CHARS = 200
+EXCERPT_CHARS = excerpts.BODY_CHARS
 """How much of an unexpected body an error keeps for diagnostics."""
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def body_excerpt(body: bytes) -> str:
-    text = body[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
-    return text[:EXCERPT_CHARS] + ("..." if len(text) > EXCERPT_CHARS else "")
+    """A short, printable prefix of a body (control characters replaced). Errors that can
+    take the whole body (``ProviderResponseError(body=...)``) should: they are then scrubbed
+    of echoed secrets before the cut."""
+    return excerpts.body_excerpt(body, EXCERPT_CHARS)
 
 
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds from a ``Retry-After`` header in its delay-seconds form (dates are ignored,
-    since reading them needs the wall clock)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if 0 <= seconds < 86400 else None
+    since reading them needs the wall clock): :func:`.transport_policy.parse_retry_after`
+    without a clock."""
+    from .transport_policy import parse_retry_after as parse
+
+    return parse(value)
 
 
 def decode_json(response: HttpResponse, *, what: str) -> Any:
@@ -85,12 +84,23 @@ def raise_for_status(response: HttpResponse, *, what: str) -> None:
             error_description=fields.get("error_description"),
             error_uri=fields.get("error_uri"),
             logto_code=fields.get("code"),
+            logto_message=fields.get("message"),
             status=response.status,
+        )
+    if isinstance(payload, dict) and "error" in payload:
+        # RFC 6749 5.2: ``error`` is a short ASCII code. Anything else is not an OAuth error
+        # answer; it must not become part of a stable ``code``.
+        raise ProviderResponseError(
+            f"{what} failed with HTTP {response.status}, and its body's 'error' is not an "
+            "OAuth error code (RFC 6749 section 5.2)",
+            status=response.status,
+            body=response.body,
+            code="provider_response.invalid_error",
         )
     raise ProviderResponseError(
         f"{what} failed with HTTP {response.status}",
         status=response.status,
-        body_excerpt=body_excerpt(response.body),
+        body=response.body,
         code="provider_response.status",
     )
 
@@ -103,7 +113,7 @@ def read_object(response: HttpResponse, *, what: str) -> dict[str, Any]:
         raise ProviderResponseError(
             f"{what} response is not a JSON object",
             status=response.status,
-            body_excerpt=body_excerpt(response.body),
+            body=response.body,
             code="provider_response.not_object",
         )
     return payload

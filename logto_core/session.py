@@ -2,21 +2,32 @@
 
 The session holds the pending sign-in attempts (one per browser tab that started a sign-in),
 the ID token, the refresh token and a cache of access tokens keyed by (resource, organization,
-scopes). Flows take a :class:`SessionState` and return a new one; adapters persist it through
-a string-valued key/value :class:`~logto_core.storage.Storage` with :meth:`SessionState.load`
-and :meth:`SessionState.changes`.
+scopes). Flows take a :class:`SessionState` and return a new one.
+
+In the storage, the whole session is **one value** under :attr:`StorageKey.SESSION`, so that
+every save is a single ``Storage.set``: a storage that fails half way can never leave an ID
+token without its refresh token, one user's tokens beside another's, or an access token of a
+grant that is gone. Sessions written by the official SDK (and by earlier versions of this
+one) under four separate keys are read too, and replaced by the one value at the next save.
+
+Everything read back from a storage is untrusted: values that are not strings, oversized or
+malformed JSON, entries of the wrong shape and ID tokens that do not decode count as absent,
+never as an error, so a corrupt session is a signed-out one rather than a broken page.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import TokenValidationError
+from .jwt import decode_id_token_claims
 
 MAX_PENDING_SIGN_INS = 8
 """Sign-in attempts remembered at once; the oldest is forgotten beyond this."""
@@ -28,18 +39,34 @@ UNKNOWN_LIFETIME = 60.0
 """Lifetime assumed for an access token whose expiry is unknown (no expires_in, not a JWT)."""
 
 DECODED_SESSIONS_CACHED = 1024
-"""Sessions whose decoded form is memoised (see :meth:`SessionState.from_values`)."""
+"""Sessions whose decoded form is memoised (see :func:`decode_session`)."""
+
+MAX_STORED_BYTES = 256 * 1024
+"""A stored session value longer than this is ignored (it holds a few tokens; a cookie session
+cannot even carry 4 KiB), so a hostile value cannot cost the SDK time or memory."""
+
+MAX_CACHED_TOKENS = 64
+"""Access tokens kept in one session at most; entries beyond it are dropped when read."""
+
+VERSION = 1
+"""Version of the stored session format."""
 
 
 class StorageKey:
-    """Names of the Storage entries the SDK writes (compatible with the official SDK's)."""
+    """Names of the Storage entries the SDK reads and writes."""
 
+    SESSION = "logtoSession"
+    """The whole session, one JSON value (what this SDK writes)."""
+
+    # The official SDK's entries (and this SDK's before it stored one value): read when
+    # SESSION is absent, deleted at the next save.
     ID_TOKEN = "idToken"
     REFRESH_TOKEN = "refreshToken"
     ACCESS_TOKENS = "accessTokenMap"
     SIGN_IN_SESSIONS = "signInSession"
 
-    ALL = (ID_TOKEN, REFRESH_TOKEN, ACCESS_TOKENS, SIGN_IN_SESSIONS)
+    LEGACY = (ID_TOKEN, REFRESH_TOKEN, ACCESS_TOKENS, SIGN_IN_SESSIONS)
+    ALL = (SESSION, *LEGACY)
 
 
 class PendingSignIn(BaseModel):
@@ -71,9 +98,7 @@ class TokenKey(NamedTuple):
         """The normalised key: empty values mean "not specified", scopes are a sorted set."""
         if not scopes:  # the common case, on every page view: no set, no sort
             return cls(resource or None, organization_id or None, None)
-        normalised = (
-            tuple(sorted({str(getattr(s, "value", s)) for s in scopes})) if scopes else None
-        )
+        normalised = tuple(sorted({str(getattr(s, "value", s)) for s in scopes}))
         return cls(resource or None, organization_id or None, normalised or None)
 
     def encode(self) -> str:
@@ -97,15 +122,29 @@ class TokenKey(NamedTuple):
 
 
 class CachedAccessToken(BaseModel):
-    """An access token with its absolute expiry (seconds since the epoch)."""
+    """An access token with its absolute expiry and when it was obtained (seconds since the
+    epoch, by the client's clock)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
 
     token: str = Field(repr=False)
     expires_at: float
     scope: str | None = None
+    obtained_at: float | None = None
+    """When the token was received; ``None`` for entries written by older versions."""
 
     def is_fresh(self, now: float, margin: float) -> bool:
+        """Whether the token can still be handed out at ``now``.
+
+        The refresh margin scales with the token's own lifetime (at most half of it), so a
+        token issued for less than the margin is still used for half its life instead of
+        being refreshed on every call. A clock that went back behind ``obtained_at`` makes the
+        token's age unknown, so it is not fresh: a backwards step never extends a lifetime.
+        """
+        if self.obtained_at is not None:
+            if now < self.obtained_at:
+                return False
+            margin = min(margin, (self.expires_at - self.obtained_at) / 2)
         return now < self.expires_at - margin
 
 
@@ -117,10 +156,16 @@ class SessionState:
     id_token: str | None = field(default=None, repr=False)
     refresh_token: str | None = field(default=None, repr=False)
     access_tokens: Mapping[TokenKey, CachedAccessToken] = field(default_factory=dict, repr=False)
+    legacy_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
+    """Official-SDK entries this session was read from, to delete at the next save."""
 
     @property
     def is_authenticated(self) -> bool:
         return self.id_token is not None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.pending or self.id_token or self.refresh_token or self.access_tokens)
 
     # ---- transitions used by the flows -------------------------------------------------
 
@@ -155,93 +200,155 @@ class SessionState:
         tokens[key] = token
         return replace(self, access_tokens=tokens)
 
+    def without_access_tokens(self, keys: Sequence[TokenKey] | None = None) -> SessionState:
+        """The cache emptied (``keys=None``) or without those keys; the grant is kept."""
+        if keys is None:
+            return replace(self, access_tokens={})
+        return replace(
+            self, access_tokens={k: v for k, v in self.access_tokens.items() if k not in keys}
+        )
+
     def cleared(self) -> SessionState:
         """All tokens forgotten; pending sign-ins (other tabs) are kept."""
-        return SessionState(pending=self.pending)
+        return SessionState(pending=self.pending, legacy_keys=self.legacy_keys)
 
     # ---- storage mapping ----------------------------------------------------------------
 
-    @classmethod
-    def load(cls, get: Callable[[str], Any]) -> SessionState:
-        """Read a session from a string-valued storage. Corrupt entries count as absent."""
-        return cls.from_entries(
-            get(StorageKey.ID_TOKEN),
-            get(StorageKey.REFRESH_TOKEN),
-            get(StorageKey.ACCESS_TOKENS),
-            get(StorageKey.SIGN_IN_SESSIONS),
-        )
-
-    @classmethod
-    def from_values(cls, values: Mapping[str, str | None]) -> SessionState:
-        """The session the raw storage values describe. Corrupt entries count as absent."""
-        return cls.from_entries(*(values.get(key) for key in StorageKey.ALL))
-
-    @staticmethod
-    def from_entries(id_token: Any, refresh_token: Any, tokens: Any, pending: Any) -> SessionState:
-        """The session from the four entries, in :attr:`StorageKey.ALL` order. A value that is
-        not a string (a broken storage) counts as absent, like corrupt JSON. This runs several
-        times per page view, hence the inline type tests."""
-        return _decode_cached(
-            id_token if type(id_token) is str else None,
-            refresh_token if type(refresh_token) is str else None,
-            tokens if type(tokens) is str else None,
-            pending if type(pending) is str else None,
-        )
-
-    def dump(self) -> dict[str, str | None]:
-        """Every storage entry of this session; ``None`` means "delete the key"."""
-        return {
-            StorageKey.ID_TOKEN: self.id_token,
-            StorageKey.REFRESH_TOKEN: self.refresh_token,
-            StorageKey.ACCESS_TOKENS: _encode_tokens(self.access_tokens),
-            StorageKey.SIGN_IN_SESSIONS: _encode_pending(self.pending),
-        }
-
-    def changes(self, before: SessionState) -> dict[str, str | None]:
-        """The storage writes that turn ``before`` into this state (``None`` = delete)."""
-        out: dict[str, str | None] = {}
-        if self.id_token != before.id_token:
-            out[StorageKey.ID_TOKEN] = self.id_token
-        if self.refresh_token != before.refresh_token:
-            out[StorageKey.REFRESH_TOKEN] = self.refresh_token
-        if self.access_tokens != before.access_tokens:
-            out[StorageKey.ACCESS_TOKENS] = _encode_tokens(self.access_tokens)
-        if self.pending != before.pending:
-            out[StorageKey.SIGN_IN_SESSIONS] = _encode_pending(self.pending)
+    def writes(self) -> dict[str, str | None]:
+        """The storage writes that store this session (``None`` = delete the key): the one
+        value, and the deletion of any official-SDK entry it was read from."""
+        out: dict[str, str | None] = dict.fromkeys(sorted(self.legacy_keys))
+        out[StorageKey.SESSION] = encode_session(self)
         return out
 
+    @classmethod
+    def load(cls, get: Callable[[str], Any]) -> SessionState:
+        """Read a session from a synchronous string-valued storage."""
+        reader = read_session()
+        try:
+            key = next(reader)
+            while True:
+                key = reader.send(get(key))
+        except StopIteration as stop:
+            session: SessionState = stop.value
+            return session
 
-# Every getter and every operation of a client reads the whole session back from the storage,
-# several times per page view. Decoding the access-token map (JSON plus a model per token) is
-# by far the most expensive part, and its result depends only on the stored strings, which
-# are immutable: the decoded session is memoised by them. The cached value is immutable too
-# (a read-only token map), so sharing it between callers is safe.
-@lru_cache(maxsize=DECODED_SESSIONS_CACHED)
-def _decode_cached(
-    id_token: str | None, refresh_token: str | None, tokens: str | None, pending: str | None
-) -> SessionState:
-    return SessionState(
-        pending=_decode_pending(pending),
-        id_token=id_token or None,
-        refresh_token=refresh_token or None,
-        access_tokens=MappingProxyType(_decode_tokens(tokens)),
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> SessionState:
+        """The session that raw storage values describe (missing keys are absent)."""
+        return cls.load(values.get)
+
+
+def read_session() -> Generator[str, Any, SessionState]:
+    """Read a session, as a generator that yields the storage keys it needs and receives
+    their raw values (anything; only strings count), so that sync and async adapters share it.
+
+    One read when the session is stored as one value (or there is none: one read plus the
+    two official-SDK keys that tell a signed-in legacy session); four reads for a legacy
+    session.
+    """
+    value = yield StorageKey.SESSION
+    if type(value) is str:
+        return decode_session(value)
+    id_token = yield StorageKey.ID_TOKEN
+    refresh_token = yield StorageKey.REFRESH_TOKEN
+    if type(id_token) is not str and type(refresh_token) is not str:
+        return EMPTY
+    tokens = yield StorageKey.ACCESS_TOKENS
+    pending = yield StorageKey.SIGN_IN_SESSIONS
+    return _decode_legacy(
+        *(v if type(v) is str else None for v in (id_token, refresh_token, tokens, pending))
     )
 
 
-def _encode_pending(pending: tuple[PendingSignIn, ...]) -> str | None:
-    if not pending:
+EMPTY = SessionState()
+
+
+# Every getter and every operation of a client reads the session back from the storage, several
+# times per page view. Decoding (JSON, a model per token, the ID token's shape) is by far the
+# most expensive part, and its result depends only on the stored string, which is immutable:
+# the decoded session is memoised by it. The cached value is immutable too (a read-only token
+# map), so sharing it between callers is safe.
+@lru_cache(maxsize=DECODED_SESSIONS_CACHED)
+def decode_session(text: str) -> SessionState:
+    """The session a stored value describes; anything unreadable counts as absent."""
+    data = _json_or_none(text)
+    if not isinstance(data, dict):
+        return EMPTY
+    return SessionState(
+        pending=_decode_pending(data.get("pending")),
+        id_token=_valid_id_token(data.get("idToken")),
+        refresh_token=_token_text(data.get("refreshToken")),
+        access_tokens=MappingProxyType(_decode_tokens(data.get("accessTokens"))),
+    )
+
+
+def encode_session(session: SessionState) -> str | None:
+    """The stored value of ``session``; ``None`` (delete) when there is nothing to keep."""
+    if session.is_empty:
         return None
-    return json.dumps([p.model_dump(mode="json") for p in pending], separators=(",", ":"))
+    data: dict[str, Any] = {"v": VERSION}
+    if session.id_token is not None:
+        data["idToken"] = session.id_token
+    if session.refresh_token is not None:
+        data["refreshToken"] = session.refresh_token
+    if session.access_tokens:
+        data["accessTokens"] = {
+            key.encode(): value.model_dump(mode="json", exclude_none=True)
+            for key, value in session.access_tokens.items()
+        }
+    if session.pending:
+        data["pending"] = [p.model_dump(mode="json") for p in session.pending]
+    return json.dumps(data, separators=(",", ":"))
 
 
-def _decode_pending(text: str | None) -> tuple[PendingSignIn, ...]:
-    items = _json_or_none(text)
+@lru_cache(maxsize=DECODED_SESSIONS_CACHED)
+def _decode_legacy(
+    id_token: str | None, refresh_token: str | None, tokens: str | None, pending: str | None
+) -> SessionState:
+    present = {
+        key
+        for key, value in zip(
+            StorageKey.LEGACY, (id_token, refresh_token, tokens, pending), strict=True
+        )
+        if value is not None
+    }
+    return SessionState(
+        pending=_decode_pending(_json_or_none(pending)),
+        id_token=_valid_id_token(id_token),
+        refresh_token=_token_text(refresh_token),
+        access_tokens=MappingProxyType(_decode_tokens(_json_or_none(tokens))),
+        legacy_keys=frozenset(present),
+    )
+
+
+def _token_text(value: Any) -> str | None:
+    """A stored token: a non-empty string of visible ASCII (what the provider issued)."""
+    if type(value) is not str or not value or not (value.isascii() and value.isprintable()):
+        return None
+    return value
+
+
+def _valid_id_token(value: Any) -> str | None:
+    """A stored ID token that still decodes; a corrupt one counts as absent, so that
+    ``isAuthenticated()`` and ``getIdTokenClaims()`` always agree."""
+    token = _token_text(value)
+    if token is None:
+        return None
+    try:
+        decode_id_token_claims(token)
+    except TokenValidationError:
+        return None
+    return token
+
+
+def _decode_pending(items: Any) -> tuple[PendingSignIn, ...]:
     if isinstance(items, dict):  # a single attempt, as older versions stored it
         items = [items]
     if not isinstance(items, list):
         return ()
     out = []
-    for item in items:
+    for item in items[-MAX_PENDING_SIGN_INS:]:
         try:
             out.append(PendingSignIn.model_validate(item))
         except ValidationError:
@@ -249,32 +356,34 @@ def _decode_pending(text: str | None) -> tuple[PendingSignIn, ...]:
     return tuple(out)
 
 
-def _encode_tokens(tokens: Mapping[TokenKey, CachedAccessToken]) -> str | None:
-    if not tokens:
-        return None
-    return json.dumps(
-        {key.encode(): value.model_dump(mode="json") for key, value in tokens.items()},
-        separators=(",", ":"),
-    )
-
-
-def _decode_tokens(text: str | None) -> dict[TokenKey, CachedAccessToken]:
-    items = _json_or_none(text)
+def _decode_tokens(items: Any) -> dict[TokenKey, CachedAccessToken]:
     if not isinstance(items, dict):
         return {}
     out: dict[TokenKey, CachedAccessToken] = {}
-    for key, value in items.items():
+    for key, value in list(items.items())[:MAX_CACHED_TOKENS]:
         try:
-            out[TokenKey.decode(key)] = CachedAccessToken.model_validate(value)
+            entry = CachedAccessToken.model_validate(value)
+            if _token_text(entry.token) is None:
+                continue
+            out[TokenKey.decode(key)] = entry
         except (ValueError, TypeError):
             continue
     return out
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _json_or_none(text: str | None) -> Any:
-    if not text:
+    """Stored JSON, or ``None`` when it is absent, oversized or not strict JSON. Nesting is
+    bounded by the decoder's recursion check, caught here, and by the size cap."""
+    if not text or len(text) > MAX_STORED_BYTES:
         return None
     try:
-        return json.loads(text)
-    except ValueError:
+        return _DECODER.decode(text)
+    except (ValueError, RecursionError):
         return None

@@ -1,189 +1,202 @@
-"""Bookkeeping for coalescing token refreshes: at most one refresh in flight per session.
+"""The table behind single flight: at most one refresh per grant, one code exchange per
+callback, in flight at once, and what they settled, remembered.
 
 A refresh token may be presented once: Logto rotates it, and presenting the consumed one
-after its short reuse window revokes the whole grant. When several requests of one user need
-a new access token at the same moment, the first one (the *leader*) runs the refresh and the
-others (*followers*) wait and adopt its result: the same storage writes applied to their own
-storage, and the same value or error.
+after its short reuse window revokes the whole grant. So every operation that needs to use a
+refresh token first *claims* the flight of that grant (the key is a digest of the refresh
+token, whatever the token is for: two API tokens wanted at once by one page are two uses of
+one grant). The first claimer *leads* and refreshes; the others *follow* and wait for its
+result; when it has published, later claimers get the result itself (*done*) and adopt it
+instead of presenting the consumed token.
 
-Flights are keyed on (refresh token, token key), so coalescing works whatever the storage is
-(a shared in-memory dict, or per-request copies of a cookie session): two callers holding the
-same refresh token belong to the same grant. The key keeps only a digest of the token.
+Results that settled a grant (a success: the successor of the refresh token; or a dead
+grant) are kept for a long time (:data:`SUCCESSION_KEEP`, at most :data:`MAX_KEPT` of them):
+a request interrupted after the provider rotated the token, or a storage that failed to take
+the new one, leaves the consumed token in the user's storage (a cookie session keeps the old
+cookie), and the next request must find its successor here. Transient failures are not kept:
+the next caller tries again.
 
-A finished result is kept for :data:`KEEP_SECONDS` when it settled the refresh token's fate
-(a success, or a dead grant), so a caller that read the old refresh token just before the
-leader stored the new one adopts the result instead of presenting the consumed token.
-Transient failures are not kept: the next caller tries again.
+A grant can also be *ended* (signed out, or replaced by a new sign-in in the same session):
+later claimers are told, and a copy of the session read before the sign-out cannot bring the
+grant back. Callbacks use the same table, keyed by their ``state``: a double click waits for
+the first exchange and shares it, and the same browser coming back with the same callback
+later (a reload) adopts it: the code is never presented twice.
 
-This module only keeps the table; it never waits. Adapters protect it with a lock, and give
-each flight a *handle* (a ``concurrent.futures.Future`` in practice) to resolve.
+This module only keeps the table and never waits: it is pure, like the rest of the core.
+Adapters protect it with a lock and give each flight a *handle* to resolve (a
+``concurrent.futures.Future``, which followers on any thread or event loop can wait for).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Generic, NamedTuple, TypeVar
-
-from .errors import SignInRequiredError, TransportError
-from .flows import Outcome
-from .provider_state import ProviderState
-from .session import SessionState, TokenKey
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 H = TypeVar("H")
 
-KEEP_SECONDS = 10.0
-"""How long a settled result is handed to latecomers holding the same refresh token."""
+SUCCESSION_KEEP = 14 * 24 * 3600.0
+"""How long the successor of a refresh token is remembered: Logto's refresh-token lifetime."""
+
+ENDED_KEEP = 14 * 24 * 3600.0
+"""How long an ended grant is remembered."""
+
+LEASE = 60.0
+"""Seconds a leader may take before its flight is taken over (adapters pass their own)."""
 
 MAX_KEPT = 1024
-"""Finished results kept at most (oldest dropped first); flights in progress are never dropped."""
+"""Finished entries (results and ended keys) kept at most; the oldest go first. Flights in
+progress are never dropped."""
 
 
-class FlightKey(NamedTuple):
-    """Digest of the refresh token, and what the token is for."""
-
-    refresh_digest: str
-    token_key: TokenKey
+def digest(secret: str) -> str:
+    """A key for a secret value: its SHA-256, so the table never holds the value itself."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def refresh_digest(refresh_token: str) -> str:
-    return hashlib.sha256(refresh_token.encode("utf-8")).hexdigest()
+def grant_key(refresh_token: str) -> str:
+    """The flight key of every use of ``refresh_token``."""
+    return "grant:" + digest(refresh_token)
 
 
-def flight_key(refresh_token: str, token_key: TokenKey) -> FlightKey:
-    """The coalescing key of a refresh of ``refresh_token`` for ``token_key``."""
-    return FlightKey(refresh_digest(refresh_token), token_key)
-
-
-@dataclass(frozen=True, slots=True)
-class Shared:
-    """A leader's result as followers adopt it: the storage writes (``None`` = delete) and the
-    outcome (its value or error; its session is the leader's)."""
-
-    writes: Mapping[str, str | None]
-    outcome: Outcome[Any]
-
-    @property
-    def settles_grant(self) -> bool:
-        """True when the refresh token's fate is known: it worked, or the grant is dead."""
-        error = self.outcome.error
-        return error is None or isinstance(error, SignInRequiredError)
-
-
-def interrupted(before: SessionState, provider: ProviderState) -> Shared:
-    """What followers adopt when the leader stopped without an outcome (cancelled, or its
-    storage failed): a transient error and no writes."""
-    error = TransportError(
-        "the concurrent refresh of this session did not complete",
-        code="transport.refresh_interrupted",
-    )
-    return Shared({}, Outcome(None, before, provider, error))
+def callback_key(state: str) -> str:
+    """The flight key of the callback of the sign-in attempt ``state``."""
+    return "callback:" + digest(state)
 
 
 @dataclass(frozen=True, slots=True)
 class Lead(Generic[H]):
-    """Run the refresh, then :meth:`SingleFlight.settle` and resolve ``handle``."""
+    """Run the work, then publish its result and resolve ``handle`` with it."""
 
     handle: H
 
 
 @dataclass(frozen=True, slots=True)
 class Follow(Generic[H]):
-    """Wait for ``handle`` (the leader's) to be resolved with a :class:`Shared`."""
+    """Wait for ``handle`` (the leader's) to be resolved with the result."""
 
     handle: H
 
 
 @dataclass(frozen=True, slots=True)
-class Reuse:
-    """A recent leader already settled this refresh: adopt ``result``."""
+class Done:
+    """A leader already published this key's result: adopt ``result``."""
 
-    result: Shared
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The key's story is over (a grant signed out or replaced, a callback used)."""
+
+
+Ticket = Lead[Any] | Follow[Any] | Done | Ended
+"""What a claim answers."""
 
 
 @dataclass(slots=True)
 class _Entry(Generic[H]):
-    handle: H
-    result: Shared | None = None
-    expires_at: float = field(default=0.0)
+    handle: H | None
+    result: Any = None
+    since: float = 0.0
+    until: float = 0.0
+    """A finished entry is kept until then; a running one is leased until then."""
+    ended: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.handle is not None
 
 
-class SingleFlight(Generic[H]):
-    """The table of refreshes in flight and recently settled. Not thread-safe by itself."""
+class FlightTable(Generic[H]):
+    """Flights in progress, results kept, keys ended. Not thread-safe by itself."""
 
-    def __init__(self, *, keep_seconds: float = KEEP_SECONDS, max_kept: int = MAX_KEPT) -> None:
-        self._keep = keep_seconds
+    def __init__(self, *, max_kept: int = MAX_KEPT) -> None:
         self._max_kept = max_kept
-        self._entries: dict[FlightKey, _Entry[H]] = {}
+        self._entries: dict[str, _Entry[H]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def claim(self, key: FlightKey, handle: H, now: float) -> Lead[H] | Follow[H] | Reuse:
-        """Join the flight for ``key``: lead it with ``handle`` if none is running or kept,
-        follow the running one, or reuse a kept result."""
-        self.purge(now)
-        entry = self._entries.get(key)
-        if entry is None:
-            self._entries[key] = _Entry(handle)
+    def claim(
+        self, key: str, handle: H, now: float, *, lease: float = LEASE
+    ) -> Lead[H] | Follow[H] | Done | Ended:
+        """Join the flight for ``key``: lead it with ``handle`` (leased for ``lease``
+        seconds) if none is running or kept, follow the running one, or take what a finished
+        one left. A flight whose lease ran out is taken over: its leader is gone (a crash, a
+        caller interrupted before the work started) and will never publish."""
+        entry = self._live(key, now)
+        if entry is None or (entry.running and now >= entry.until):
+            self._entries[key] = _Entry(handle, since=now, until=now + lease)
             return Lead(handle)
-        if entry.result is None:
+        if entry.handle is not None:
             return Follow(entry.handle)
-        return Reuse(entry.result)
+        if entry.ended:
+            return Ended()
+        return Done(entry.result)
 
-    def settle(self, key: FlightKey, result: Shared, now: float) -> None:
-        """Record the leader's result: kept for latecomers when it settled the grant, dropped
-        otherwise. The caller resolves the handle with ``result``."""
+    def publish(self, key: str, handle: H, result: Any, now: float, *, keep: float) -> None:
+        """Record the result of the leader holding ``handle``, kept ``keep`` seconds for later
+        claimers (0: not kept); a leader whose flight was taken over records nothing. A key
+        ended while its flight ran stays ended. The caller resolves the handle."""
         entry = self._entries.get(key)
-        if entry is None or entry.result is not None:
+        if entry is None or entry.handle is not handle:
             return
-        if not result.settles_grant or self._keep <= 0:
+        entry.handle = None
+        if entry.ended:
+            entry.since, entry.until = now, now + ENDED_KEEP
+            self._trim()
+            return
+        if keep <= 0:
             del self._entries[key]
             return
-        entry.result = result
-        entry.expires_at = now + self._keep
+        entry.result, entry.since, entry.until = result, now, now + keep
         self._trim()
 
-    def forget(self, refresh_token: str) -> None:
-        """Drop the kept results of a refresh token (after sign-out or a new sign-in).
-        Flights in progress stay: their leader settles them."""
-        digest = refresh_digest(refresh_token)
-        for key in [k for k, e in self._entries.items() if k.refresh_digest == digest]:
-            if self._entries[key].result is not None:
-                del self._entries[key]
+    def end(self, key: str, now: float, *, keep: float = ENDED_KEEP) -> None:
+        """Mark ``key`` ended for ``keep`` seconds: later claimers get :class:`Ended`. A
+        flight in progress still resolves its followers, but its result is not kept."""
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = _Entry(None)
+        entry.result, entry.ended = None, True
+        if entry.running:  # its lease still applies; the end lasts from its publication
+            return
+        entry.since, entry.until = now, now + keep
+        self._trim()
 
-    def purge(self, now: float) -> None:
-        """Drop kept results whose time is up (or that claim to come from the future: the
-        clock went backwards, so their age is unknown)."""
-        for key in [k for k, e in self._entries.items() if _stale(e, now, self._keep)]:
+    def _live(self, key: str, now: float) -> _Entry[H] | None:
+        entry = self._entries.get(key)
+        if entry is None or entry.running:
+            return entry
+        # A finished entry lives until its time is up; one that claims to come from the
+        # future (the clock went back) is of unknown age and dropped too.
+        if now >= entry.until or now < entry.since:
             del self._entries[key]
+            return None
+        return entry
 
     def _trim(self) -> None:
-        kept = [(e.expires_at, k) for k, e in self._entries.items() if e.result is not None]
-        if len(kept) <= self._max_kept:
+        finished = [(e.until, k) for k, e in self._entries.items() if not e.running]
+        if len(finished) <= self._max_kept:
             return
-        kept.sort()
-        for _, key in kept[: len(kept) - self._max_kept]:
+        finished.sort()
+        for _, key in finished[: len(finished) - self._max_kept]:
             del self._entries[key]
-
-
-def _stale(entry: _Entry[Any], now: float, keep: float) -> bool:
-    if entry.result is None:
-        return False
-    return now >= entry.expires_at or now < entry.expires_at - keep
 
 
 __all__ = [
-    "KEEP_SECONDS",
+    "ENDED_KEEP",
+    "LEASE",
     "MAX_KEPT",
-    "FlightKey",
+    "SUCCESSION_KEEP",
+    "Done",
+    "Ended",
+    "FlightTable",
     "Follow",
     "Lead",
-    "Reuse",
-    "Shared",
-    "SingleFlight",
-    "flight_key",
-    "interrupted",
-    "refresh_digest",
+    "Ticket",
+    "callback_key",
+    "digest",
+    "grant_key",
 ]

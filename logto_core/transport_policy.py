@@ -9,20 +9,26 @@ Pure decisions shared by every adapter (the adapters only sleep and send):
 * Waits grow exponentially with "full jitter" (a uniform draw below the exponential cap) from
   an injected entropy source, so many clients recovering at once do not retry in lockstep.
 * ``Retry-After`` (seconds or an HTTP date) is honoured, capped, and never beyond the
-  request's total deadline.
+  request's total deadline. :func:`parse_retry_after` is the SDK's one reader of it.
 * A redirect is never followed; it becomes a :class:`TransportError`, as does a retryable
   status that is still there when the retries are spent.
+
+:class:`Attempts` is the retry loop itself, as a pure state object: both transports iterate
+it (sleeping for each wait it yields and recording each attempt's outcome), so that the sync
+and the async loop cannot drift apart.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from .errors import LogtoUsageError, TransportError
 from .http import HttpRequest, HttpResponse
-from .runtime import Entropy
+from .runtime import Entropy, Runtime
 
 RETRYABLE_FAILURES: frozenset[str] = frozenset({"transport.connection"})
 """Codes of transport failures worth another attempt (the request never got an answer)."""
@@ -34,6 +40,15 @@ BODY_TOO_LARGE = "transport.body_too_large"
 REDIRECT = "transport.redirect"
 STATUS = "transport.status"
 FAILED = "transport.failed"
+TLS = "transport.tls"
+
+MAX_RETRY_AFTER = 86400.0
+"""A ``Retry-After`` of a day or more is not believed (read as absent)."""
+
+# delay-seconds (RFC 9110 10.2.3) in ASCII digits, with an optional fraction: ``str.isdigit``
+# and ``float`` also accept other scripts' digits, "1e9", "1_0", "nan" and "inf".
+_DELAY_SECONDS = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
+_MAX_DATE_CHARS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,21 +86,30 @@ def is_retryable_status(status: int) -> bool:
     return status >= 500 or status == 429
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value (delta-seconds or an HTTP date), or
-    ``None`` when absent or unreadable. Never negative."""
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value, or ``None`` when absent or unreadable.
+
+    Delay-seconds (ASCII digits, a fraction allowed) are read as they are; an HTTP date only
+    when ``now`` (seconds since the epoch) is given, as the time left until it (0 for a date
+    in the past; a date without a zone is unreadable). The result is never negative and
+    always below :data:`MAX_RETRY_AFTER`. Never raises, whatever the text.
+    """
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
-        return float(int(text))
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+    if _DELAY_SECONDS.fullmatch(text):
+        seconds = float(text)
+    elif now is None or len(text) > _MAX_DATE_CHARS:
         return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive result means "no zone given"
-        return None
-    return max(0.0, float(when.timestamp()) - now)
+    else:
+        try:
+            when = parsedate_to_datetime(text)
+            if when.tzinfo is None:  # RFC 9110 dates are GMT; naive means "no zone given"
+                return None
+            seconds = max(0.0, float(when.timestamp()) - now)
+        except (TypeError, ValueError, IndexError, OverflowError, OSError):
+            return None
+    return seconds if seconds < MAX_RETRY_AFTER else None
 
 
 def jittered_backoff(attempt: int, policy: RetryPolicy, entropy: Entropy) -> float:
@@ -129,6 +153,66 @@ def retry_delay(
     if remaining is not None and wait >= remaining:
         return None  # the deadline would pass while waiting: report the failure now
     return wait
+
+
+class Attempts:
+    """The retry loop of one request, as decisions only; a transport follows it::
+
+        attempts = Attempts(request, retry_policy, runtime)
+        for wait in attempts:               # 0.0 before the first attempt
+            if wait:
+                sleep(wait)
+            attempts.record(send_once(), remaining=deadline - monotonic())
+        return attempts.result()            # the response, or raises the TransportError
+
+    ``send_once`` returns the :class:`HttpResponse` or the :class:`TransportError` of one
+    attempt. Every wait ends before the total deadline (see :func:`retry_delay`), so all the
+    attempts of a request share its one deadline.
+    """
+
+    __slots__ = ("_attempt", "_next_wait", "_outcome", "_policy", "_request", "_runtime")
+
+    def __init__(self, request: HttpRequest, policy: RetryPolicy, runtime: Runtime) -> None:
+        self._request = request
+        self._policy = policy
+        self._runtime = runtime
+        self._attempt = 0
+        self._next_wait: float | None = 0.0
+        self._outcome: HttpResponse | TransportError | None = None
+
+    def __iter__(self) -> Iterator[float]:
+        while self._next_wait is not None:
+            wait, self._next_wait = self._next_wait, None
+            yield wait
+
+    def record(self, outcome: HttpResponse | TransportError, *, remaining: float) -> None:
+        """The outcome of the attempt just made; ``remaining``: seconds left before the
+        request's total deadline."""
+        self._outcome = outcome
+        failure = outcome if isinstance(outcome, TransportError) else None
+        self._next_wait = retry_delay(
+            self._request,
+            self._attempt,
+            self._policy,
+            entropy=self._runtime.entropy,
+            now=self._runtime.now(),
+            remaining=remaining,
+            response=outcome if isinstance(outcome, HttpResponse) else None,
+            failure=failure,
+        )
+        self._attempt += 1
+
+    def result(self) -> HttpResponse:
+        """The last response, once it passes :func:`final_check`; else raises the error."""
+        outcome = self._outcome
+        if outcome is None:
+            raise LogtoUsageError("Attempts.result() before any attempt was recorded")
+        if isinstance(outcome, TransportError):
+            raise outcome
+        refusal = final_check(self._request, outcome, self._runtime.now())
+        if refusal is not None:
+            raise refusal
+        return outcome
 
 
 def final_check(request: HttpRequest, response: HttpResponse, now: float) -> TransportError | None:
@@ -187,16 +271,77 @@ def request_failed(request: HttpRequest, reason: str) -> TransportError:
     return TransportError(f"{describe(request)} failed: {reason}", code=FAILED)
 
 
+class TlsFailure(Exception):
+    """Why a TLS handshake failed, as the TLS library said it (an OpenSSL reason such as
+    ``"unable to get local issuer certificate"``): the ``__cause__`` of a ``transport.tls``
+    error, in place of the library's exception (whose text may hold the full URL)."""
+
+    def __init__(self, reason: str, *, verify_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.verify_code = verify_code
+
+
+_REASON_CHARS = 160
+
+
+def _clean_reason(reason: str) -> str:
+    printable = "".join(c if " " <= c <= "~" else "?" for c in reason[: _REASON_CHARS * 2])
+    text = " ".join(printable.split())
+    return text[:_REASON_CHARS] + ("..." if len(text) > _REASON_CHARS else "")
+
+
+def tls_failed(
+    request: HttpRequest,
+    reason: str,
+    *,
+    verification: bool,
+    hostname_mismatch: bool = False,
+    verify_code: int | None = None,
+    trust_fix: str,
+) -> TransportError:
+    """The error for a TLS handshake that failed, naming the host and the likely fix.
+
+    ``verification``: the server's certificate was refused (else the TLS connection itself
+    failed); ``hostname_mismatch``: refused because it is not valid for the host;
+    ``trust_fix`` says how this client is given another CA bundle. The sanitized
+    ``reason`` is kept as a :class:`TlsFailure` in ``__cause__``.
+    """
+    reason = _clean_reason(reason) or "no reason given"
+    host = urlsplit(request.url).hostname or "the provider"
+    if hostname_mismatch:
+        detail = (
+            f"the TLS certificate of {host} is not valid for that host name ({reason}); use "
+            "the host name the certificate was issued for in the endpoint, or fix the "
+            "server's certificate"
+        )
+    elif verification:
+        detail = (
+            f"the TLS certificate of {host} could not be verified ({reason}): it is not "
+            f"trusted by the CA bundle in use. If the provider uses a private CA, {trust_fix}; "
+            "otherwise fix the server's certificate chain"
+        )
+    else:
+        detail = f"the TLS connection to {host} failed ({reason})"
+    error = TransportError(f"{describe(request)} failed: {detail}", code=TLS)
+    error.__cause__ = TlsFailure(reason, verify_code=verify_code)
+    return error
+
+
 __all__ = [
     "BODY_TOO_LARGE",
     "CONNECTION",
     "FAILED",
+    "MAX_RETRY_AFTER",
     "REDIRECT",
     "RETRYABLE_FAILURES",
     "STATUS",
     "TIMEOUT",
+    "TLS",
+    "Attempts",
     "RetryPolicy",
     "Timeout",
+    "TlsFailure",
     "body_too_large",
     "connection_failed",
     "describe",
@@ -208,4 +353,5 @@ __all__ = [
     "retry_delay",
     "split_timeout",
     "timed_out",
+    "tls_failed",
 ]

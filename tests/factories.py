@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from logto_core.config import LogtoConfig
 from logto_core.http import HttpResponse
 from logto_core.models import OidcProviderMetadata
+from logto_core.session import SessionState
 
 ENDPOINT = "https://tenant.example.com"
 ISSUER = f"{ENDPOINT}/oidc"
@@ -44,3 +46,23 @@ def metadata(**overrides: Any) -> OidcProviderMetadata:
 
 def json_response(payload: Any, status: int = 200, **headers: str) -> HttpResponse:
     return HttpResponse.json(status, payload, headers)
+
+
+def stored(storage: Any) -> SessionState:
+    """The session a storage (or a plain dict of storage values) holds, as the SDK reads it."""
+    get = storage.get
+    return SessionState.load(get)
+
+
+def edit_stored(storage: Any, edit: Callable[[SessionState], SessionState]) -> None:
+    """Change the stored session as a test needs (``storage.set``/``delete`` or a dict)."""
+    for key, value in edit(stored(storage)).writes().items():
+        if value is None:
+            if isinstance(storage, dict):
+                storage.pop(key, None)
+            else:
+                storage.delete(key)
+        elif isinstance(storage, dict):
+            storage[key] = value
+        else:
+            storage.set(key, value)

@@ -105,9 +105,8 @@ class Harness:
         return reply.response
 
     def run(self, name: str, flow: Flow[T]) -> Outcome[T]:
-        before = self.sessions.get(name, SessionState())
         outcome = run_sync(flow, self.send)
-        self.core.settle(before, outcome)
+        self.core.adopt(outcome)
         self.sessions[name] = outcome.session
         return outcome
 

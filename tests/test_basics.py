@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from logto_core.config import ConfigError, LogtoConfig
@@ -102,14 +104,14 @@ def test_defaults_are_not_duplicated() -> None:
     ],
 )
 def test_config_validation(kwargs: dict[str, object]) -> None:
-    values: dict[str, object] = {"endpoint": "https://x.logto.app", "appId": "id"}
+    values: dict[str, Any] = {"endpoint": "https://x.logto.app", "appId": "id"}
     values.update(kwargs)
     with pytest.raises(ConfigError):
         LogtoConfig(**values)
 
 
 def test_prompt_forms() -> None:
-    base = {"endpoint": "https://x.app", "appId": "i"}
+    base: dict[str, Any] = {"endpoint": "https://x.app", "appId": "i"}
     assert LogtoConfig(**base, prompt=["login", "consent", "login"]).prompt == "login consent"
     assert LogtoConfig(**base, prompt="login").prompt == "login"
 
@@ -245,7 +247,7 @@ def test_oversized_error_body_is_not_parsed() -> None:
     ],
 )
 def test_config_text_must_be_sendable(kwargs: dict[str, object]) -> None:
-    values: dict[str, object] = {"endpoint": "https://x.logto.app", "appId": "id"}
+    values: dict[str, Any] = {"endpoint": "https://x.logto.app", "appId": "id"}
     values.update(kwargs)
     with pytest.raises(ConfigError):
         LogtoConfig(**values)

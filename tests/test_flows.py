@@ -16,8 +16,9 @@ from logto_core.errors import (
     TokenValidationError,
     TransportError,
 )
+from logto_core.flows import Flow, Outcome
 from logto_core.http import HttpRequest, HttpResponse
-from logto_core.provider_state import ProviderState, newest
+from logto_core.provider_state import ProviderCache, ProviderState, newest
 from logto_core.session import SessionState, TokenKey
 from logto_core.testing import Fault
 from tests.harness import API, API2, HOME, REDIRECT, Harness
@@ -264,7 +265,7 @@ def test_sign_out_succeeds_locally_when_revocation_fails() -> None:
     h = Harness()
     h.sign_in()
     h.fail_next.append(TransportError("refused", code="transport.connection"))
-    h.core._provider = ProviderState()  # force a discovery request, which fails
+    h.core._cache = ProviderCache()  # force a discovery request, which fails
     result = h.run("s", h.core.sign_out(h.session(), HOME)).unwrap()
     assert isinstance(result.revocation_error, TransportError)
     assert not h.session().is_authenticated
@@ -277,7 +278,7 @@ def test_local_sign_out_makes_no_request_and_hands_the_refresh_token_over() -> N
     session = h.session()
     refresh = session.refresh_token
     assert refresh is not None and session.id_token is not None
-    h.core._provider = ProviderState()  # no metadata: Logto's fixed end-session path
+    h.core._cache = ProviderCache()  # no metadata: Logto's fixed end-session path
     before = len(h.provider.log)
     outcome = h.core.sign_out_local(session, HOME)
     local = outcome.unwrap()
@@ -310,7 +311,7 @@ def test_revoke_refresh_token_touches_no_session() -> None:
     h.sign_in()
     refresh = h.session().refresh_token
     assert refresh is not None
-    h.core._provider = ProviderState()  # the revocation needs discovery first
+    h.core._cache = ProviderCache()  # the revocation needs discovery first
     outcome = run_sync(h.core.revoke(refresh), h.send)
     assert outcome.error is None and outcome.value is None
     assert outcome.session == SessionState()
@@ -329,7 +330,7 @@ def test_revoke_refresh_token_reports_failures_as_its_value() -> None:
     assert outcome.error is None and isinstance(outcome.value, TransportError)
     assert outcome.value.status == 503
     h.fail_next.append(TransportError("refused", code="transport.connection"))
-    h.core._provider = ProviderState()
+    h.core._cache = ProviderCache()
     outcome = run_sync(h.core.revoke(refresh), h.send)
     assert isinstance(outcome.value, TransportError) and outcome.provider.metadata is None
 
@@ -424,18 +425,33 @@ def test_cache_expiry_from_jwt_exp_when_expires_in_is_missing() -> None:
     assert h.session().access_tokens[TokenKey(API2)].expires_at == h.clock.now + 60
 
 
-def test_refreshed_id_token_cannot_be_checked_without_the_original() -> None:
-    # Storage lost the ID token but kept the refresh token: the refreshed ID token repeats a
-    # nonce the client can no longer check, so it is refused; the rotated refresh token is kept.
+def test_refresh_without_a_stored_id_token_recovers_the_session() -> None:
+    # Storage lost the ID token but kept the refresh token (another SDK wrote it, or the ID
+    # token was corrupt): the refreshed ID token repeats a nonce the client no longer has. It
+    # is verified in every other respect and stored: the session recovers after one refresh,
+    # instead of refreshing and failing on every call.
     h = Harness()
     h.sign_in()
+    user = h.core.id_token_claims(h.session()).sub
     h.sessions["s"] = SessionState(refresh_token=h.session().refresh_token)
     h.clock.advance(3600 * 24 * 11)  # confidential rotation is due
     outcome = h.token(resource=API)
-    assert isinstance(outcome.error, TokenValidationError)
-    assert outcome.error.code == "id_token.unexpected_nonce"
+    assert outcome.error is None and outcome.value is not None
     rotated = h.session().refresh_token
     assert rotated is not None and h.provider.is_refresh_token_active(rotated)
+    assert h.session().is_authenticated
+    assert h.core.id_token_claims(h.session()).sub == user
+    assert h.token(resource=API).value == outcome.value  # cached: no second refresh
+    assert h.requests_to("token", "refresh_token") == 1
+
+
+def test_refresh_without_a_stored_id_token_still_verifies_the_new_one() -> None:
+    h = Harness()
+    h.sign_in()
+    h.sessions["s"] = SessionState(refresh_token=h.session().refresh_token)
+    h.provider.faults.add(Fault("token", id_token_claims={"aud": "someone-else"}))
+    outcome = h.token(resource=API)
+    assert isinstance(outcome.error, TokenValidationError)
     assert not h.session().is_authenticated
 
 
@@ -444,8 +460,8 @@ def test_sign_out_without_revocation_endpoint() -> None:
     h.sign_in()
     metadata = h.core.provider.metadata
     assert metadata is not None
-    h.core._provider = ProviderState(
-        metadata.model_copy(update={"revocation_endpoint": None}), h.clock.now
+    h.core._cache = ProviderCache(
+        ProviderState(metadata.model_copy(update={"revocation_endpoint": None}), h.clock.now)
     )
     refresh = h.session().refresh_token
     assert refresh is not None
@@ -501,3 +517,31 @@ def test_key_sets_fetched_at_the_same_instant_are_united() -> None:
         ProviderState(keys=KeySet((no_kid,), 5.0)), ProviderState(keys=KeySet((no_kid,), 5.0))
     )
     assert same.keys is not None and len(same.keys.keys) == 1
+
+
+def test_flows_interleaved_share_keys_fetched_while_they_ran() -> None:
+    """Two refreshes start with stale keys; the first fetches the key set and publishes it
+    at once, so the second (already running, started from the old snapshot) uses it instead
+    of fetching again."""
+    h = Harness()
+    h.sign_in("a", user="alice")
+    h.sign_in("b", user="bob")
+    h.clock.advance(3601)  # access tokens and the cached key set are stale
+    first = h.core.get_access_token(h.session("a"), API)
+    second = h.core.get_access_token(h.session("b"), API)
+    request_a = next(first)
+    request_b = next(second)  # both started before either learnt anything
+    before = h.requests_to("jwks")
+    outcome_a = _drive(first, request_a, h)
+    outcome_b = _drive(second, request_b, h)
+    assert outcome_a.error is None and outcome_b.error is None
+    assert h.requests_to("jwks") - before == 1
+
+
+def _drive(flow: Flow[str], request: HttpRequest, h: Harness) -> Outcome[str]:
+    try:
+        while True:
+            request = flow.send(h.send(request))
+    except StopIteration as stop:
+        outcome: Outcome[str] = stop.value
+        return outcome

@@ -2,20 +2,23 @@
 
 A :class:`Fault` names the endpoint it applies to (and optionally a ``grant_type``), how many
 matching requests it affects, and what to change: the status, the body, the headers, a delay,
-or the ID token (claims, header, signature). Faults wait in a :class:`FaultQueue`; each request
+the ID token (claims, header, signature), or an answer that echoes the request received (as
+some proxies and gateways do, secrets included). Faults wait in a :class:`FaultQueue`; each request
 consumes the first queued fault that matches it, so faults queued for the same endpoint apply
 one after the other.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import quote
 
 from logto_core.errors import LogtoUsageError
-from logto_core.http import HttpResponse
+from logto_core.http import HttpRequest, HttpResponse
 
 ENDPOINTS: frozenset[str] = frozenset(
     {
@@ -32,6 +35,8 @@ ENDPOINTS: frozenset[str] = frozenset(
 """Endpoint names a fault (and a :attr:`TestProvider.log` entry) can carry."""
 
 JsonBody = Mapping[str, Any] | list[Any] | str | int | float | bool | None
+
+Echo = Literal["oauth", "text"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,11 @@ class Fault:
     """Send the ID token with an empty signature."""
     bad_signature: bool = False
     """Send the ID token with a corrupted signature."""
+    echo: Echo | None = None
+    """Answer (HTTP 400 unless ``status`` says otherwise) with the request received: its
+    headers and body, as they are, percent-encoded and base64-encoded. ``"oauth"`` puts that
+    text into an OAuth error body (``error_description``, Logto's ``message``, the query of
+    ``error_uri``), ``"text"`` sends it as a plain-text body."""
 
     def __post_init__(self) -> None:
         if self.endpoint not in ENDPOINTS:
@@ -78,6 +88,10 @@ class Fault:
             raise LogtoUsageError("a fault applies at least once", code="testing.fault")
         if self.delay < 0:
             raise LogtoUsageError("a fault delay cannot be negative", code="testing.fault")
+        if self.echo is not None and self.body is not None:
+            raise LogtoUsageError(
+                "a fault echoes the request or sets a body, not both", code="testing.fault"
+            )
 
     def matches(self, endpoint: str, grant_type: str | None) -> bool:
         """True when this fault applies to a request to ``endpoint`` with ``grant_type``."""
@@ -92,12 +106,17 @@ class Fault:
             self.id_token_claims or self.id_token_header or self.unsigned or self.bad_signature
         )
 
-    def apply(self, response: HttpResponse) -> HttpResponse:
-        """The response with this fault's status, body and header changes applied."""
+    def apply(self, response: HttpResponse, request: HttpRequest | None = None) -> HttpResponse:
+        """The response with this fault's status, body and header changes applied (an echo
+        needs the ``request`` it answers)."""
         status = response.status if self.status is None else self.status
         headers = dict(response.headers)
         body = response.body
-        if isinstance(self.body, bytes):
+        if self.echo is not None and request is not None:
+            status = 400 if self.status is None else self.status
+            body, content_type = _echo(request, self.echo)
+            headers["content-type"] = content_type
+        elif isinstance(self.body, bytes):
             body = self.body
         elif self.body is not None:
             body = json.dumps(self.body).encode("utf-8")
@@ -108,6 +127,27 @@ class Fault:
             else:
                 headers[name.lower()] = value
         return HttpResponse(status, headers, body)
+
+
+def _echo(request: HttpRequest, kind: Echo) -> tuple[bytes, str]:
+    """What an echoing gateway answers: the request, raw, percent-encoded and in base64."""
+    lines = [f"{request.method} {request.url}"]
+    lines += [f"{name}: {value}" for name, value in request.headers]
+    raw = "\n".join(lines) + "\n\n" + (request.body or b"").decode("utf-8", errors="replace")
+    text = (
+        f"rejected request: {raw} | percent-encoded: {quote(raw, safe='')} | "
+        f"base64: {base64.b64encode(raw.encode()).decode('ascii')}"
+    )
+    if kind == "text":
+        return text.encode(), "text/plain; charset=utf-8"
+    payload = {
+        "error": "invalid_request",
+        "error_description": text,
+        "error_uri": "https://gateway.example/rejected?request=" + quote(raw, safe=""),
+        "code": "gateway.rejected",
+        "message": text,
+    }
+    return json.dumps(payload).encode(), "application/json"
 
 
 class FaultQueue:

@@ -324,7 +324,7 @@ class TestProvider:
             response = error_response(rejection, issuer=self.issuer)
         if fault is None:
             return ProviderReply(response)
-        return ProviderReply(fault.apply(response), fault.delay)
+        return ProviderReply(fault.apply(response, request), fault.delay)
 
     def _route(self, request: HttpRequest) -> str:
         path = urlsplit(request.url).path

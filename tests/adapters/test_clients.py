@@ -18,6 +18,7 @@ from logto_core.errors import (
 from logto_core.session import StorageKey
 from logto_core.storage import MemoryStorage, Storage
 from logto_core.testing import ACCESS_TOKEN_TTL, Fault
+from tests.factories import stored
 
 from .conftest import API, ORG, POST_LOGOUT, REDIRECT, USER, Clock, Harness, make_client
 
@@ -44,16 +45,16 @@ def test_full_session(harness: Harness, storage: Storage) -> None:
     query = parse_qs(urlsplit(url).query)
     assert query["interaction_mode"] == ["signUp"]
     assert query["client_id"] == ["web-app"]
-    assert storage.get(StorageKey.SIGN_IN_SESSIONS) is not None
+    assert stored(storage).pending
 
     assert harness.handleSignInCallback(harness.provider.approve(url, USER)) is None
     assert harness.isAuthenticated() is True
     claims = harness.getIdTokenClaims()
     assert (claims.sub, claims.name, claims.email) == (USER, "Ada", "ada@example.com")
     assert claims.organizations == [ORG]
-    assert harness.getIdToken() == storage.get(StorageKey.ID_TOKEN)
-    assert harness.getRefreshToken() == storage.get(StorageKey.REFRESH_TOKEN) is not None
-    assert storage.get(StorageKey.SIGN_IN_SESSIONS) is None
+    assert harness.getIdToken() == stored(storage).id_token
+    assert harness.getRefreshToken() == stored(storage).refresh_token is not None
+    assert stored(storage).pending == ()
 
     info = harness.fetchUserInfo()
     assert info.sub == USER
@@ -78,7 +79,7 @@ def test_full_session(harness: Harness, storage: Storage) -> None:
     assert harness.waitForRevocations(5.0) is True  # revoked in the background
     assert harness.requests_to("revocation") == 1
     assert harness.isAuthenticated() is False
-    assert all(storage.get(key) is None for key in StorageKey.ALL)
+    assert all(storage.get(key) is None for key in StorageKey.ALL)  # nothing left behind
     assert harness.getAccessToken(API) is None
     with pytest.raises(SignInRequiredError):
         harness.getIdTokenClaims()
@@ -124,7 +125,7 @@ def test_dead_grant_gives_none_and_clears_tokens(
     clock.advance(ACCESS_TOKEN_TTL + 1)
     assert harness.getAccessToken() is None
     assert harness.isAuthenticated() is False
-    assert storage.get(StorageKey.REFRESH_TOKEN) is None
+    assert stored(storage).refresh_token is None
 
 
 def test_other_refresh_errors_raise(harness: Harness) -> None:
@@ -176,8 +177,8 @@ def test_default_storage_is_private_and_silent(
     second = make_client(kind, "http://127.0.0.1:9", clock)
     assert isinstance(first.storage, MemoryStorage)
     assert first.storage is not second.storage
-    first.storage.set(StorageKey.ID_TOKEN, "x")
-    assert second.storage.get(StorageKey.ID_TOKEN) is None
+    first.storage.set(StorageKey.SESSION, "x")
+    assert second.storage.get(StorageKey.SESSION) is None
     assert capsys.readouterr() == ("", "")
 
 
@@ -199,4 +200,4 @@ def test_tutorial_storage_subclass(harness: Harness, kind: str, clock: Clock) ->
     other = Harness(kind, make_client(kind, harness.server.url, clock, store), harness.server)
     other.sign_in_user()
     assert other.getIdTokenClaims().sub == USER
-    assert store.session[StorageKey.ID_TOKEN] is not None
+    assert stored(store).id_token is not None

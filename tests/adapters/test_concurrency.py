@@ -15,9 +15,10 @@ from logto_adapters.testing import ServedProvider
 from logto_adapters.transport_requests import RequestsTransport
 from logto_core.errors import TransportError
 from logto_core.http import HttpRequest, HttpResponse
-from logto_core.session import StorageKey
+from logto_core.session import SessionState, StorageKey
 from logto_core.storage import MemoryStorage, Storage
 from logto_core.testing import ACCESS_TOKEN_TTL, Fault
+from tests.factories import stored
 
 from .conftest import API, Clock, Harness, make_client
 
@@ -134,7 +135,7 @@ def test_per_request_storages_adopt_the_leader_writes(
             token = client.getAccessToken(API)
         else:
             token = asyncio.run(client.getAccessToken(API))
-        return token, copies.get(StorageKey.REFRESH_TOKEN)
+        return token, stored(copies).refresh_token
 
     results = run_threads(20, call)
     assert signer.requests_to("token", "refresh_token") == 1
@@ -142,7 +143,7 @@ def test_per_request_storages_adopt_the_leader_writes(
     refreshed = {refresh for _, refresh in results}
     assert len(refreshed) == 1
     (new_refresh,) = refreshed
-    assert new_refresh != initial[StorageKey.REFRESH_TOKEN]
+    assert new_refresh != SessionState.from_values(initial).refresh_token
     assert served.provider.is_refresh_token_active(str(new_refresh))
 
 

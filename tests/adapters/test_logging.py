@@ -9,23 +9,18 @@ import pytest
 
 from logto_core.errors import LogtoError
 from logto_core.log import LOGGER_NAME
-from logto_core.session import StorageKey
+from logto_core.session import SessionState
 from logto_core.storage import MemoryStorage
 from logto_core.testing import Fault
 from tests.adapters.conftest import API, APP_SECRET, ORG, POST_LOGOUT, REDIRECT, USER, Harness
 
 
 def _secrets_of(storage: MemoryStorage, seen: set[str]) -> None:
-    for key in StorageKey.ALL:
-        value = storage.get(key)
-        if value:
-            seen.add(value)
-    import json
-
-    for entry in json.loads(storage.get(StorageKey.SIGN_IN_SESSIONS) or "[]"):
-        seen.update({entry["state"], entry["nonce"], entry["code_verifier"]})
-    for cached in json.loads(storage.get(StorageKey.ACCESS_TOKENS) or "{}").values():
-        seen.add(cached["token"])
+    session = SessionState.load(storage.get)
+    seen.update(token for token in (session.id_token, session.refresh_token) if token)
+    for entry in session.pending:
+        seen.update({entry.state, entry.nonce, entry.code_verifier})
+    seen.update(cached.token for cached in session.access_tokens.values())
 
 
 def test_no_secret_in_any_record(
@@ -46,10 +41,10 @@ def test_no_secret_in_any_record(
     # A few failures, so that error paths log too.
     harness.provider.faults.add(Fault(endpoint="token", status=503))
     with pytest.raises(LogtoError):
-        harness.getAccessToken("https://other.example.com")
+        harness.getOrganizationToken("org-elsewhere")
     harness.provider.rotate_signing_key(keep_previous=False)
     harness.provider.revoke_grants(USER)
-    assert harness.getAccessToken("https://other.example.com") is None
+    assert harness.getOrganizationToken("org-elsewhere") is None
     harness.provider.faults.add(Fault(endpoint="discovery", status=500, times=None))
     harness.signOut(POST_LOGOUT)
     assert harness.waitForRevocations(5.0) is True  # its records too

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from logto_adapters import aio, sync
-from logto_adapters._common import BackgroundJobs
+from logto_adapters._background import BackgroundJobs
 from logto_adapters.testing import ServedProvider
 from logto_core.errors import LogtoUsageError, TransportError
 from logto_core.http import HttpRequest, HttpResponse
@@ -75,7 +75,7 @@ def test_background_sign_out_with_a_closed_port(
 def test_background_sign_out_with_a_provider_slower_than_the_timeout(
     kind: str, served: ServedProvider, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    harness = _signed_in(kind, served, clock, timeout=(1.0, 1.0))
+    harness = _signed_in(kind, served, clock, timeout=(1.0, 1.0), revocation="background")
     refresh = harness.getRefreshToken()
     caplog.set_level(logging.WARNING, logger=LOGGER_NAME)
     harness.provider.faults.add(Fault("revocation", delay=3.0))
@@ -92,7 +92,7 @@ def test_background_sign_out_with_a_provider_slower_than_the_timeout(
 def test_background_revocation_succeeds(
     kind: str, served: ServedProvider, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    harness = _signed_in(kind, served, clock)
+    harness = _signed_in(kind, served, clock, revocation="background")
     refresh = harness.getRefreshToken()
     assert refresh is not None
     caplog.set_level(logging.WARNING, logger=LOGGER_NAME)
@@ -173,8 +173,8 @@ def test_close_waits_for_pending_revocations(
 def test_context_managers_wait_for_pending_revocations(
     served: ServedProvider, clock: Clock
 ) -> None:
-    sync_harness = _signed_in("sync", served, clock)
-    async_harness = _signed_in("aio", served, clock)
+    sync_harness = _signed_in("sync", served, clock, revocation="background")
+    async_harness = _signed_in("aio", served, clock, revocation="background")
     tokens = [h.getRefreshToken() for h in (sync_harness, async_harness)]
     served.provider.faults.add(Fault("revocation", delay=0.3, times=2))
     with sync_harness.client as client:
@@ -190,7 +190,8 @@ def test_context_managers_wait_for_pending_revocations(
 
 
 def test_close_is_bounded(served: ServedProvider, clock: Clock) -> None:
-    """A transport that never answers cannot hold ``close()`` longer than two timeouts."""
+    """A transport that never answers cannot hold ``close()`` longer than the revocation
+    timeout."""
     release = threading.Event()
     real = sync.LogtoClient(sync.LogtoConfig(endpoint=served.url, appId="x"))
     send = real._send
@@ -202,7 +203,15 @@ def test_close_is_bounded(served: ServedProvider, clock: Clock) -> None:
         response: HttpResponse = send(request)
         return response
 
-    harness = _signed_in("sync", served, clock, transport=hanging, timeout=(0.2, 0.2))
+    harness = _signed_in(
+        "sync",
+        served,
+        clock,
+        transport=hanging,
+        timeout=(0.2, 0.2),
+        revocation="background",
+        revocation_timeout=0.3,
+    )
     harness.signOut()
     started = time.monotonic()
     harness.client.close()
@@ -271,7 +280,14 @@ def test_async_client_gives_up_on_a_transport_that_never_answers(
         return served.provider.respond(request).response
 
     async def main() -> None:
-        client = make_client("aio", served.url, clock, transport=transport, refresh_wait=0.3)
+        client = make_client(
+            "aio",
+            served.url,
+            clock,
+            transport=transport,
+            refresh_wait=0.3,
+            revocation="background",
+        )
         url = await client.signIn(REDIRECT)
         await client.handleSignInCallback(served.provider.approve(url, USER))
         started = time.monotonic()
@@ -333,7 +349,7 @@ def test_async_client_custom_transport_failure_is_logged(
 
 
 def test_background_jobs_log_what_escapes(caplog: pytest.LogCaptureFixture) -> None:
-    jobs = BackgroundJobs("logto-test-job")
+    jobs = BackgroundJobs("logto-test-job", exit_wait=1.0)
     caplog.set_level(logging.WARNING, logger=LOGGER_NAME)
     gate = threading.Event()
 
@@ -381,7 +397,7 @@ def test_async_module_exports_the_same_waiting_api() -> None:
 
 
 def test_background_jobs_reuse_their_threads_and_loop_and_let_them_go() -> None:
-    jobs = BackgroundJobs("logto-test-reuse")
+    jobs = BackgroundJobs("logto-test-reuse", exit_wait=1.0)
     threads: list[str] = []
     for _ in range(3):
         jobs.start(lambda: threads.append(threading.current_thread().name))

@@ -20,8 +20,8 @@ from logto_adapters.transport_requests import RequestsTransport
 from logto_core import transport_policy as policy
 from logto_core.errors import LogtoUsageError, SignInRequiredError, TransportError
 from logto_core.http import HttpRequest
-from logto_core.session import StorageKey
 from logto_core.testing import Fault, TestProvider
+from tests.factories import stored
 
 from .conftest import API, REDIRECT, USER, Clock, Harness, make_client, setup_provider
 
@@ -65,10 +65,14 @@ def raw_server() -> Iterator[tuple[str, list[bytes | list[bytes]]]]:
         listener.close()
 
 
+# The server answers one request per connection and closes it: "connection: close" keeps the
+# clients from sending the next request on a connection whose close has not arrived yet
+# (which, on a busy machine, made it take the next canned reply out of turn).
 def chunked(total: int) -> bytes:
     chunk = b"x" * 1000
     parts = [
-        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"transfer-encoding: chunked\r\n\r\n"
     ]
     for _ in range(total // 1000):
         parts.append(b"3e8\r\n" + chunk + b"\r\n")
@@ -76,7 +80,7 @@ def chunked(total: int) -> bytes:
     return b"".join(parts)
 
 
-BROKEN = b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nshort"
+BROKEN = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 100\r\n\r\nshort"
 
 
 def test_requests_stream_cap_and_broken_body(
@@ -214,14 +218,14 @@ def test_async_storage(served: ServedProvider, clock: Clock) -> None:
         assert await client.isAuthenticatedAsync() is True
         assert client.isAuthenticated() is True  # the twin left a snapshot
         assert (await client.getIdTokenClaimsAsync()).sub == USER
-        assert await client.getIdTokenAsync() == storage.data[StorageKey.ID_TOKEN]
-        assert await client.getRefreshTokenAsync() == storage.data[StorageKey.REFRESH_TOKEN]
+        assert await client.getIdTokenAsync() == stored(storage.data).id_token
+        assert await client.getRefreshTokenAsync() == stored(storage.data).refresh_token
 
     async def request_handler() -> None:
         token = await client.getAccessToken(API)
         assert token is not None
         assert client.getIdTokenClaims().sub == USER
-        assert client.getRefreshToken() == storage.data[StorageKey.REFRESH_TOKEN]
+        assert client.getRefreshToken() == stored(storage.data).refresh_token
         assert client.getIdToken() is not None
         await client.signOut()
         assert client.isAuthenticated() is False
@@ -229,13 +233,16 @@ def test_async_storage(served: ServedProvider, clock: Clock) -> None:
             client.getIdTokenClaims()
 
     harness.sign_in_user()
-    assert storage.data[StorageKey.ID_TOKEN]
+    assert stored(storage.data).id_token
     contextvars.Context().run(asyncio.run, fresh_context())
     contextvars.Context().run(asyncio.run, request_handler())
-    assert StorageKey.ID_TOKEN not in storage.data
+    assert storage.data == {}
 
 
-def test_async_leader_cancelled_releases_followers(served: ServedProvider, clock: Clock) -> None:
+def test_async_leader_cancelled_still_serves_followers(
+    served: ServedProvider, clock: Clock
+) -> None:
+    """The cancelled leader stops waiting; its refresh goes on and the follower gets it."""
     client = make_client("aio", served.url, clock)
     harness = Harness("aio", client, served)
     harness.sign_in_user()
@@ -248,11 +255,11 @@ def test_async_leader_cancelled_releases_followers(served: ServedProvider, clock
         follower = asyncio.ensure_future(client.getAccessToken())
         await asyncio.sleep(0.05)
         leader.cancel()
-        with pytest.raises(TransportError) as caught:
-            await asyncio.wait_for(follower, 5)
-        assert caught.value.code == "transport.refresh_interrupted"
+        assert await asyncio.wait_for(follower, 5) is not None
+        assert leader.cancelled()
 
     asyncio.run(run())
+    assert harness.requests_to("token", "refresh_token") == 1
 
 
 def test_follower_wait_is_bounded(served: ServedProvider, clock: Clock) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from logto_adapters.testing import ServedProvider, serve_provider
 from logto_core.errors import LogtoError
-from logto_core.session import StorageKey
+from logto_core.session import SessionState, StorageKey
 from logto_core.storage import MemoryStorage, Storage
 from logto_core.testing import TestProvider
 from tests.adapters.conftest import (
@@ -87,10 +87,8 @@ def secrets_seen(harness: Harness, storage: Storage | None = None) -> list[str]:
     for entry in harness.provider.log:
         found.extend(v for k, v in entry.params.items() if k in SECRET_PARAMS and v)
     if storage is not None:
-        for key in (StorageKey.ID_TOKEN, StorageKey.REFRESH_TOKEN):
-            value = storage.get(key)
-            if value:
-                found.append(value)
+        session = SessionState.load(storage.get)
+        found.extend(token for token in (session.id_token, session.refresh_token) if token)
     return found
 
 

@@ -9,6 +9,7 @@ logout are not applicable; ``docs/security.md`` lists them with the reason.
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -25,6 +26,7 @@ from logto_core.session import StorageKey
 from logto_core.storage import Storage
 from logto_core.testing import Fault
 from tests.adapters.conftest import APP_ID, REDIRECT, USER, Clock, Harness, make_client
+from tests.factories import edit_stored
 
 from .conftest import Serve, expect_error, session_of
 from .support import header_of, log_params, query_of, real_json, start_and_approve
@@ -100,7 +102,7 @@ def test_rp_nonce_unless_code_flow(harness: Harness, storage: Storage) -> None:
     # The code flow makes the nonce optional; this client always sends one and then requires it.
     first, second = (query_of(harness.signIn(REDIRECT))["nonce"][0] for _ in range(2))
     assert first != second and len(first) >= 22
-    harness.client.storage.delete(StorageKey.SIGN_IN_SESSIONS)
+    edit_stored(harness.client.storage, lambda s: replace(s, pending=()))
     failed_sign_in(
         harness,
         storage,
@@ -189,7 +191,7 @@ def test_rp_key_rotation_op_sign_key(harness: Harness, clock: Clock, storage: St
     with harness.server.lock:
         new_kid = harness.provider.rotate_signing_key(keep_previous=False)
     # A refresh brings an ID token signed with a key the client has never seen.
-    storage.delete(StorageKey.ACCESS_TOKENS)
+    edit_stored(storage, lambda s: s.without_access_tokens())
     assert harness.getAccessToken() is not None
     assert header_of(harness.getIdToken())["kid"] == new_kid != old_kid
     assert harness.requests_to("jwks") == 2  # exactly one refetch

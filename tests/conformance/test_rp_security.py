@@ -12,6 +12,7 @@ import base64
 import hashlib
 import threading
 import time
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -36,7 +37,7 @@ from logto_core.http import MAX_BODY_BYTES
 from logto_core.jwt import MAX_TOKEN_BYTES
 from logto_core.models import TokenResponse
 from logto_core.return_to import safe_return_to
-from logto_core.session import StorageKey
+from logto_core.session import SessionState, StorageKey
 from logto_core.storage import MemoryStorage, Storage
 from logto_core.testing import REUSE_WINDOW, Fault
 from tests.adapters.conftest import (
@@ -52,6 +53,7 @@ from tests.adapters.conftest import (
     make_client,
     make_config,
 )
+from tests.factories import edit_stored, stored
 
 from .conftest import SPA_ID, SPA_REDIRECT, expect_error, session_of
 from .support import claims_of, log_params, query_of, real_json, start_and_approve
@@ -216,7 +218,7 @@ def test_sec_reserved_parameters_not_overridable(harness: Harness, name: str) ->
         LogtoUsageError,
         "sign_in.reserved_parameter",
     )
-    assert harness.client.storage.get(StorageKey.SIGN_IN_SESSIONS) is None
+    assert stored(harness.client.storage).pending == ()
 
 
 @pytest.mark.parametrize(
@@ -383,7 +385,7 @@ def test_sec_callback_parallel_sign_ins(harness: Harness, storage: Storage) -> N
     assert harness.getIdTokenClaims().sub == USER
     harness.handleSignInCallback(first)  # the other tab's attempt survived
     assert harness.getIdTokenClaims().sub == USER
-    assert storage.get(StorageKey.SIGN_IN_SESSIONS) is None
+    assert stored(storage).pending == ()
     assert harness.requests_to("token", "authorization_code") == 2
 
 
@@ -491,7 +493,7 @@ def test_sec_no_redirect_followed(harness: Harness, storage: Storage, endpoint: 
     if endpoint in ("token", "userinfo", "revocation"):
         harness.sign_in_user()
     if endpoint == "jwks":
-        harness.client.storage.delete(StorageKey.ID_TOKEN)
+        edit_stored(harness.client.storage, lambda s: replace(s, id_token=None))
     harness.provider.faults.add(redirect)
     calls = {
         "discovery": lambda: harness.signIn(REDIRECT),
@@ -533,7 +535,7 @@ def test_sec_public_client_sends_no_secret(served: Any, kind: str, clock: Clock)
 
 def test_sec_id_token_algorithm_allow_list(harness: Harness, storage: Storage) -> None:
     harness.signIn(REDIRECT)  # discovery cached: the provider advertises ES384 only
-    harness.client.storage.delete(StorageKey.SIGN_IN_SESSIONS)
+    edit_stored(harness.client.storage, lambda s: replace(s, pending=()))
     with harness.server.lock:
         harness.provider.rotate_signing_key(alg="ES512")  # valid signature, unadvertised alg
     callback = start_and_approve(harness)
@@ -731,7 +733,7 @@ def test_sec_id_token_nonce(harness: Harness, storage: Storage, clock: Clock) ->
         "id_token.nonce_mismatch",
         storage,
     )
-    assert harness.getIdToken() == before[StorageKey.ID_TOKEN]
+    assert harness.getIdToken() == SessionState.from_values(before).id_token
 
 
 def test_sec_id_token_at_hash(harness: Harness, storage: Storage) -> None:
@@ -1043,8 +1045,8 @@ def test_sec_storage_private_per_client(kind: str, clock: Clock) -> None:
     first = make_client(kind, "http://127.0.0.1:9", clock)
     second = make_client(kind, "http://127.0.0.1:9", clock)
     assert first.storage is not second.storage
-    first.storage.set(StorageKey.REFRESH_TOKEN, "r")
-    assert second.storage.get(StorageKey.REFRESH_TOKEN) is None
+    first.storage.set(StorageKey.SESSION, "r")
+    assert second.storage.get(StorageKey.SESSION) is None
 
 
 def test_sec_repr_redacts_secrets(harness: Harness) -> None:

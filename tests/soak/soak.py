@@ -41,7 +41,7 @@ from logto_adapters.testing import ServedProvider, serve_provider
 from logto_core.errors import LogtoError
 from logto_core.jwt import decode_unverified
 from logto_core.runtime import Runtime
-from logto_core.session import StorageKey
+from logto_core.session import SessionState
 from logto_core.storage import MemoryStorage
 from logto_core.testing import Fault, TestProvider
 
@@ -51,8 +51,10 @@ SPA_ID = "soak-spa"
 REDIRECT = "http://127.0.0.1:9/callback"
 API = "https://api.soak.example"
 ORG = "org-soak"
-TIMEOUT = (0.3, 0.4)
-STALL = 0.6  # a fault delay beyond the total timeout
+# Generous enough that a busy machine never times a healthy loopback exchange out; the
+# "timeout" fault stalls beyond it.
+TIMEOUT = (1.0, 1.5)
+STALL = 2.0  # a fault delay beyond the total timeout
 TRANSIENT = ("5xx", "429", "timeout", "reset", "truncated")
 FAULTS = (*TRANSIENT, "invalid_grant", "userinfo_401", "rotate_key")
 
@@ -214,6 +216,10 @@ class Driver:
             self.loop.close()
 
 
+def stored(storage: MemoryStorage) -> SessionState:
+    return SessionState.load(storage.get)
+
+
 def user_of(token: str | None) -> Any:
     return decode_unverified(token)[1].get("sub") if token else None
 
@@ -241,14 +247,14 @@ class Soak:
     # ---- one operation ------------------------------------------------------------------
 
     def attempt(self, session: Session, name: str, *args: Any) -> tuple[Any, LogtoError | None]:
-        before = session.storage.get(StorageKey.REFRESH_TOKEN)
+        before = stored(session.storage).refresh_token
         try:
             result = self.driver.call(session, name, *args)
             error = None
         except LogtoError as caught:  # anything else propagates: the run fails
             result, error = None, caught
             self.report.errors[caught.code] += 1
-        after = session.storage.get(StorageKey.REFRESH_TOKEN)
+        after = stored(session.storage).refresh_token
         if before is not None and after is not None and after != before:
             with self.served.lock:
                 self.retired.setdefault(before, len(self.provider.log))
@@ -266,7 +272,7 @@ class Soak:
 
     def check_owner(self, session: Session) -> None:
         """No token of another user in this session."""
-        for token in (session.storage.get(StorageKey.ID_TOKEN),):
+        for token in (stored(session.storage).id_token,):
             if token is not None and user_of(token) != session.user:
                 self.report.violations.append(f"{session.user} holds an ID token of another user")
 
@@ -320,7 +326,7 @@ class Soak:
     def transient(self, session: Session, fault: str) -> None:
         """A transient fault on a refresh: the tokens survive, an immediate retry works."""
         self.clock.now += 3601  # the access tokens are stale: the next call refreshes
-        refresh = session.storage.get(StorageKey.REFRESH_TOKEN)
+        refresh = stored(session.storage).refresh_token
         with self.served.lock:
             alive = refresh is not None and self.provider.is_refresh_token_active(refresh)
         if not alive:
@@ -330,15 +336,15 @@ class Soak:
             self.use(session)
             return
         before = (
-            session.storage.get(StorageKey.ID_TOKEN),
-            session.storage.get(StorageKey.REFRESH_TOKEN),
+            stored(session.storage).id_token,
+            stored(session.storage).refresh_token,
         )
         self.arm(fault)
         token, error = self.attempt(session, "getAccessToken", API)
         self.disarm()
         after = (
-            session.storage.get(StorageKey.ID_TOKEN),
-            session.storage.get(StorageKey.REFRESH_TOKEN),
+            stored(session.storage).id_token,
+            stored(session.storage).refresh_token,
         )
         if error is None:
             return  # the fault hit nothing the call needed
@@ -357,7 +363,7 @@ class Soak:
     def step(self, fault_rate: float, timeouts_left: list[int]) -> None:
         session = self.rng.choice(self.sessions)
         self.clock.now += self.rng.choice([0, 0, 1, 30, 300, 1200, 3601])
-        if session.storage.get(StorageKey.REFRESH_TOKEN) is None:
+        if stored(session.storage).refresh_token is None:
             self.sign_in(session)
             return
         if self.rng.random() < fault_rate:
@@ -378,10 +384,8 @@ class Soak:
                 if (
                     token is not None
                     or error is not None
-                    or any(
-                        session.storage.get(key)
-                        for key in (StorageKey.ID_TOKEN, StorageKey.REFRESH_TOKEN)
-                    )
+                    or stored(session.storage).id_token
+                    or stored(session.storage).refresh_token
                 ):
                     self.report.violations.append("invalid_grant did not end the session")
             else:

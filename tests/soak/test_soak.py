@@ -1,5 +1,6 @@
 """Short soak profile (part of the normal suite): 150 sessions, 1,500 operations per client,
-random faults, bounded to 25 s per client. The long profile is ``tests/soak/run_long.py``."""
+random faults. It checks behaviour, not speed: the time bound is only a hang guard, so a busy
+machine makes it slower, never red. The long profile is ``tests/soak/run_long.py``."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ from .soak import FAULTS, run_soak
 
 @pytest.mark.parametrize("kind", ["sync", "aio"])
 def test_soak_short(kind: str) -> None:
-    report = run_soak(kind, sessions=150, operations=1500, seconds=25.0, seed=7)
+    report = run_soak(kind, sessions=150, operations=1500, seconds=600.0, seed=7)
     print(report.summary())
     assert report.violations == []
-    assert report.operations >= 1000  # the time bound did not cut the run short
+    assert report.operations == 1500  # the hang guard did not cut the run short
     assert report.sign_ins >= 100 and report.refreshes >= 300
     # Every kind of fault was exercised, and transient ones were recovered from.
     assert set(report.faults) == set(FAULTS)

@@ -8,25 +8,10 @@ from hypothesis import strategies as st
 
 from logto_core import transport_policy as policy
 from logto_core.errors import (
-    LogtoError,
     LogtoUsageError,
-    OAuthError,
-    SignInRequiredError,
     TransportError,
 )
-from logto_core.flows import Outcome
 from logto_core.http import HttpRequest, HttpResponse
-from logto_core.provider_state import ProviderState
-from logto_core.session import SessionState, TokenKey
-from logto_core.singleflight import (
-    Follow,
-    Lead,
-    Reuse,
-    Shared,
-    SingleFlight,
-    flight_key,
-    interrupted,
-)
 
 DISCOVERY = HttpRequest.get(
     "https://t.example/oidc/.well-known/openid-configuration", purpose="discovery"
@@ -127,70 +112,3 @@ def test_policy_validation() -> None:
         policy.RetryPolicy(max_retries=-1)
     with pytest.raises(LogtoUsageError):
         policy.RetryPolicy(base_delay=-1)
-
-
-# ---- single flight -----------------------------------------------------------------------
-
-KEY = flight_key("rt-1", TokenKey.of("https://api"))
-SESSION = SessionState(refresh_token="rt-1")
-
-
-def shared(error: LogtoError | None = None) -> Shared:
-    outcome: Outcome[str] = Outcome(None if error else "tok", SESSION, ProviderState(), error)
-    return Shared({"refreshToken": "rt-2"}, outcome)
-
-
-def test_lead_follow_reuse_expire() -> None:
-    table: SingleFlight[str] = SingleFlight(keep_seconds=10)
-    assert table.claim(KEY, "a", now=0) == Lead("a")
-    assert table.claim(KEY, "b", now=1) == Follow("a")
-    other = flight_key("rt-1", TokenKey.of("https://other"))
-    assert table.claim(other, "c", now=1) == Lead("c")
-    result = shared()
-    table.settle(KEY, result, now=2)
-    table.settle(KEY, shared(), now=2)  # settling twice changes nothing
-    assert table.claim(KEY, "d", now=5) == Reuse(result)
-    assert table.claim(KEY, "e", now=12) == Lead("e")  # kept result expired
-    assert len(table) == 2
-    assert "rt-1" not in repr(KEY)
-
-
-def test_transient_results_are_not_kept_but_dead_grants_are() -> None:
-    table: SingleFlight[str] = SingleFlight()
-    table.claim(KEY, "a", now=0)
-    table.settle(KEY, shared(TransportError("x")), now=1)
-    assert table.claim(KEY, "b", now=1) == Lead("b")
-    dead = shared(SignInRequiredError("gone"))
-    table.settle(KEY, dead, now=2)
-    assert isinstance(table.claim(KEY, "c", now=3), Reuse)
-    table.claim(flight_key("rt-9", TokenKey()), "z", now=3)
-    table.forget("rt-1")
-    table.forget("rt-9")  # in flight: stays
-    assert table.claim(KEY, "d", now=3) == Lead("d")
-    assert table.claim(flight_key("rt-9", TokenKey()), "y", now=3) == Follow("z")
-    assert (
-        Shared({}, Outcome(None, SESSION, ProviderState(), OAuthError("x"))).settles_grant is False
-    )
-
-
-def test_clock_going_backwards_and_trimming() -> None:
-    table: SingleFlight[str] = SingleFlight(keep_seconds=10, max_kept=2)
-    keys = [flight_key(f"rt-{i}", TokenKey()) for i in range(3)]
-    for i, key in enumerate(keys):
-        table.claim(key, "h", now=float(i))
-        table.settle(key, shared(), now=float(i))
-    assert len(table) == 2
-    assert table.claim(keys[0], "n", now=3) == Lead("n")
-    assert table.claim(keys[2], "n", now=-50) == Lead("n")  # from the future: not trusted
-    table.settle(flight_key("unknown", TokenKey()), shared(), now=0)  # ignored
-    no_keep: SingleFlight[str] = SingleFlight(keep_seconds=0)
-    no_keep.claim(KEY, "a", now=0)
-    no_keep.settle(KEY, shared(), now=0)
-    assert len(no_keep) == 0
-
-
-def test_interrupted() -> None:
-    result = interrupted(SESSION, ProviderState())
-    assert result.writes == {}
-    assert isinstance(result.outcome.error, TransportError)
-    assert result.outcome.error.code == "transport.refresh_interrupted"
