@@ -24,6 +24,7 @@ from typing import Any
 
 from joserfc.jwk import Key, import_key
 
+from . import json_strict
 from .errors import JwksError, ProviderResponseError
 from .http import MAX_BODY_BYTES, HttpRequest, HttpResponse
 from .models import OidcProviderMetadata
@@ -53,6 +54,10 @@ hostile key set cannot make the client import thousands of keys."""
 
 MIN_RSA_BITS = 2048
 """RSA keys with a shorter modulus are ignored (RFC 7518 section 3.3)."""
+
+MAX_CACHE_CHARS = 2 * MAX_BODY_BYTES
+"""Cached key sets (:meth:`KeySet.from_json`) longer than this are refused unread: an export
+holds only public members of keys read from one response body, so it is never longer."""
 
 _EXCERPT_CHARS = 200
 
@@ -106,9 +111,11 @@ class KeySet:
         export, or (``jwks.no_usable_keys``) when no usable key remains.
         """
         try:
-            payload = json.loads(text)
-        except (TypeError, ValueError, RecursionError):
-            raise JwksError("cached key set is not JSON", code="jwks.cache_invalid") from None
+            payload = json_strict.loads(text, max_bytes=MAX_CACHE_CHARS)
+        except json_strict.StrictJsonError as exc:
+            raise JwksError(
+                f"cached key set is not strict JSON ({exc})", code="jwks.cache_invalid"
+            ) from None
         if not isinstance(payload, dict):
             raise JwksError("cached key set is not a JSON object", code="jwks.cache_invalid")
         fetched_at, entries = payload.get("fetched_at"), payload.get("keys")
@@ -167,10 +174,12 @@ def parse_jwks_response(response: HttpResponse, *, now: float) -> KeySet:
     if len(response.body) > MAX_BODY_BYTES:
         raise JwksError("JWKS response body is too large", code="jwks.too_large")
     try:
-        payload = json.loads(response.body)
-    except (ValueError, RecursionError):
-        # ValueError includes undecodable bytes (UnicodeDecodeError) and bad JSON.
-        raise JwksError("JWKS response is not JSON", code="jwks.malformed") from None
+        payload = json_strict.loads(response.body, max_bytes=MAX_BODY_BYTES)
+    except json_strict.StrictJsonError as exc:
+        # RFC 7517 section 5: a JWK Set parser should refuse repeated member names.
+        raise JwksError(
+            f"JWKS response is not strict JSON ({exc})", code="jwks.malformed"
+        ) from None
     if not isinstance(payload, dict) or not isinstance(payload.get("keys"), list):
         raise JwksError("JWKS response is not an object with a 'keys' list", code="jwks.malformed")
     return _build_key_set(payload["keys"], now)
@@ -222,13 +231,26 @@ def _members_valid(key: dict[str, Any]) -> bool:
     if "use" in key and key["use"] != "sig":
         return False
     ops = key.get("key_ops")
-    if ops is not None and not (isinstance(ops, list) and "verify" in ops):
+    if ops is not None and not _valid_key_ops(ops):
         return False
+    if "use" in key and ops is not None and not set(ops) <= {"sign", "verify"}:
+        return False  # RFC 7517 section 4.3: "use" and "key_ops" MUST be consistent
     if kty in _CURVES and key["crv"] not in _CURVES[kty]:
         return False
     if "alg" in key and not _fits(key, key["alg"]):
         return False
     return kty != "RSA" or _modulus_bits(key["n"]) >= MIN_RSA_BITS
+
+
+def _valid_key_ops(ops: object) -> bool:
+    # RFC 7517 section 4.3: an array of strings without duplicates; a signature key must
+    # allow "verify" (its public half cannot sign).
+    return (
+        isinstance(ops, list)
+        and all(isinstance(op, str) for op in ops)
+        and len(set(ops)) == len(ops)
+        and "verify" in ops
+    )
 
 
 def _modulus_bits(n: str) -> int:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from . import json_strict
 from .errors import TokenValidationError
 from .models import AccessTokenClaims, IdTokenClaims
 
@@ -28,6 +28,9 @@ issues, yet small enough that parsing cannot be used to exhaust memory or CPU)."
 
 # Unpadded base64url, the only encoding RFC 7515 allows in the compact serialisation.
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
+# RFC 7515 section 7.1 (header and payload non-empty) and RFC 7516 section 7.1 (five parts).
+_COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_COMPACT_JWE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){4}")
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
 
@@ -60,6 +63,16 @@ def split_token(token: object) -> tuple[str, str, str]:
     return header, payload, signature
 
 
+def compact_form(token: object) -> str | None:
+    """``"jws"`` or ``"jwe"`` when ``token`` has the shape of a compact JWS (three segments)
+    or JWE (five), else ``None``. Only the shape: no size cap, nothing decoded."""
+    if not isinstance(token, str):
+        return None
+    if _COMPACT_JWS.fullmatch(token):
+        return "jws"
+    return "jwe" if _COMPACT_JWE.fullmatch(token) else None
+
+
 def b64url_decode(segment: str) -> bytes:
     """Decode one unpadded base64url segment (already checked against the alphabet).
 
@@ -81,33 +94,16 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # RFC 7515 section 5.2 lets a parser reject duplicate member names; doing so removes any
-    # doubt about which of two "alg" or "aud" values another parser would have seen.
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            _malformed("token JSON repeats a member name")
-        result[key] = value
-    return result
-
-
-def _reject_constant(name: str) -> NoReturn:
-    _malformed("token JSON contains a non-standard number")
-
-
-# Built once: json.loads with hooks would build a new decoder (and scanner) for every call.
-_DECODER = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
-
-
 def _decode_json_object(segment: str, what: str) -> dict[str, Any]:
     raw = b64url_decode(segment)
     try:
-        text = raw.decode("utf-8")
-        value = _DECODER.decode(text)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        # ValueError covers JSON syntax errors and integers too long to convert.
-        _malformed(f"token {what} is not UTF-8 JSON")
+        # The SDK's one strict decoder: UTF-8 only; duplicate member names (RFC 7515
+        # section 5.2 lets a parser refuse them, removing any doubt about which of two "alg"
+        # or "aud" values another parser would have seen), NaN and Infinity refused; nesting
+        # bounded. The size is already bounded by MAX_TOKEN_BYTES.
+        value = json_strict.loads(raw, max_bytes=MAX_TOKEN_BYTES)
+    except json_strict.StrictJsonError as exc:
+        _malformed(f"token {what} is not strict JSON: {exc}")
     if not isinstance(value, dict):
         _malformed(f"token {what} is not a JSON object")
     return value

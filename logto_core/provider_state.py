@@ -8,11 +8,17 @@ serverless instances can share it.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NoReturn
 
+from pydantic import ValidationError
+
+from . import json_strict
 from .config import LogtoConfig
+from .errors import ProviderError
+from .http import MAX_BODY_BYTES
 from .jwks import KeySet
 from .models import OidcProviderMetadata
 
@@ -62,14 +68,36 @@ class ProviderState:
 
     @classmethod
     def from_json(cls, text: str) -> ProviderState:
-        data = json.loads(text)
+        """Import a state exported by :meth:`to_json` (another process's, say).
+
+        The text goes through the strict decoder (:mod:`logto_core.json_strict`), the
+        metadata through the same model checks as a fresh discovery document, the keys
+        through :meth:`KeySet.from_json`. Raises :class:`ProviderError`
+        (``provider_state.cache_invalid``) for anything else than such an export, or the
+        :class:`JwksError` of :meth:`KeySet.from_json`; never a raw library exception.
+        """
+        try:
+            data = json_strict.loads(text, max_bytes=MAX_STATE_CHARS)
+        except json_strict.StrictJsonError as exc:
+            _invalid(f"is not strict JSON ({exc})")
+        if not isinstance(data, dict):
+            _invalid("is not a JSON object")
+        metadata = data.get("metadata")
+        keys = data.get("keys")
+        fetched_at = data.get("metadata_fetched_at")
+        fetched_at = 0.0 if fetched_at is None else fetched_at
+        forced = data.get("last_forced_jwks_refetch")
+        if metadata is not None and not isinstance(metadata, dict):
+            _invalid("has a metadata member that is not an object")
+        if keys is not None and not isinstance(keys, str):
+            _invalid("has a keys member that is not an exported key set")
+        if not _is_time(fetched_at) or (forced is not None and not _is_time(forced)):
+            _invalid("has a fetch time that is not a finite number")
         return cls(
-            metadata=OidcProviderMetadata.model_validate(data["metadata"])
-            if data.get("metadata")
-            else None,
-            metadata_fetched_at=float(data.get("metadata_fetched_at") or 0.0),
-            keys=KeySet.from_json(data["keys"]) if data.get("keys") else None,
-            last_forced_jwks_refetch=data.get("last_forced_jwks_refetch"),
+            metadata=_metadata(metadata) if metadata else None,
+            metadata_fetched_at=float(fetched_at),
+            keys=KeySet.from_json(keys) if keys else None,
+            last_forced_jwks_refetch=None if forced is None else float(forced),
         )
 
 
@@ -98,6 +126,28 @@ class ProviderCache:
         if candidate is not self._state:
             self._state = newest(self._state, candidate)
         return self._state
+
+
+MAX_STATE_CHARS = 4 * MAX_BODY_BYTES
+"""Exports longer than this are refused unread (metadata and keys each come from one
+response body, and the key set is embedded as an escaped string)."""
+
+
+def _invalid(detail: str) -> NoReturn:
+    raise ProviderError(f"cached provider state {detail}", code="provider_state.cache_invalid")
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _metadata(payload: dict[str, Any]) -> OidcProviderMetadata:
+    try:
+        return OidcProviderMetadata.model_validate(payload)
+    except ValidationError as exc:
+        # Name the fields, never the values (as for a fresh discovery document).
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "<root>" for e in exc.errors()})
+        _invalid(f"has invalid metadata: bad or missing {', '.join(fields)}")
 
 
 def newest(current: ProviderState, candidate: ProviderState) -> ProviderState:

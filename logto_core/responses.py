@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from . import excerpts
+from . import excerpts, json_strict
 from .errors import (
     OAuthError,
     ProviderError,
@@ -40,7 +39,8 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def decode_json(response: HttpResponse, *, what: str) -> Any:
-    """The decoded JSON body, or a :class:`ProviderResponseError`."""
+    """The body decoded by the strict decoder (:mod:`logto_core.json_strict`: no NaN or
+    Infinity, no repeated member names, bounded nesting), or a :class:`ProviderResponseError`."""
     if len(response.body) > MAX_BODY_BYTES:
         raise ProviderResponseError(
             f"{what} response body exceeds {MAX_BODY_BYTES} bytes",
@@ -48,10 +48,10 @@ def decode_json(response: HttpResponse, *, what: str) -> Any:
             code="provider_response.too_large",
         )
     try:
-        return json.loads(response.body)
-    except (ValueError, RecursionError):
+        return json_strict.loads(response.body, max_bytes=MAX_BODY_BYTES)
+    except json_strict.StrictJsonError as exc:
         raise ProviderResponseError(
-            f"{what} response is not valid JSON",
+            f"{what} response is not valid JSON ({exc})",
             status=response.status,
             body_excerpt=body_excerpt(response.body),
             code="provider_response.not_json",
@@ -74,8 +74,8 @@ def raise_for_status(response: HttpResponse, *, what: str) -> None:
     payload: Any = None
     try:
         if len(response.body) <= MAX_BODY_BYTES:
-            payload = json.loads(response.body)
-    except (ValueError, RecursionError):
+            payload = json_strict.loads(response.body, max_bytes=MAX_BODY_BYTES)
+    except json_strict.StrictJsonError:
         payload = None
     fields = describe_error_body(payload)
     if fields is not None:

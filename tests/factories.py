@@ -31,6 +31,7 @@ def discovery_document(**overrides: Any) -> dict[str, Any]:
         "revocation_endpoint": f"{ISSUER}/token/revocation",
         "introspection_endpoint": f"{ISSUER}/token/introspection",
         "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
         "code_challenge_methods_supported": ["S256"],
         "id_token_signing_alg_values_supported": ["ES384"],
         "authorization_response_iss_parameter_supported": True,

@@ -362,7 +362,9 @@ def test_prompt_login_and_missing_refresh_token() -> None:
 def test_unknown_expiry_uses_jwt_exp_or_a_short_default() -> None:
     h = Harness()
     h.sign_in()
-    h.provider.faults.add(Fault(endpoint="token", body={"access_token": "opaque-" + "x" * 40}))
+    h.provider.faults.add(
+        Fault(endpoint="token", body={"access_token": "opaque-" + "x" * 40, "token_type": "Bearer"})
+    )
     h.token(resource=API2).unwrap()
     cached = h.session().access_tokens[TokenKey(API2)]
     assert cached.expires_at == h.clock.now + 60
@@ -411,10 +413,14 @@ def test_cache_expiry_from_jwt_exp_when_expires_in_is_missing() -> None:
     jwt_token = h.token(resource=API).unwrap()
     exp = h.core.access_token_claims(jwt_token).exp
     h.clock.advance(3600)
-    h.provider.faults.add(Fault(endpoint="token", body={"access_token": jwt_token}))
+    h.provider.faults.add(
+        Fault(endpoint="token", body={"access_token": jwt_token, "token_type": "Bearer"})
+    )
     h.token(resource=API).unwrap()
     assert h.session().access_tokens[TokenKey(API)].expires_at == exp
-    h.provider.faults.add(Fault(endpoint="token", body={"access_token": "a.b.c"}))
+    h.provider.faults.add(
+        Fault(endpoint="token", body={"access_token": "a.b.c", "token_type": "Bearer"})
+    )
     h.token(resource=API2).unwrap()
     assert h.session().access_tokens[TokenKey(API2)].expires_at == h.clock.now + 60
 

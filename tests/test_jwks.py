@@ -44,6 +44,9 @@ def test_build_request() -> None:
         authorization_endpoint="https://t.example/oidc/auth",
         token_endpoint="https://t.example/oidc/token",
         jwks_uri="https://t.example/oidc/jwks",
+        response_types_supported=["code"],
+        subject_types_supported=["public"],
+        id_token_signing_alg_values_supported=["ES384"],
     )
     request = build_jwks_request(metadata)
     assert request.method == "GET"

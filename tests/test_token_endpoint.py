@@ -135,7 +135,8 @@ def test_successful_response() -> None:
 
 
 def test_expires_in_may_be_missing() -> None:
-    assert parse_token_response(json_response({"access_token": "at"})).expires_in is None
+    token = parse_token_response(json_response({"access_token": "at", "token_type": "Bearer"}))
+    assert token.expires_in is None
 
 
 @pytest.mark.parametrize(
@@ -146,13 +147,13 @@ def test_expires_in_may_be_missing() -> None:
         {"access_token": 5},
         {"access_token": "at", "token_type": "mac"},
         {"access_token": "at", "token_type": 1},
-        {"access_token": "at", "expires_in": "3600"},
-        {"access_token": "at", "expires_in": -1},
-        {"access_token": "at", "expires_in": True},
-        {"access_token": "at", "refresh_token": 1},
-        {"access_token": "at", "refresh_token": ""},
-        {"access_token": "at", "id_token": ["x"]},
-        {"access_token": "at", "scope": 3},
+        {"access_token": "at", "token_type": "Bearer", "expires_in": "3600"},
+        {"access_token": "at", "token_type": "Bearer", "expires_in": -1},
+        {"access_token": "at", "token_type": "Bearer", "expires_in": True},
+        {"access_token": "at", "token_type": "Bearer", "refresh_token": 1},
+        {"access_token": "at", "token_type": "Bearer", "refresh_token": ""},
+        {"access_token": "at", "token_type": "Bearer", "id_token": ["x"]},
+        {"access_token": "at", "token_type": "Bearer", "scope": 3},
     ],
 )
 def test_invalid_success_bodies(payload: dict[str, Any]) -> None:
@@ -208,12 +209,12 @@ def test_arbitrary_responses_give_token_or_sdk_error(status: int, body: bytes) -
 @pytest.mark.parametrize(
     "payload",
     [
-        {"access_token": "a", "expires_in": float("nan")},
-        {"access_token": "a", "expires_in": float("inf")},
-        {"access_token": "caf\u00e9"},
-        {"access_token": "a\ud800"},
-        {"access_token": "a", "refresh_token": "r\nx"},
-        {"access_token": "a", "id_token": "x.y.\u00e9"},
+        {"access_token": "a", "token_type": "Bearer", "expires_in": float("nan")},
+        {"access_token": "a", "token_type": "Bearer", "expires_in": float("inf")},
+        {"access_token": "caf\u00e9", "token_type": "Bearer"},
+        {"access_token": "a\ud800", "token_type": "Bearer"},
+        {"access_token": "a", "token_type": "Bearer", "refresh_token": "r\nx"},
+        {"access_token": "a", "token_type": "Bearer", "id_token": "x.y.\u00e9"},
     ],
 )
 def test_values_that_could_not_be_sent_back_are_refused(payload: dict[str, Any]) -> None:

@@ -436,7 +436,7 @@ def test_sec_token_error_responses_typed(harness: Harness, storage: Storage) -> 
         ({"token_type": "Bearer", "expires_in": 60}, "token.access_token_missing"),
         ({"access_token": 12345, "token_type": "Bearer"}, "token.access_token_missing"),
         ({"access_token": "a" * 43, "token_type": "mac"}, "token.token_type"),
-        ({"access_token": "a" * 43, "expires_in": -5}, "token.expires_in"),
+        ({"access_token": "a" * 43, "token_type": "Bearer", "expires_in": -5}, "token.expires_in"),
     ],
 )
 def test_sec_token_success_body_checked(

@@ -549,6 +549,7 @@ _DISCOVERY: dict[str, Any] = {
     "id_token_signing_alg_values_supported": ["ES384"],
     "authorization_response_iss_parameter_supported": True,
     "response_types_supported": ["code"],
+    "subject_types_supported": ["public"],
     "scopes_supported": ["openid", "offline_access", "profile", "email"],
 }
 _DEV_ISSUER = DEV_CONFIG.issuer

@@ -490,6 +490,8 @@ _DISCOVERY = {
     "code_challenge_methods_supported": ["S256"],
     "id_token_signing_alg_values_supported": ["ES384"],
     "authorization_response_iss_parameter_supported": True,
+    "response_types_supported": ["code"],
+    "subject_types_supported": ["public"],
 }
 _BAD_URLS = st.sampled_from(
     [
@@ -559,7 +561,7 @@ def check_token(drawn: tuple[int, bytes]) -> None:
     assert 200 <= status < 300
     assert isinstance(token.access_token, str) and token.access_token
     assert token.expires_in is None or token.expires_in >= 0
-    assert token.token_type.lower() in ("bearer", "dpop")
+    assert token.token_type.lower() == "bearer"
 
 
 _USERINFO = {"sub": jf.SUBJECT, "name": "Ada", "email": "ada@example.com", "custom_data": {}}
