@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from . import json_strict
 from .errors import TokenValidationError
 from .jwt import decode_id_token_claims
 
@@ -109,7 +110,7 @@ class TokenKey(NamedTuple):
 
     @classmethod
     def decode(cls, text: str) -> TokenKey:
-        resource, org, scopes = json.loads(text)
+        resource, org, scopes = json_strict.loads(text, max_depth=2, max_bytes=16 * 1024)
         if not (resource is None or isinstance(resource, str)):
             raise ValueError("bad resource")
         if not (org is None or isinstance(org, str)):
@@ -371,19 +372,16 @@ def _decode_tokens(items: Any) -> dict[TokenKey, CachedAccessToken]:
     return out
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+MAX_STORED_DEPTH = 8
+"""The stored value nests four levels deep; anything deeper is not one of ours."""
 
 
 def _json_or_none(text: str | None) -> Any:
-    """Stored JSON, or ``None`` when it is absent, oversized or not strict JSON. Nesting is
-    bounded by the decoder's recursion check, caught here, and by the size cap."""
-    if not text or len(text) > MAX_STORED_BYTES:
+    """Stored JSON, or ``None`` when it is absent, oversized, too deep or not strict JSON
+    (bounds checked before decoding: no input can cost time or a RecursionError)."""
+    if not text:
         return None
     try:
-        return _DECODER.decode(text)
-    except (ValueError, RecursionError):
+        return json_strict.loads(text, max_depth=MAX_STORED_DEPTH, max_bytes=MAX_STORED_BYTES)
+    except json_strict.StrictJsonError:
         return None

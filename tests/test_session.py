@@ -178,6 +178,8 @@ def test_an_id_token_that_does_not_decode_counts_as_absent() -> None:
         '{"v": 1, "refreshToken": Infinity}',
         "x" * (MAX_STORED_BYTES + 1),
         json.dumps({"v": 1, "refreshToken": "r" * MAX_STORED_BYTES}),
+        json.dumps({"v": 1, "accessTokens": {"[" * 50_000 + "]" * 50_000: {"token": "t"}}}),
+        '{"v": 1, "refreshToken": "a", "refreshToken": "b"}',
     ],
 )
 def test_hostile_stored_values_are_bounded_and_absent(hostile: str) -> None:
