@@ -28,6 +28,7 @@ from logto_core.errors import (
     ProviderError,
     ProviderResponseError,
     SignInRequiredError,
+    StorageError,
     TokenValidationError,
     TransportError,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "ReservedResource",
     "SignInRequiredError",
     "Storage",
+    "StorageError",
     "TokenResponse",
     "TokenValidationError",
     "TransportError",

@@ -417,3 +417,26 @@ def test_background_jobs_reuse_their_threads_and_loop_and_let_them_go() -> None:
     assert jobs.start_async(note) and jobs.wait(5.0)  # a new loop after shutdown
     assert len(loops) == 4
     jobs.shutdown()
+
+
+def test_inline_sign_out_is_bounded_by_the_revocation_timeout(
+    kind: str, served: ServedProvider, clock: Clock
+) -> None:
+    """The default (inline) sign-out waits for the revocation at most ``revocation_timeout``;
+    a slower provider's revocation goes on in the background and is not lost."""
+    harness = _signed_in(kind, served, clock, revocation_timeout=0.5)
+    refresh = harness.getRefreshToken()
+    assert refresh is not None
+    harness.provider.faults.add(Fault("revocation", delay=2.0))
+    url, elapsed = _timed_sign_out(harness)
+    assert 0.4 <= elapsed < 0.5 + 2.0, elapsed
+    assert "id_token_hint=" in url and _cleared(harness)
+    assert harness.waitForRevocations(10.0) is True
+    assert not harness.provider.is_refresh_token_active(refresh)
+
+
+def test_revocation_timeout_is_checked(kind: str, clock: Clock) -> None:
+    for bad in (-1, float("inf"), float("nan"), "3", True):
+        with pytest.raises(LogtoUsageError) as caught:
+            make_client(kind, "http://127.0.0.1:9", clock, revocation_timeout=bad)
+        assert caught.value.code == "usage.revocation_timeout"
