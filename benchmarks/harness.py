@@ -14,7 +14,6 @@ import contextlib
 import contextvars
 import gc
 import multiprocessing
-import socket
 import statistics
 import threading
 import time
@@ -175,32 +174,12 @@ def _count(entries: list[Any]) -> Counter[str]:
 def _serve(conn: Connection) -> None:
     """The provider process: serve on loopback, then answer the benchmark's commands.
 
-    Two changes to the loopback server, applied to every client alike, make it behave like a
-    production HTTP server rather than a test fixture:
-
-    * accepted sockets get ``TCP_NODELAY``: the stdlib handler writes headers and body in
-      two ``send`` calls, and without it Nagle's algorithm plus the client's delayed ACK add
-      ~40 ms to every response on a *reused* connection, which would penalise exactly the
-      clients that keep connections alive;
-    * the listen backlog is raised from 5 to 1024, so that clients opening hundreds of
-      connections at once are not dropped into SYN retransmission.
-
-    The wrapper around ``get_request`` also counts accepted connections (benchmark 4).
+    The loopback server is made for load (keep-alive, ``TCP_NODELAY``, a deep accept queue;
+    see :mod:`logto_adapters.testing`), the same for every client, and counts the connections
+    it accepts (benchmark 4).
     """
     clock = Clock()
-    connections = [0]
     with serve_provider(lambda url: TestProvider(url, clock=clock)) as handle:
-        server = handle._server  # the stdlib ThreadingHTTPServer behind the handle
-        accept = server.get_request
-
-        def counting_get_request() -> tuple[socket.socket, Any]:
-            sock, address = accept()
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            connections[0] += 1
-            return sock, address
-
-        server.get_request = counting_get_request  # type: ignore[method-assign]
-        server.socket.listen(1024)
         with handle.lock:
             setup_provider(handle.provider)
         conn.send(handle.url)
@@ -223,7 +202,7 @@ def _serve(conn: Connection) -> None:
                 elif command == "mark":
                     reply = len(handle.provider.log)
                 elif command == "connections":
-                    reply = connections[0]
+                    reply = handle.connections_accepted
                 elif command == "advance":
                     clock.advance(args[0])
                     reply = None

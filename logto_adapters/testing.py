@@ -170,6 +170,7 @@ class _Server:
         self.provider: TestProvider
         self.loop = asyncio.new_event_loop()
         self._connections: set[asyncio.Task[None]] = set()
+        self.accepted = 0
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -226,6 +227,7 @@ class _Server:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        self.accepted += 1
         self._connections.add(task)
         try:
             await _Connection(self, reader, writer).serve()
@@ -271,6 +273,11 @@ class ServedProvider:
     @property
     def provider(self) -> TestProvider:
         return self._server.provider
+
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted so far (benchmarks count how clients reuse them)."""
+        return self._server.accepted
 
     @property
     def lock(self) -> threading.Lock:

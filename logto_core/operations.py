@@ -167,6 +167,13 @@ Operation = Generator[Effect, Any, T]
 """A client method: yields effects, receives their results, returns the method's value."""
 
 
+@dataclass(frozen=True, slots=True)
+class Led:
+    """What shielded leading work answers its caller: the result it published."""
+
+    result: Refreshed
+
+
 # ---- building blocks --------------------------------------------------------------------
 
 
@@ -362,8 +369,8 @@ def access_token_op(
             # No grant to coordinate on: the flow says why (and makes no request).
             return (yield from core.get_access_token(session, resource, organizationId))
         ticket = yield Shielded(_claim_refresh(core, grant_key(refresh_token), session, key))
-        if isinstance(ticket, Lead):  # this caller led: the refresh is done
-            refreshed: Refreshed = ticket.handle
+        if isinstance(ticket, Led):  # this caller led: the refresh is done
+            refreshed: Refreshed = ticket.result
             yield SaveSession(changes.refreshed(refresh_token, refreshed), refresh_token)
             if refreshed.error is not None:
                 return Outcome(None, session, core.provider, copied(refreshed.error))
@@ -395,13 +402,13 @@ def access_token_op(
 
 def _claim_refresh(
     core: LogtoCore, flight: str, session: SessionState, key: TokenKey
-) -> Operation[Lead[Refreshed] | Follow[Any] | Done | Ended]:
+) -> Operation[Led | Follow[Any] | Done | Ended]:
     """Claim the grant's flight and, when leading, refresh and publish, all shielded: once
     claimed, the flight is always settled, whatever happens to the caller. A result that
     retired the refresh token lives on in this process, so that its successor is found by
     whoever holds the consumed token next (the caller, if it was interrupted before it could
-    store it; a request whose storage failed). Answers the ticket; a leader's carries the
-    result instead of the handle."""
+    store it; a request whose storage failed). Answers the ticket, or :class:`Led` with the
+    result when this caller led."""
     ticket: Ticket = yield Claim(flight)
     if not isinstance(ticket, Lead):
         return ticket
@@ -419,7 +426,7 @@ def _claim_refresh(
     finally:
         if not closed:
             yield Publish(flight, ticket, result, SUCCESSION_KEEP if result.retires_token else 0.0)
-    return Lead(result)
+    return Led(result)
 
 
 def _interrupted(what: str) -> TransportError:

@@ -322,3 +322,17 @@ def test_environment_proxies_are_read_once_per_origin(monkeypatch: pytest.Monkey
     own = requests.Session()
     assert RequestsTransport(own)._environment("https://tenant.example/x") == {}
     assert own.trust_env is True  # a caller's session is used as configured
+
+
+def test_the_loopback_server_keeps_connections_alive(served: ServedProvider, clock: Clock) -> None:
+    """Ten sequential refreshes of one client over one kept-alive connection (the server
+    counts what it accepts, for the benchmarks)."""
+    client = make_client("sync", served.url, clock)
+    harness = Harness("sync", client, served)
+    harness.sign_in_user()
+    before = served.connections_accepted
+    for _ in range(10):
+        clock.advance(3601)
+        assert harness.getAccessToken() is not None
+    assert served.connections_accepted - before <= 1
+    client.close()
