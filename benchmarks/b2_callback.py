@@ -4,7 +4,7 @@ The core is driven directly with an in-memory provider, so no network time is in
 Callbacks are prepared first (a sign-in, the provider's approval, the provider's token
 response, all recorded); the timed part replays each one through the core: the callback URL
 check, the code-exchange request, the token response's validation, the ES384 ID-token
-verification and the storage writes (``LogtoCore.settle``). The floor is the raw signature
+verification and the storage value (``SessionState.writes``). The floor is the raw signature
 check of the same ID tokens with ``cryptography`` alone (split, base64url, raw-to-DER
 signature, ``EllipticCurvePublicKey.verify``), the key already loaded.
 """
@@ -102,7 +102,7 @@ class World:
         self.core.adopt(outcome)
         callback = self.provider.approve(outcome.unwrap(), user_name(n))
         done = run_sync(self.core.handle_sign_in_callback(outcome.session, callback), self.send)
-        self.core.settle(outcome.session, done)
+        self.core.adopt(done)
         done.unwrap()
         return done.session
 
@@ -117,6 +117,7 @@ class World:
         else:  # pragma: no cover - the provider state is warm, no other request is needed
             raise AssertionError("the callback flow asked for a second request")
         self.core.adopt(outcome)
+        outcome.session.writes()  # what a save stores: the one session value
         outcome.unwrap()
         return outcome.session
 
