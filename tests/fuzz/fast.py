@@ -81,15 +81,28 @@ def _kind(error: BaseException) -> str:
 
 
 def write_reproducer(
-    directory: Path, target: str, value: Any, error: BaseException, seed: int, example: int
+    directory: Path,
+    target: str,
+    value: Any,
+    error: BaseException,
+    seed: int,
+    example: int,
+    origin: tuple[str, str] | None = None,
 ) -> Path:
-    """A Python script that replays ``value`` through the target's check."""
+    """A Python script that replays ``value`` through the target's check.
+
+    ``origin`` is (file name part, description) of where the input came from; the default
+    names the fast engine's seed and example index."""
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{target}-seed{seed}-example{example}.py"
+    stem, where = origin or (
+        f"seed{seed}-example{example}",
+        f"fast engine, seed {seed}, example {example}",
+    )
+    path = directory / f"{target}-{stem}.py"
     summary = "".join(traceback.format_exception_only(type(error), error)).strip()
     comment = "\n".join(f"# {line}" for line in summary[:2000].splitlines())
     path.write_text(
-        f"# Fuzz failure: target {target!r}, fast engine, seed {seed}, example {example}.\n"
+        f"# Fuzz failure: target {target!r}, {where}.\n"
         f"{comment}\n"
         "# Replay from the repository root: .venv/bin/python <this file>\n"
         "import sys\n"
@@ -149,28 +162,34 @@ def _loop(
         try:
             check(value)
         except Exception as error:
-            _record(report, value, error, index, failures_dir, max_saved)
+            record_failure(report, value, error, index, failures_dir, max_saved)
 
 
-def _record(
+def record_failure(
     report: FastReport,
     value: Any,
     error: BaseException,
     index: int,
     failures_dir: Path | None,
     max_saved: int,
-) -> None:
+    origin: tuple[str, str] | None = None,
+) -> Failure | None:
+    """Count ``error`` under its kind; the first of a kind (up to ``max_saved`` kinds) is
+    saved as a reproducer. Returns the new :class:`Failure`, or ``None`` for a known kind."""
     kind = _kind(error)
     known = report.failures.get(kind)
     if known is not None:
         known.count += 1
-        return
+        return None
     summary = "".join(traceback.format_exception_only(type(error), error)).strip()[:500]
     failure = Failure(kind=kind, summary=summary, example=index)
     if failures_dir is not None and len(report.failures) < max_saved:
-        path = write_reproducer(failures_dir, report.target, value, error, report.seed, index)
+        path = write_reproducer(
+            failures_dir, report.target, value, error, report.seed, index, origin
+        )
         failure.reproducer = str(path)
     report.failures[kind] = failure
+    return failure
 
 
 def delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
