@@ -253,32 +253,43 @@ def _verified_id_token(
 
 
 def _cache_entry(token: TokenResponse, now: float) -> CachedAccessToken:
-    """Absolute expiry from ``expires_in``, never beyond the JWT's own ``exp`` when the token
-    is a JWT (a clock that was fast when the token arrived must not stretch its life); without
-    either, a short conservative lifetime. ``obtained_at`` lets freshness notice a clock that
-    went back."""
-    expires_at = now + (token.expires_in if token.expires_in is not None else UNKNOWN_LIFETIME)
-    exp = _jwt_expiry(token.access_token)
-    if exp is not None:
-        expires_at = (
-            min(expires_at, exp) if token.expires_in is not None else min(exp, now + 24 * 3600.0)
-        )
+    """The cache entry of a token received at ``now``: it lives ``expires_in`` seconds, never
+    longer than the JWT says of itself (``exp - iat``, the lifetime in the provider's own
+    clock, so a skew between the two clocks neither stretches nor shortens it; without
+    ``iat``, never past ``exp``); without either, a short conservative lifetime.
+    ``obtained_at`` lets freshness notice a clock that went back."""
+    lifetime = float(token.expires_in) if token.expires_in is not None else None
+    claims = _jwt_times(token.access_token)
+    if claims is not None:
+        iat, exp = claims
+        own = exp - iat if iat is not None else exp - now
+        lifetime = min(lifetime, own) if lifetime is not None else min(own, 24 * 3600.0)
+    if lifetime is None:
+        lifetime = UNKNOWN_LIFETIME
     return CachedAccessToken(
-        token=token.access_token, expires_at=expires_at, scope=token.scope, obtained_at=now
+        token=token.access_token,
+        expires_at=now + max(lifetime, 0.0),
+        scope=token.scope,
+        obtained_at=now,
     )
 
 
-def _jwt_expiry(access_token: str) -> float | None:
-    """The ``exp`` claim of a JWT access token (read, not verified: the client only uses it
-    to expire its own cache early), or ``None`` for an opaque token."""
+def _jwt_times(access_token: str) -> tuple[float | None, float] | None:
+    """``(iat, exp)`` of a JWT access token (read, not verified: the client only uses them
+    to expire its own cache early), or ``None`` for an opaque token or one without ``exp``."""
     if access_token.count(".") != 2:
         return None
     try:
-        exp = decode_unverified(access_token)[1].get("exp")
+        claims = decode_unverified(access_token)[1]
     except ProviderError:
         return None
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool) and math.isfinite(exp):
-        return float(exp)
+    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+    return None if exp is None else (iat, exp)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
     return None
 
 

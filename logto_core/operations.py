@@ -54,6 +54,7 @@ from .models import AccessTokenClaims, UserInfoResponse
 from .session import PENDING_SIGN_IN_TTL, SessionState, TokenKey
 from .signin_url import DirectSignIn
 from .singleflight import (
+    KEEP_SECONDS,
     SUCCESSION_KEEP,
     Done,
     Ended,
@@ -112,9 +113,11 @@ class Saved:
 @dataclass(frozen=True, slots=True)
 class Claim:
     """Claim the flight of ``key`` with a new handle (under the table's lock); answer the
-    :class:`~logto_core.singleflight.Lead`, ``Follow``, ``Done`` or ``Ended`` ticket."""
+    :class:`~logto_core.singleflight.Lead`, ``Follow``, ``Done`` or ``Ended`` ticket.
+    ``supersede``: a kept result was already adopted and was not enough; lead anew."""
 
     key: str
+    supersede: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,6 +363,7 @@ def access_token_op(
     key = core.token_key(resource, organizationId)
     core.check_target(key)  # before anything: a wrong resource costs a public client its grant
     session: SessionState = yield LoadSession()
+    adopted: set[str] = set()  # flights whose kept result this caller took already
     for _ in range(MAX_ROUNDS):
         cached = core.cached_access_token(session, resource, organizationId)
         if cached is not None:
@@ -368,14 +372,14 @@ def access_token_op(
         if refresh_token is None:
             # No grant to coordinate on: the flow says why (and makes no request).
             return (yield from core.get_access_token(session, resource, organizationId))
-        ticket = yield Shielded(_claim_refresh(core, grant_key(refresh_token), session, key))
+        flight = grant_key(refresh_token)
+        ticket = yield Shielded(
+            _claim_refresh(core, Claim(flight, flight in adopted), session, key)
+        )
         if isinstance(ticket, Led):  # this caller led: the refresh is done
             refreshed: Refreshed = ticket.result
             yield SaveSession(changes.refreshed(refresh_token, refreshed), refresh_token)
-            if refreshed.error is not None:
-                return Outcome(None, session, core.provider, copied(refreshed.error))
-            assert refreshed.entry is not None  # a refresh that succeeded cached its token
-            return Outcome(refreshed.entry.token, session, core.provider)
+            return _answer(core, session, refreshed, key)
         if isinstance(ticket, Ended):
             yield SaveSession(changes.cleared_if(refresh_token), refresh_token)
             error = SignInRequiredError(
@@ -386,13 +390,14 @@ def access_token_op(
         concurrent = isinstance(ticket, Follow)
         refreshed = (yield AwaitFlight(ticket)) if concurrent else ticket.result
         saved: Saved = yield SaveSession(changes.refreshed(refresh_token, refreshed), refresh_token)
-        # A concurrent leader's failure is this caller's too; a failure kept from an earlier
-        # refresh is not (its rotation adopted, the next round refreshes anew), but a dead
-        # grant is dead for everyone.
-        if refreshed.error is not None and (concurrent or refreshed.dead):
+        # A concurrent leader's result is this caller's too (its token, if it is the token
+        # this caller wants; its failure); a result kept from an earlier refresh is only
+        # adopted (then the next round looks again), except a dead grant, dead for everyone.
+        if concurrent and (refreshed.error is not None or refreshed.token_key == key):
+            return _answer(core, saved.after, refreshed, key)
+        if refreshed.error is not None and refreshed.dead:
             return Outcome(None, saved.after, core.provider, copied(refreshed.error))
-        # The grant moved on (to the leader's rotated token, or to whatever the storage holds
-        # now): look again, from the session as stored.
+        adopted.add(flight)
         session = saved.after
     raise TransportError(
         f"the session's refresh token kept changing during {MAX_ROUNDS} rounds; try again",
@@ -400,8 +405,18 @@ def access_token_op(
     )
 
 
+def _answer(
+    core: LogtoCore, session: SessionState, refreshed: Refreshed, key: TokenKey
+) -> Outcome[str]:
+    """The outcome a refresh gives the caller that led or followed it for ``key``."""
+    if refreshed.error is not None:
+        return Outcome(None, session, core.provider, copied(refreshed.error))
+    assert refreshed.entry is not None and refreshed.token_key == key  # a success cached it
+    return Outcome(refreshed.entry.token, session, core.provider)
+
+
 def _claim_refresh(
-    core: LogtoCore, flight: str, session: SessionState, key: TokenKey
+    core: LogtoCore, claim: Claim, session: SessionState, key: TokenKey
 ) -> Operation[Led | Follow[Any] | Done | Ended]:
     """Claim the grant's flight and, when leading, refresh and publish, all shielded: once
     claimed, the flight is always settled, whatever happens to the caller. A result that
@@ -409,7 +424,7 @@ def _claim_refresh(
     whoever holds the consumed token next (the caller, if it was interrupted before it could
     store it; a request whose storage failed). Answers the ticket, or :class:`Led` with the
     result when this caller led."""
-    ticket: Ticket = yield Claim(flight)
+    ticket: Ticket = yield claim
     if not isinstance(ticket, Lead):
         return ticket
     result = Refreshed(None, None, key, None, _interrupted("refresh"))
@@ -425,8 +440,16 @@ def _claim_refresh(
         raise
     finally:
         if not closed:
-            yield Publish(flight, ticket, result, SUCCESSION_KEEP if result.retires_token else 0.0)
+            yield Publish(claim.key, ticket, result, _keep(result))
     return Led(result)
+
+
+def _keep(result: Refreshed) -> float:
+    """How long a refresh result is kept: for every later holder of a token it retired; a
+    while, for callers that just missed the flight; not at all after a transient failure."""
+    if result.retires_token:
+        return SUCCESSION_KEEP
+    return KEEP_SECONDS if result.error is None else 0.0
 
 
 def _interrupted(what: str) -> TransportError:

@@ -225,7 +225,10 @@ class SessionState:
     @classmethod
     def load(cls, get: Callable[[str], Any]) -> SessionState:
         """Read a session from a synchronous string-valued storage."""
-        reader = read_session()
+        value = get(StorageKey.SESSION)
+        if type(value) is str:  # every page view of a signed-in user: one read, memoised
+            return decode_session(value)
+        reader = read_session(value)
         try:
             key = next(reader)
             while True:
@@ -240,15 +243,20 @@ class SessionState:
         return cls.load(values.get)
 
 
-def read_session() -> Generator[str, Any, SessionState]:
+_UNREAD = object()
+
+
+def read_session(value: Any = _UNREAD) -> Generator[str, Any, SessionState]:
     """Read a session, as a generator that yields the storage keys it needs and receives
     their raw values (anything; only strings count), so that sync and async adapters share it.
+    ``value``: the one value, when the caller read it already.
 
     One read when the session is stored as one value (or there is none: one read plus the
     two official-SDK keys that tell a signed-in legacy session); four reads for a legacy
     session.
     """
-    value = yield StorageKey.SESSION
+    if value is _UNREAD:
+        value = yield StorageKey.SESSION
     if type(value) is str:
         return decode_session(value)
     id_token = yield StorageKey.ID_TOKEN

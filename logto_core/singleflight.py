@@ -35,6 +35,9 @@ from typing import Any, Generic, TypeVar
 
 H = TypeVar("H")
 
+KEEP_SECONDS = 10.0
+"""How long a result that retired nothing is kept for callers that just missed the flight."""
+
 SUCCESSION_KEEP = 14 * 24 * 3600.0
 """How long the successor of a refresh token is remembered: Logto's refresh-token lifetime."""
 
@@ -119,14 +122,25 @@ class FlightTable(Generic[H]):
         return len(self._entries)
 
     def claim(
-        self, key: str, handle: H, now: float, *, lease: float = LEASE
+        self,
+        key: str,
+        handle: H,
+        now: float,
+        *,
+        lease: float = LEASE,
+        supersede: bool = False,
     ) -> Lead[H] | Follow[H] | Done | Ended:
         """Join the flight for ``key``: lead it with ``handle`` (leased for ``lease``
         seconds) if none is running or kept, follow the running one, or take what a finished
-        one left. A flight whose lease ran out is taken over: its leader is gone (a crash, a
-        caller interrupted before the work started) and will never publish."""
+        one left (unless ``supersede``: the caller already took it and it was not enough, so
+        a new flight starts). A flight whose lease ran out is taken over: its leader is gone
+        (a crash, a caller interrupted before the work started) and will never publish."""
         entry = self._live(key, now)
-        if entry is None or (entry.running and now >= entry.until):
+        if (
+            entry is None
+            or (entry.running and now >= entry.until)
+            or (supersede and not entry.running and not entry.ended)
+        ):
             self._entries[key] = _Entry(handle, since=now, until=now + lease)
             return Lead(handle)
         if entry.handle is not None:
@@ -187,6 +201,7 @@ class FlightTable(Generic[H]):
 
 __all__ = [
     "ENDED_KEEP",
+    "KEEP_SECONDS",
     "LEASE",
     "MAX_KEPT",
     "SUCCESSION_KEEP",

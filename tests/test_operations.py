@@ -94,7 +94,7 @@ class Fake:
                     self.storage[key] = value
             return ops.Saved(before, after)
         if isinstance(effect, ops.Claim):
-            return self.flights.claim(effect.key, Box(), now)
+            return self.flights.claim(effect.key, Box(), now, supersede=effect.supersede)
         if isinstance(effect, ops.AwaitFlight):
             box: Box = effect.follow.handle
             if not box.resolved:  # nobody resolves it while this caller waits: time is up

@@ -18,6 +18,7 @@ from logto_core.testing import ACCESS_TOKEN_TTL
 from tests.factories import stored
 
 from .conftest import API, REDIRECT, USER, Clock, Harness, make_client
+from .test_concurrency import run_threads
 
 HOSTILE = [
     "[" * 200_000,
@@ -189,3 +190,31 @@ def test_one_users_slow_storage_never_holds_another_user(
     slow.gate.set()
     thread.join(10)
     assert done and done[0]
+
+
+def test_a_client_clock_ahead_of_the_providers_causes_no_refresh_storm(
+    kind: str, served: ServedProvider, clock: Clock
+) -> None:
+    """The client's clock runs two minutes ahead of Logto's: a token that lives 20 s is
+    already past its ``exp`` by the client's clock when it arrives. Its lifetime is taken
+    from its own claims (``exp - iat``), so it is used for its life, by sequential page views
+    and by concurrent callers alike: one refresh, not one per call."""
+    short = "https://short.example.com"
+    served.provider.add_resource(short, ["read"], access_token_ttl=20)
+    served.provider.grant_permissions(USER, short, ["read"])
+
+    class AheadClock(Clock):
+        def __call__(self) -> float:
+            return clock.now + 120
+
+    client = make_client(kind, served.url, AheadClock(), config={"resources": [API, short]})
+    harness = Harness(kind, client, served)
+    harness.sign_in_user()
+    for _ in range(20):
+        assert harness.getAccessToken(short) is not None
+        clock.advance(0.1)
+    assert harness.requests_to("token", "refresh_token") == 1
+    clock.advance(30)  # expired for both clocks: every concurrent caller gets the one refresh
+    tokens = run_threads(30, lambda: harness.getAccessToken(short))
+    assert len(set(tokens)) == 1 and None not in tokens
+    assert harness.requests_to("token", "refresh_token") == 2
