@@ -36,7 +36,13 @@ class Flights:
         handle: Handle = concurrent.futures.Future()
         handle.set_running_or_notify_cancel()  # a running future cannot be cancelled
         with self._lock:
-            return self._table.claim(effect.key, handle, self._runtime.now(), lease=self._lease)
+            return self._table.claim(
+                effect.key,
+                handle,
+                self._runtime.now(),
+                lease=self._lease,
+                supersede=effect.supersede,
+            )
 
     def publish(self, effect: Publish) -> None:
         handle: Handle = effect.lead.handle

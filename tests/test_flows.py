@@ -407,17 +407,21 @@ def test_provider_state_merge_and_export() -> None:
         LogtoCore({"endpoint": "x"})  # type: ignore[arg-type]
 
 
-def test_cache_expiry_from_jwt_exp_when_expires_in_is_missing() -> None:
+def test_cache_expiry_from_the_jwts_own_lifetime_when_expires_in_is_missing() -> None:
+    """Without ``expires_in``, a JWT lives ``exp - iat`` from its receipt: its lifetime in
+    the provider's clock, whatever the skew between the two clocks."""
     h = Harness()
     h.sign_in()
     jwt_token = h.token(resource=API).unwrap()
-    exp = h.core.access_token_claims(jwt_token).exp
+    claims = h.core.access_token_claims(jwt_token)
     h.clock.advance(3600)
     h.provider.faults.add(
         Fault(endpoint="token", body={"access_token": jwt_token, "token_type": "Bearer"})
     )
     h.token(resource=API).unwrap()
-    assert h.session().access_tokens[TokenKey(API)].expires_at == exp
+    entry = h.session().access_tokens[TokenKey(API)]
+    assert entry.expires_at == h.clock.now + (claims.exp - claims.iat)
+    assert entry.obtained_at == h.clock.now
     h.provider.faults.add(
         Fault(endpoint="token", body={"access_token": "a.b.c", "token_type": "Bearer"})
     )
