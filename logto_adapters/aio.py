@@ -53,7 +53,7 @@ from logto_core.driver import run_operation_async
 from logto_core.errors import LogtoError
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
-from logto_core.session import SessionState, read_session
+from logto_core.session import SessionState, StorageKey, decode_session, read_session
 from logto_core.transport_policy import RetryPolicy, Timeout
 
 from . import public
@@ -385,18 +385,20 @@ class LogtoClient(ForkSafe):
 
     def _sync_storage_session(self) -> SessionState | None:
         """The session read from a synchronous storage; ``None`` for an async storage."""
+        value = self._get_now(StorageKey.SESSION)
+        if type(value) is str:  # a signed-in page view: one read, the decoding memoised
+            return decode_session(value)
         reader = read_session()
         try:
             key = next(reader)
             while True:
-                value = self._get_now(key)
-                # The type test first: inspect.isawaitable is slow next to it, and this runs on
-                # every page view.
+                # The type test first: inspect.isawaitable is slow next to it.
                 if value is not None and type(value) is not str and inspect.isawaitable(value):
                     _discard(value)
                     reader.close()
                     return None
                 key = reader.send(value)
+                value = self._get_now(key)
         except StopIteration as stop:
             session: SessionState = stop.value
             return session
