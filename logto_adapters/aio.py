@@ -40,11 +40,12 @@ import contextlib
 import contextvars
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypedDict, TypeVar
 
 import httpx
+from typing_extensions import Unpack
 
 from logto_core import operations as ops
 from logto_core import transport_policy as policy
@@ -75,15 +76,12 @@ from ._flights import Flights, KeyedLocks
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
 from .public import (
     AccessTokenClaims,
-    DirectSignIn,
-    FirstScreen,
-    Identifier,
     IdTokenClaims,
     InteractionMode,
     LogtoConfig,
     LogtoUsageError,
     MemoryStorage,
-    Prompt,
+    SignInParams,
     Storage,
     TransportError,
     UserInfoResponse,
@@ -115,12 +113,9 @@ MAX_REKEYS = 4
 """Times a save follows the session to another grant before it writes under the last one."""
 
 
-class LogtoClient(ForkSafe):
-    """The tutorial's ``LogtoClient``, for asyncio.
+class AsyncOptions(TypedDict, total=False):
+    """The options of :class:`Logto` (and of :class:`LogtoClient`, which passes them on).
 
-    :param config: the :class:`LogtoConfig`.
-    :param storage: a :class:`Storage` or an async storage; a private :class:`MemoryStorage`
-        when omitted.
     :param http_client: one ``httpx.AsyncClient`` to use as is (then only use the client on the
         loop that client belongs to).
     :param client_factory: builds the per-loop ``httpx.AsyncClient`` (proxies, TLS); by default
@@ -133,57 +128,81 @@ class LogtoClient(ForkSafe):
         :class:`TransportError` on failure).
     :param refresh_wait: longest wait, in seconds, for a concurrent refresh of the same session
         (defaults to four total timeouts).
-    :param revocation: how :meth:`signOut` revokes the refresh token (RFC 7009; the local
+    :param revocation: how ``signOut`` revokes the refresh token (RFC 7009; the local
         sign-out is done first and never depends on it). It runs on a background event loop
         in a daemon thread (the caller's loop may close as soon as the view returns, as in
         Flask's async views); with ``http_client`` or ``transport`` (which may belong to one
         loop) its requests are sent on the loop ``signOut`` ran on. ``"inline"`` (the
         default): ``signOut`` waits for it at most ``revocation_timeout`` seconds, after which
         it goes on in the background. ``"background"``: ``signOut`` returns at once. In both
-        modes revocations still running are waited for by :meth:`aclose` (and leaving an
+        modes revocations still running are waited for by ``aclose()`` (and leaving an
         ``async with`` block) and at interpreter exit, at most ``revocation_timeout`` seconds
         in all.
     :param revocation_timeout: seconds, see ``revocation`` (default 3).
+    :param provider_cache: what :meth:`Logto.exportProviderCache` returned earlier (discovery
+        and key sets with their fetch times), so that a short-lived process need not fetch them
+        again; stale entries are refetched as usual.
     """
 
-    def __init__(
-        self,
-        config: LogtoConfig,
-        storage: AnyStorage | None = None,
-        *,
-        http_client: httpx.AsyncClient | None = None,
-        client_factory: ClientFactory | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        runtime: Runtime | None = None,
-        max_retries: int = 2,
-        transport: AsyncTransport | None = None,
-        refresh_wait: float | None = None,
-        revocation: RevocationMode = "inline",
-        revocation_timeout: float = DEFAULT_REVOCATION_TIMEOUT,
-    ) -> None:
-        self._inline_revocation = waits_for_revocation(revocation)
-        self._revocation_timeout = checked_revocation_timeout(revocation_timeout)
+    http_client: httpx.AsyncClient | None
+    client_factory: ClientFactory | None
+    timeout: Timeout
+    runtime: Runtime | None
+    max_retries: int
+    transport: AsyncTransport | None
+    refresh_wait: float | None
+    revocation: RevocationMode
+    revocation_timeout: float
+    provider_cache: str | None
+
+
+Perform = Callable[[ops.Effect], Awaitable[object]]
+
+
+class Logto(ForkSafe):
+    """The object an app keeps for its whole life: configuration, clock, transport and
+    connection pools, what is known of the provider (discovery, keys), the single flight
+    that makes concurrent refreshes of one session share one request, and the per-session
+    locks of saves. Make one per app (module level) and one :meth:`session` per request::
+
+        logto = Logto(LogtoConfig(endpoint=..., appId=..., appSecret=...))
+
+        async def endpoint(request):
+            client = logto.session(RedisStorage(redis, request.cookies["sid"]))
+            return await client.getAccessToken("https://api.example.com")
+
+    Sessions are cheap and share everything above, however many are made, from any number
+    of event loops and threads.
+    """
+
+    def __init__(self, config: LogtoConfig, **options: Unpack[AsyncOptions]) -> None:
+        timeout = options.get("timeout", DEFAULT_TIMEOUT)
+        self._inline_revocation = waits_for_revocation(options.get("revocation", "inline"))
+        self._revocation_timeout = checked_revocation_timeout(
+            options.get("revocation_timeout", DEFAULT_REVOCATION_TIMEOUT)
+        )
+        http_client = options.get("http_client")
+        transport = options.get("transport")
         # A caller's httpx client or transport may be bound to the loop it was made on; the
         # transport we build keeps one httpx client per loop and works on any.
         self._loop_bound = http_client is not None or transport is not None
+        runtime = options.get("runtime")
         self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
-        self.core = LogtoCore(config, runtime=self.runtime)
-        self.storage: AnyStorage = storage if storage is not None else MemoryStorage()
+        self.core = LogtoCore(
+            config, runtime=self.runtime, provider_cache=options.get("provider_cache")
+        )
         self._httpx: HttpxTransport | None = None
         if transport is None:
             self._httpx = HttpxTransport(
                 http_client,
-                client_factory=client_factory,
+                client_factory=options.get("client_factory"),
                 timeout=timeout,
-                retry=RetryPolicy(max_retries=max_retries),
+                retry=RetryPolicy(max_retries=options.get("max_retries", 2)),
                 runtime=self.runtime,
             )
             transport = self._httpx
         self._send: AsyncTransport = transport
-        self._refresh_wait = refresh_wait_bound(timeout, refresh_wait)
-        self._snapshot: contextvars.ContextVar[SessionState] = contextvars.ContextVar(
-            f"logto_session_{id(self)}"
-        )
+        self._refresh_wait = refresh_wait_bound(timeout, options.get("refresh_wait"))
         self._revocations = BackgroundJobs("logto-revocation", exit_wait=self._revocation_timeout)
         self._start_process_state()
         track_forks(self)
@@ -208,9 +227,21 @@ class LogtoClient(ForkSafe):
     def config(self) -> LogtoConfig:
         return self.core.config
 
+    def session(self, storage: AnyStorage | None = None) -> LogtoSession:
+        """A client for one user's session, kept in ``storage`` (a :class:`Storage` or an
+        async storage; a private :class:`MemoryStorage` when omitted): the tutorial's
+        methods, sharing this object's caches, connections and single flight."""
+        return LogtoSession(self, storage)
+
+    def exportProviderCache(self) -> str:
+        """What is known of the provider (discovery metadata, key sets, their fetch times) as
+        JSON, for ``Logto(config, provider_cache=...)`` in a later process. Holds no user
+        data and no secret."""
+        return self.core.provider.to_json()
+
     async def aclose(self) -> None:
         """Wait for the background revocations (bounded, see ``revocation``; in a worker
-        thread, so the loop keeps running), then close the ``httpx.AsyncClient`` this client
+        thread, so the loop keeps running), then close the ``httpx.AsyncClient`` this object
         opened on the running loop."""
         if self._revocations.pending:
             await asyncio.to_thread(self._revocations.wait, self._revocation_timeout)
@@ -223,15 +254,149 @@ class LogtoClient(ForkSafe):
         most ``timeout`` seconds (``None``: until they end; each is bounded by the transport
         timeouts). True when none is left running. Mainly for tests and graceful shutdown
         (:meth:`aclose` waits too). It blocks: from a coroutine, prefer
-        ``await asyncio.to_thread(client.waitForRevocations)`` (needed with ``http_client`` or
+        ``await asyncio.to_thread(logto.waitForRevocations)`` (needed with ``http_client`` or
         ``transport``, whose revocation requests run on the caller's loop)."""
         return self._revocations.wait(timeout)
 
-    async def __aenter__(self) -> LogtoClient:
+    async def __aenter__(self) -> Logto:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    export_provider_cache = exportProviderCache
+    wait_for_revocations = waitForRevocations
+
+    # ---- what every session shares --------------------------------------------------------
+
+    async def _perform_shared(self, effect: ops.Effect, perform: Perform) -> object:
+        """The effects that do not touch a session's storage; ``perform`` is the session's
+        interpreter, for shielded work."""
+        if isinstance(effect, HttpRequest):
+            return await self._gets.send_async(effect, self._send, self._refresh_wait)
+        if isinstance(effect, ops.Claim):
+            return self._flights.claim(effect)
+        if isinstance(effect, ops.AwaitFlight):
+            return await self._wait(effect)
+        if isinstance(effect, ops.Publish):
+            self._flights.publish(effect)
+            return None
+        if isinstance(effect, ops.EndFlight):
+            self._flights.end(effect)
+            return None
+        assert isinstance(effect, ops.Shielded), effect
+        return await self._shield(effect, perform)
+
+    async def _shield(self, effect: ops.Shielded, perform: Perform) -> object:
+        """Run the work in a task of its own on this loop and await it: a cancellation of the
+        caller stops the waiting, not the work (which stores and shares its result)."""
+        task = asyncio.ensure_future(run_operation_async(effect.operation, perform))
+        self._shielded.add(task)  # a strong reference until it is done
+        task.add_done_callback(_shielded_done)
+        task.add_done_callback(self._shielded.discard)
+        return await asyncio.shield(task)
+
+    async def _revoke_later(self, refresh_token: str) -> None:
+        loop = asyncio.get_running_loop() if self._loop_bound else None
+        job = self._revocations.start_async(partial(self._revoke, refresh_token, loop))
+        if job is not None and self._inline_revocation:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.shield(asyncio.wrap_future(job)), self._revocation_timeout
+                )
+
+    async def _revoke(
+        self, refresh_token: str, home: asyncio.AbstractEventLoop | None
+    ) -> LogtoError | None:
+        """A background revocation, on the background loop: only requests, no storage (the
+        caller's request, and its storage, may be gone by now). Requests go through ``home``
+        when the transport belongs to that loop."""
+        send: AsyncTransport = self._send if home is None else partial(self._send_on, home)
+
+        async def perform(effect: ops.Effect) -> object:
+            assert isinstance(effect, HttpRequest), effect  # a revocation sends requests only
+            return await self._gets.send_async(effect, send, self._refresh_wait)
+
+        return await run_operation_async(ops.revoke_op(self.core, refresh_token), perform)
+
+    async def _send_on(self, home: asyncio.AbstractEventLoop, request: HttpRequest) -> HttpResponse:
+        """Send ``request`` with the transport on the loop ``home`` (from this thread's own
+        loop); give up when ``home`` closes, or after the refresh wait bound."""
+        answer: concurrent.futures.Future[HttpResponse] = concurrent.futures.Future()
+        started: list[asyncio.Task[HttpResponse]] = []
+
+        async def exchange() -> HttpResponse:
+            return await self._send(request)
+
+        def start() -> None:
+            # Runs on ``home``. The coroutine is made here, not before: a loop that closes
+            # with this callback still queued then leaves no un-awaited coroutine behind.
+            if not answer.cancelled():
+                task = home.create_task(exchange())
+                started.append(task)
+                task.add_done_callback(partial(_pass_on, answer))
+
+        try:
+            home.call_soon_threadsafe(start)
+        except RuntimeError:  # that loop is closed already
+            raise _loop_closed(request) from None
+        waiting = asyncio.wrap_future(answer)
+        deadline = time.monotonic() + self._refresh_wait
+        # Polled: a loop closed while our exchange was still queued never answers.
+        while not waiting.done() and not home.is_closed() and time.monotonic() < deadline:
+            await asyncio.wait({waiting}, timeout=_POLL_INTERVAL)
+        if waiting.done() and not waiting.cancelled():
+            return waiting.result()
+        answer.cancel()
+        for task in started:
+            with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing left to stop
+                home.call_soon_threadsafe(task.cancel)
+        if waiting.done() or home.is_closed():
+            raise _loop_closed(request)
+        raise policy.timed_out(request)
+
+    async def _wait(self, effect: ops.AwaitFlight) -> object:
+        # wrap_future hands the result over to this loop thread-safely, whichever loop (or
+        # thread) the leader runs on.
+        handle: concurrent.futures.Future[Any] = effect.follow.handle
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(handle), self._refresh_wait)
+        except asyncio.TimeoutError:
+            pass
+        raise effect.timeout_error()
+
+
+class LogtoSession:
+    """The tutorial's methods for one user's session, kept in ``storage``; made by
+    :meth:`Logto.session`, one per request. Everything but the storage (connections, caches,
+    single flight, locks) belongs to the :class:`Logto` it came from. With an async storage,
+    the plain getters answer from the session this object last read or wrote (see the module
+    doc)."""
+
+    __slots__ = ("_last", "logto", "storage")
+
+    def __init__(self, logto: Logto, storage: AnyStorage | None = None) -> None:
+        self.logto = logto
+        self.storage: AnyStorage = storage if storage is not None else MemoryStorage()
+        self._last: SessionState | None = None
+
+    @property
+    def core(self) -> LogtoCore:
+        return self.logto.core
+
+    @property
+    def config(self) -> LogtoConfig:
+        return self.logto.core.config
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.logto.runtime
+
+    def _remember(self, session: SessionState) -> None:
+        self._last = session
+
+    def _remembered(self) -> SessionState | None:
+        return self._last
 
     # ---- sign-in and sign-out -----------------------------------------------------------
 
@@ -239,35 +404,13 @@ class LogtoClient(ForkSafe):
         self,
         redirectUri: str,
         interactionMode: InteractionMode | str | None = None,
-        *,
-        firstScreen: FirstScreen | str | None = None,
-        identifiers: Sequence[Identifier | str] | None = None,
-        directSignIn: DirectSignIn | str | None = None,
-        loginHint: str | None = None,
-        prompt: str | Sequence[Prompt | str] | None = None,
-        organizationId: str | None = None,
-        uiLocales: str | None = None,
-        maxAge: int | None = None,
-        extraParams: Mapping[str, str] | None = None,
+        **options: Unpack[SignInParams],
     ) -> str:
         """Start a sign-in: remember the attempt in the storage and return the URL to redirect
-        the browser to."""
-        return await self._do(
-            ops.sign_in_op(
-                self.core,
-                redirectUri,
-                interactionMode,
-                firstScreen=firstScreen,
-                identifiers=identifiers,
-                directSignIn=directSignIn,
-                loginHint=loginHint,
-                prompt=prompt,
-                organizationId=organizationId,
-                uiLocales=uiLocales,
-                maxAge=maxAge,
-                extraParams=extraParams,
-            )
-        )
+        the browser to. The keyword options are :class:`~logto_core.signin_url.SignInParams`'s
+        (``firstScreen``, ``identifiers``, ``directSignIn``, ``loginHint``, ``prompt``,
+        ``organizationId``, ``uiLocales``, ``maxAge``, ``extraParams``)."""
+        return await self._do(ops.sign_in_op(self.core, redirectUri, interactionMode, **options))
 
     async def handleSignInCallback(self, callbackUri: object) -> None:
         """Check the authorization response in ``callbackUri`` (the URL the browser came back
@@ -283,13 +426,7 @@ class LogtoClient(ForkSafe):
         ``revocation``)."""
         result = await self._do(ops.sign_out_op(self.core, postLogoutRedirectUri))
         if result.to_revoke is not None:
-            loop = asyncio.get_running_loop() if self._loop_bound else None
-            job = self._revocations.start_async(partial(self._revoke, result.to_revoke, loop))
-            if job is not None and self._inline_revocation:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(
-                        asyncio.shield(asyncio.wrap_future(job)), self._revocation_timeout
-                    )
+            await self.logto._revoke_later(result.to_revoke)
         return result.url
 
     # ---- local getters ------------------------------------------------------------------
@@ -360,7 +497,6 @@ class LogtoClient(ForkSafe):
     sign_in = signIn
     handle_sign_in_callback = handleSignInCallback
     sign_out = signOut
-    wait_for_revocations = waitForRevocations
     is_authenticated = isAuthenticated
     get_id_token = getIdToken
     get_id_token_claims = getIdTokenClaims
@@ -410,10 +546,9 @@ class LogtoClient(ForkSafe):
             raise storage_failed("read", key, error) from error
 
     def _snapshot_or_raise(self) -> SessionState:
-        try:
-            return self._snapshot.get()
-        except LookupError:
-            pass
+        session = self._remembered()
+        if session is not None:
+            return session
         raise LogtoUsageError(
             "with an async storage, await a client method first in this context, or use the "
             "awaitable twins (await client.isAuthenticatedAsync(), getIdTokenClaimsAsync(), ...)",
@@ -437,7 +572,7 @@ class LogtoClient(ForkSafe):
                 key = reader.send(await self._get(key))
         except StopIteration as stop:
             session: SessionState = stop.value
-        self._snapshot.set(session)
+        self._remember(session)
         return session
 
     # ---- the effect interpreter ---------------------------------------------------------
@@ -446,85 +581,11 @@ class LogtoClient(ForkSafe):
         return await run_operation_async(operation, self._perform)
 
     async def _perform(self, effect: ops.Effect) -> object:
-        if isinstance(effect, HttpRequest):
-            return await self._gets.send_async(effect, self._send, self._refresh_wait)
         if isinstance(effect, ops.LoadSession):
             return await self._load()
         if isinstance(effect, ops.SaveSession):
             return await self._save(effect)
-        if isinstance(effect, ops.Claim):
-            return self._flights.claim(effect)
-        if isinstance(effect, ops.AwaitFlight):
-            return await self._wait(effect)
-        if isinstance(effect, ops.Publish):
-            self._flights.publish(effect)
-            return None
-        if isinstance(effect, ops.EndFlight):
-            self._flights.end(effect)
-            return None
-        return await self._shield(effect)
-
-    async def _shield(self, effect: ops.Shielded) -> object:
-        """Run the work in a task of its own on this loop and await it: a cancellation of the
-        caller stops the waiting, not the work (which stores and shares its result)."""
-        task = asyncio.ensure_future(run_operation_async(effect.operation, self._perform))
-        self._shielded.add(task)  # a strong reference until it is done
-        task.add_done_callback(_shielded_done)
-        task.add_done_callback(self._shielded.discard)
-        return await asyncio.shield(task)
-
-    async def _revoke(
-        self, refresh_token: str, home: asyncio.AbstractEventLoop | None
-    ) -> LogtoError | None:
-        """A background revocation, on the background loop: only requests, no storage (the
-        caller's request, and its storage, may be gone by now). Requests go through ``home``
-        when the transport belongs to that loop."""
-        send: AsyncTransport = self._send if home is None else partial(self._send_on, home)
-
-        async def perform(effect: ops.Effect) -> object:
-            if isinstance(effect, HttpRequest):
-                return await self._gets.send_async(effect, send, self._refresh_wait)
-            raise AssertionError(
-                f"a revocation performs requests only, not {effect!r}"
-            )  # pragma: no cover
-
-        return await run_operation_async(ops.revoke_op(self.core, refresh_token), perform)
-
-    async def _send_on(self, home: asyncio.AbstractEventLoop, request: HttpRequest) -> HttpResponse:
-        """Send ``request`` with the transport on the loop ``home`` (from this thread's own
-        loop); give up when ``home`` closes, or after the refresh wait bound."""
-        answer: concurrent.futures.Future[HttpResponse] = concurrent.futures.Future()
-        started: list[asyncio.Task[HttpResponse]] = []
-
-        async def exchange() -> HttpResponse:
-            return await self._send(request)
-
-        def start() -> None:
-            # Runs on ``home``. The coroutine is made here, not before: a loop that closes
-            # with this callback still queued then leaves no un-awaited coroutine behind.
-            if not answer.cancelled():
-                task = home.create_task(exchange())
-                started.append(task)
-                task.add_done_callback(partial(_pass_on, answer))
-
-        try:
-            home.call_soon_threadsafe(start)
-        except RuntimeError:  # that loop is closed already
-            raise _loop_closed(request) from None
-        waiting = asyncio.wrap_future(answer)
-        deadline = time.monotonic() + self._refresh_wait
-        # Polled: a loop closed while our exchange was still queued never answers.
-        while not waiting.done() and not home.is_closed() and time.monotonic() < deadline:
-            await asyncio.wait({waiting}, timeout=_POLL_INTERVAL)
-        if waiting.done() and not waiting.cancelled():
-            return waiting.result()
-        answer.cancel()
-        for task in started:
-            with contextlib.suppress(RuntimeError):  # closed meanwhile: nothing left to stop
-                home.call_soon_threadsafe(task.cancel)
-        if waiting.done() or home.is_closed():
-            raise _loop_closed(request)
-        raise policy.timed_out(request)
+        return await self.logto._perform_shared(effect, self._perform)
 
     async def _save(self, effect: ops.SaveSession) -> ops.Saved:
         """Apply the change to the stored session under that session's lock (its grant):
@@ -533,7 +594,7 @@ class LogtoClient(ForkSafe):
         context's snapshot current."""
         key = KeyedLocks.key_of(effect.grant)
         for attempt in range(MAX_REKEYS + 1):
-            async with self._locks.held_async(key):
+            async with self.logto._locks.held_async(key):
                 before = await self._load()
                 stored = KeyedLocks.key_of(before.refresh_token)
                 if stored != key and attempt < MAX_REKEYS:
@@ -543,7 +604,7 @@ class LogtoClient(ForkSafe):
                 if after is None or after == before:
                     return ops.Saved(before, before)
                 await self._write(after)
-                self._snapshot.set(after)
+                self._remember(after)
                 return ops.Saved(before, after)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -558,15 +619,54 @@ class LogtoClient(ForkSafe):
             except Exception as error:
                 raise storage_failed("write", key, error) from error
 
-    async def _wait(self, effect: ops.AwaitFlight) -> object:
-        # wrap_future hands the result over to this loop thread-safely, whichever loop (or
-        # thread) the leader runs on.
-        handle: concurrent.futures.Future[Any] = effect.follow.handle
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(handle), self._refresh_wait)
-        except asyncio.TimeoutError:
-            pass
-        raise effect.timeout_error()
+
+class LogtoClient(LogtoSession):
+    """The tutorial's ``LogtoClient``, for asyncio: a :class:`Logto` of its own and one session
+    over ``storage`` (a :class:`Storage` or an async storage; a private :class:`MemoryStorage`
+    when omitted). The keyword options are :class:`AsyncOptions`'s.
+
+    One client may serve many requests at once with a per-request storage (a framework's
+    session proxy); with an async storage the plain getters then answer from the session of
+    the current context (a ``contextvars`` snapshot), never another request's. An app that
+    builds a client per request should keep one :class:`Logto` instead and call
+    :meth:`Logto.session` per request: clients made per request share no connections, no
+    caches and no single flight.
+    """
+
+    __slots__ = ("_snapshot",)
+
+    def __init__(
+        self,
+        config: LogtoConfig,
+        storage: AnyStorage | None = None,
+        **options: Unpack[AsyncOptions],
+    ) -> None:
+        super().__init__(Logto(config, **options), storage)
+        self._snapshot: contextvars.ContextVar[SessionState] = contextvars.ContextVar(
+            f"logto_session_{id(self)}"
+        )
+
+    def _remember(self, session: SessionState) -> None:
+        self._snapshot.set(session)
+
+    def _remembered(self) -> SessionState | None:
+        return self._snapshot.get(None)
+
+    async def aclose(self) -> None:
+        """See :meth:`Logto.aclose`."""
+        await self.logto.aclose()
+
+    def waitForRevocations(self, timeout: float | None = None) -> bool:
+        """See :meth:`Logto.waitForRevocations`."""
+        return self.logto.waitForRevocations(timeout)
+
+    wait_for_revocations = waitForRevocations
+
+    async def __aenter__(self) -> LogtoClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 def _shielded_done(task: asyncio.Future[Any]) -> None:
@@ -600,5 +700,5 @@ def _discard(awaitable: object) -> None:
         awaitable.close()
 
 
-__all__ = ["AsyncStorage", "LogtoClient"]
+__all__ = ["AsyncOptions", "AsyncStorage", "Logto", "LogtoClient", "LogtoSession"]
 __all__ += public.__all__

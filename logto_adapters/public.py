@@ -40,7 +40,7 @@ from logto_core.models import (
     TokenResponse,
     UserInfoResponse,
 )
-from logto_core.signin_url import DirectSignIn
+from logto_core.signin_url import DirectSignIn, SignInParams
 from logto_core.storage import MemoryStorage, Storage
 
 LogtoException = LogtoError
@@ -70,6 +70,7 @@ __all__ = [
     "ProviderError",
     "ProviderResponseError",
     "ReservedResource",
+    "SignInParams",
     "SignInRequiredError",
     "Storage",
     "StorageError",

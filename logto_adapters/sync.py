@@ -26,11 +26,12 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 import requests
+from typing_extensions import Unpack
 
 from logto_core import operations as ops
 from logto_core.client import LogtoCore
@@ -60,14 +61,11 @@ from ._flights import Flights, KeyedLocks
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
 from .public import (
     AccessTokenClaims,
-    DirectSignIn,
-    FirstScreen,
-    Identifier,
     IdTokenClaims,
     InteractionMode,
     LogtoConfig,
     MemoryStorage,
-    Prompt,
+    SignInParams,
     Storage,
     UserInfoResponse,
 )
@@ -78,6 +76,8 @@ T = TypeVar("T")
 Transport = Callable[[HttpRequest], HttpResponse]
 
 
+Perform = Callable[[ops.Effect], object]
+
 SHIELD_THREADS = 32
 """Worker threads for shielded work (refreshes and code exchanges in progress)."""
 
@@ -85,14 +85,11 @@ MAX_REKEYS = 4
 """Times a save follows the session to another grant before it writes under the last one."""
 
 
-class LogtoClient(ForkSafe):
-    """The tutorial's ``LogtoClient``, blocking.
+class SyncOptions(TypedDict, total=False):
+    """The options of :class:`Logto` (and of :class:`LogtoClient`, which passes them on).
 
-    :param config: the :class:`LogtoConfig`.
-    :param storage: where the user's session lives; a private :class:`MemoryStorage` when
-        omitted (fine for scripts, not for a web app serving several users).
     :param session: a ``requests.Session`` to send with (connection pools, proxies, TLS);
-        by default the client creates its own and reuses it for every request.
+        by default one is created and reused for every request.
     :param timeout: ``(connect, total)`` seconds per provider exchange, retries included.
     :param runtime: clock and entropy (tests pass fakes).
     :param max_retries: extra attempts for discovery and JWKS fetches on connection errors,
@@ -102,46 +99,69 @@ class LogtoClient(ForkSafe):
         :class:`~logto_core.errors.TransportError` on failure).
     :param refresh_wait: longest wait, in seconds, for a concurrent refresh of the same session
         (defaults to four total timeouts).
-    :param revocation: how :meth:`signOut` revokes the refresh token (RFC 7009; the local
+    :param revocation: how ``signOut`` revokes the refresh token (RFC 7009; the local
         sign-out is done first and never depends on it). ``"inline"`` (the default): before
         returning, waiting at most ``revocation_timeout`` seconds; a revocation that takes
         longer goes on in the background. ``"background"``: ``signOut`` returns at once. In
-        both modes revocations still running are waited for by :meth:`close` (and leaving a
+        both modes revocations still running are waited for by ``close()`` (and leaving a
         ``with`` block) and at interpreter exit, at most ``revocation_timeout`` seconds in
         all, so a script that exits right after ``signOut`` loses nothing.
     :param revocation_timeout: seconds, see ``revocation`` (default 3).
+    :param provider_cache: what :meth:`Logto.exportProviderCache` returned earlier (discovery
+        and key sets with their fetch times), so that a short-lived process need not fetch them
+        again; stale entries are refetched as usual.
     """
 
-    def __init__(
-        self,
-        config: LogtoConfig,
-        storage: Storage | None = None,
-        *,
-        session: requests.Session | None = None,
-        timeout: Timeout = DEFAULT_TIMEOUT,
-        runtime: Runtime | None = None,
-        max_retries: int = 2,
-        transport: Transport | None = None,
-        refresh_wait: float | None = None,
-        revocation: RevocationMode = "inline",
-        revocation_timeout: float = DEFAULT_REVOCATION_TIMEOUT,
-    ) -> None:
-        self._inline_revocation = waits_for_revocation(revocation)
-        self._revocation_timeout = checked_revocation_timeout(revocation_timeout)
+    session: requests.Session | None
+    timeout: Timeout
+    runtime: Runtime | None
+    max_retries: int
+    transport: Transport | None
+    refresh_wait: float | None
+    revocation: RevocationMode
+    revocation_timeout: float
+    provider_cache: str | None
+
+
+class Logto(ForkSafe):
+    """The object an app keeps for its whole life: configuration, clock, transport and
+    connection pool, what is known of the provider (discovery, keys), the single flight
+    that makes concurrent refreshes of one session share one request, and the per-session
+    locks of saves. Make one per app (module level) and one :meth:`session` per request::
+
+        logto = Logto(LogtoConfig(endpoint=..., appId=..., appSecret=...))
+
+        def view(request):
+            client = logto.session(FlaskSessionStorage())
+            return client.getAccessToken("https://api.example.com")
+
+    Sessions are cheap (two attributes) and share everything above, however many are made.
+    Thread-safe; a process forked after it was used starts clean in the child.
+    """
+
+    def __init__(self, config: LogtoConfig, **options: Unpack[SyncOptions]) -> None:
+        timeout = options.get("timeout", DEFAULT_TIMEOUT)
+        self._inline_revocation = waits_for_revocation(options.get("revocation", "inline"))
+        self._revocation_timeout = checked_revocation_timeout(
+            options.get("revocation_timeout", DEFAULT_REVOCATION_TIMEOUT)
+        )
+        runtime = options.get("runtime")
         self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
-        self.core = LogtoCore(config, runtime=self.runtime)
-        self.storage: Storage = storage if storage is not None else MemoryStorage()
+        self.core = LogtoCore(
+            config, runtime=self.runtime, provider_cache=options.get("provider_cache")
+        )
         self._requests: RequestsTransport | None = None
+        transport = options.get("transport")
         if transport is None:
             self._requests = RequestsTransport(
-                session,
+                options.get("session"),
                 timeout=timeout,
-                retry=RetryPolicy(max_retries=max_retries),
+                retry=RetryPolicy(max_retries=options.get("max_retries", 2)),
                 runtime=self.runtime,
             )
             transport = self._requests
         self._send: Transport = transport
-        self._refresh_wait = refresh_wait_bound(timeout, refresh_wait)
+        self._refresh_wait = refresh_wait_bound(timeout, options.get("refresh_wait"))
         self._revocations = BackgroundJobs("logto-revocation", exit_wait=self._revocation_timeout)
         self._start_process_state()
         track_forks(self)
@@ -169,9 +189,21 @@ class LogtoClient(ForkSafe):
     def config(self) -> LogtoConfig:
         return self.core.config
 
+    def session(self, storage: Storage | None = None) -> LogtoSession:
+        """A client for one user's session, kept in ``storage`` (a private
+        :class:`MemoryStorage` when omitted): the tutorial's methods, sharing this object's
+        caches, connections and single flight."""
+        return LogtoSession(self, storage)
+
+    def exportProviderCache(self) -> str:
+        """What is known of the provider (discovery metadata, key sets, their fetch times) as
+        JSON, for ``Logto(config, provider_cache=...)`` in a later process. Holds no user
+        data and no secret."""
+        return self.core.provider.to_json()
+
     def close(self) -> None:
         """Wait for the revocations still running (at most ``revocation_timeout`` seconds),
-        then close the ``requests.Session`` the client created (not one passed in)."""
+        then close the ``requests.Session`` this object created (not one passed in)."""
         self._revocations.wait(self._revocation_timeout)
         self._revocations.shutdown()
         self._shield_pool.shutdown(wait=False)
@@ -185,11 +217,100 @@ class LogtoClient(ForkSafe):
         (:meth:`close` and interpreter exit wait too, bounded)."""
         return self._revocations.wait(timeout)
 
-    def __enter__(self) -> LogtoClient:
+    def __enter__(self) -> Logto:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    export_provider_cache = exportProviderCache
+    wait_for_revocations = waitForRevocations
+
+    # ---- what every session shares --------------------------------------------------------
+
+    def _perform_shared(self, effect: ops.Effect, perform: Perform) -> object:
+        """The effects that do not touch a session's storage; ``perform`` is the session's
+        interpreter, for shielded work."""
+        if isinstance(effect, HttpRequest):
+            return self._gets.send(effect, self._send, self._refresh_wait)
+        if isinstance(effect, ops.Claim):
+            return self._flights.claim(effect)
+        if isinstance(effect, ops.AwaitFlight):
+            return self._wait(effect)
+        if isinstance(effect, ops.Publish):
+            self._flights.publish(effect)
+            return None
+        if isinstance(effect, ops.EndFlight):
+            self._flights.end(effect)
+            return None
+        assert isinstance(effect, ops.Shielded), effect
+        return self._shield(effect, perform)
+
+    def _revoke_later(self, refresh_token: str) -> None:
+        job = self._revocations.start(partial(self._revoke, refresh_token))
+        if job is not None and self._inline_revocation:
+            concurrent.futures.wait([job], self._revocation_timeout)
+
+    def _revoke(self, refresh_token: str) -> LogtoError | None:
+        """A background revocation: only requests, no storage (the caller's request, and
+        its storage, may be gone by now)."""
+        return run_operation(ops.revoke_op(self.core, refresh_token), self._perform_requests)
+
+    def _perform_requests(self, effect: ops.Effect) -> object:
+        assert isinstance(effect, HttpRequest), effect  # a revocation sends requests only
+        return self._gets.send(effect, self._send, self._refresh_wait)
+
+    def _wait(self, effect: ops.AwaitFlight) -> object:
+        handle: concurrent.futures.Future[Any] = effect.follow.handle
+        try:
+            return handle.result(timeout=self._refresh_wait)
+        except concurrent.futures.TimeoutError:
+            pass
+        raise effect.timeout_error()
+
+    def _shield(self, effect: ops.Shielded, perform: Perform) -> object:
+        """Run the work on a worker thread, with the caller's context (a Flask session is a
+        context variable), and wait for it here: whatever interrupts this thread stops the
+        waiting, not the work."""
+        if getattr(self._in_shield, "active", False):
+            return run_operation(effect.operation, perform)
+        context = contextvars.copy_context()
+        try:
+            job = self._shield_pool.submit(context.run, self._run_shielded, effect, perform)
+        except RuntimeError:  # closed, or out of threads: the work cannot be shielded here
+            return run_operation(effect.operation, perform)
+        return job.result()
+
+    def _run_shielded(self, effect: ops.Shielded, perform: Perform) -> object:
+        self._in_shield.active = True
+        try:
+            return run_operation(effect.operation, perform)
+        finally:
+            self._in_shield.active = False
+
+
+class LogtoSession:
+    """The tutorial's methods for one user's session, kept in ``storage``; made by
+    :meth:`Logto.session`, one per request. Everything but the storage (connections, caches,
+    single flight, locks) belongs to the :class:`Logto` it came from."""
+
+    __slots__ = ("logto", "storage")
+
+    def __init__(self, logto: Logto, storage: Storage | None = None) -> None:
+        self.logto = logto
+        self.storage: Storage = storage if storage is not None else MemoryStorage()
+
+    @property
+    def core(self) -> LogtoCore:
+        return self.logto.core
+
+    @property
+    def config(self) -> LogtoConfig:
+        return self.logto.core.config
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.logto.runtime
 
     # ---- sign-in and sign-out -----------------------------------------------------------
 
@@ -197,35 +318,13 @@ class LogtoClient(ForkSafe):
         self,
         redirectUri: str,
         interactionMode: InteractionMode | str | None = None,
-        *,
-        firstScreen: FirstScreen | str | None = None,
-        identifiers: Sequence[Identifier | str] | None = None,
-        directSignIn: DirectSignIn | str | None = None,
-        loginHint: str | None = None,
-        prompt: str | Sequence[Prompt | str] | None = None,
-        organizationId: str | None = None,
-        uiLocales: str | None = None,
-        maxAge: int | None = None,
-        extraParams: Mapping[str, str] | None = None,
+        **options: Unpack[SignInParams],
     ) -> str:
         """Start a sign-in: remember the attempt in the storage and return the URL to redirect
-        the browser to."""
-        return self._do(
-            ops.sign_in_op(
-                self.core,
-                redirectUri,
-                interactionMode,
-                firstScreen=firstScreen,
-                identifiers=identifiers,
-                directSignIn=directSignIn,
-                loginHint=loginHint,
-                prompt=prompt,
-                organizationId=organizationId,
-                uiLocales=uiLocales,
-                maxAge=maxAge,
-                extraParams=extraParams,
-            )
-        )
+        the browser to. The keyword options are :class:`~logto_core.signin_url.SignInParams`'s
+        (``firstScreen``, ``identifiers``, ``directSignIn``, ``loginHint``, ``prompt``,
+        ``organizationId``, ``uiLocales``, ``maxAge``, ``extraParams``)."""
+        return self._do(ops.sign_in_op(self.core, redirectUri, interactionMode, **options))
 
     def handleSignInCallback(self, callbackUri: object) -> None:
         """Check the authorization response in ``callbackUri`` (the URL the browser came back
@@ -240,9 +339,7 @@ class LogtoClient(ForkSafe):
         ``revocation``)."""
         result = self._do(ops.sign_out_op(self.core, postLogoutRedirectUri))
         if result.to_revoke is not None:
-            job = self._revocations.start(partial(self._revoke, result.to_revoke))
-            if job is not None and self._inline_revocation:
-                concurrent.futures.wait([job], self._revocation_timeout)
+            self.logto._revoke_later(result.to_revoke)
         return result.url
 
     # ---- local getters (storage only, no network) ---------------------------------------
@@ -295,7 +392,6 @@ class LogtoClient(ForkSafe):
     sign_in = signIn
     handle_sign_in_callback = handleSignInCallback
     sign_out = signOut
-    wait_for_revocations = waitForRevocations
     is_authenticated = isAuthenticated
     get_id_token = getIdToken
     get_id_token_claims = getIdTokenClaims
@@ -311,29 +407,12 @@ class LogtoClient(ForkSafe):
     def _do(self, operation: ops.Operation[T]) -> T:
         return run_operation(operation, self._perform)
 
-    def _revoke(self, refresh_token: str) -> LogtoError | None:
-        """A background revocation: only requests, no storage (the caller's request, and
-        its storage, may be gone by now)."""
-        return run_operation(ops.revoke_op(self.core, refresh_token), self._perform)
-
     def _perform(self, effect: ops.Effect) -> object:
-        if isinstance(effect, HttpRequest):
-            return self._gets.send(effect, self._send, self._refresh_wait)
         if isinstance(effect, ops.LoadSession):
             return self._load()
         if isinstance(effect, ops.SaveSession):
             return self._save(effect)
-        if isinstance(effect, ops.Claim):
-            return self._flights.claim(effect)
-        if isinstance(effect, ops.AwaitFlight):
-            return self._wait(effect)
-        if isinstance(effect, ops.Publish):
-            self._flights.publish(effect)
-            return None
-        if isinstance(effect, ops.EndFlight):
-            self._flights.end(effect)
-            return None
-        return self._shield(effect)
+        return self.logto._perform_shared(effect, self._perform)
 
     def _get(self, key: str) -> Any:
         try:
@@ -348,9 +427,10 @@ class LogtoClient(ForkSafe):
         """Apply the change to the stored session under that session's lock (its grant):
         saves of one session never interleave, saves of others never wait. When the stored
         grant is not the one the operation read, the save follows it to its lock."""
+        locks = self.logto._locks
         key = KeyedLocks.key_of(effect.grant)
         for attempt in range(MAX_REKEYS + 1):
-            with self._locks.held(key):
+            with locks.held(key):
                 before = self._load()
                 stored = KeyedLocks.key_of(before.refresh_token)
                 if stored != key and attempt < MAX_REKEYS:
@@ -373,34 +453,43 @@ class LogtoClient(ForkSafe):
             except Exception as error:
                 raise storage_failed("write", key, error) from error
 
-    def _wait(self, effect: ops.AwaitFlight) -> object:
-        handle: concurrent.futures.Future[Any] = effect.follow.handle
-        try:
-            return handle.result(timeout=self._refresh_wait)
-        except concurrent.futures.TimeoutError:
-            pass
-        raise effect.timeout_error()
 
-    def _shield(self, effect: ops.Shielded) -> object:
-        """Run the work on a worker thread, with the caller's context (a Flask session is a
-        context variable), and wait for it here: whatever interrupts this thread stops the
-        waiting, not the work."""
-        if getattr(self._in_shield, "active", False):
-            return run_operation(effect.operation, self._perform)
-        context = contextvars.copy_context()
-        try:
-            job = self._shield_pool.submit(context.run, self._run_shielded, effect.operation)
-        except RuntimeError:  # closed, or out of threads: the work cannot be shielded here
-            return run_operation(effect.operation, self._perform)
-        return job.result()
+class LogtoClient(LogtoSession):
+    """The tutorial's ``LogtoClient``, blocking: a :class:`Logto` of its own and one session
+    over ``storage`` (a private :class:`MemoryStorage` when omitted: fine for scripts, not
+    for a web app serving several users). The keyword options are :class:`SyncOptions`'s.
 
-    def _run_shielded(self, operation: ops.Operation[T]) -> T:
-        self._in_shield.active = True
-        try:
-            return run_operation(operation, self._perform)
-        finally:
-            self._in_shield.active = False
+    An app that builds a client per request should keep one :class:`Logto` instead and call
+    :meth:`Logto.session` per request: clients made per request share no connections, no
+    caches and no single flight.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        config: LogtoConfig,
+        storage: Storage | None = None,
+        **options: Unpack[SyncOptions],
+    ) -> None:
+        super().__init__(Logto(config, **options), storage)
+
+    def close(self) -> None:
+        """See :meth:`Logto.close`."""
+        self.logto.close()
+
+    def waitForRevocations(self, timeout: float | None = None) -> bool:
+        """See :meth:`Logto.waitForRevocations`."""
+        return self.logto.waitForRevocations(timeout)
+
+    wait_for_revocations = waitForRevocations
+
+    def __enter__(self) -> LogtoClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-__all__ = ["LogtoClient"]
+__all__ = ["Logto", "LogtoClient", "LogtoSession", "SyncOptions"]
 __all__ += public.__all__

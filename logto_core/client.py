@@ -8,11 +8,13 @@ transport, a storage and locking.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 
+from typing_extensions import Unpack
+
 from .config import LogtoConfig
-from .enums import FirstScreen, Identifier, InteractionMode, Prompt
+from .enums import InteractionMode
 from .errors import LogtoError, LogtoUsageError, SignInRequiredError
 from .flows import (
     Flow,
@@ -33,10 +35,10 @@ from .flows import (
 )
 from .jwt import decode_access_token_claims, decode_id_token_claims
 from .models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
-from .provider_state import ProviderCache, ProviderState
+from .provider_state import ProviderCache, ProviderState, imported_state
 from .runtime import DEFAULT_RUNTIME, Runtime
 from .session import SessionState, TokenKey
-from .signin_url import DirectSignIn, SignInOptions
+from .signin_url import SignInOptions, SignInParams
 
 
 class LogtoCore:
@@ -53,11 +55,16 @@ class LogtoCore:
         *,
         runtime: Runtime = DEFAULT_RUNTIME,
         provider: ProviderState | None = None,
+        provider_cache: object = None,
     ) -> None:
+        """``provider_cache``: an export of :attr:`provider` (``to_json()``), checked against
+        ``config`` (:func:`~logto_core.provider_state.imported_state`); ``provider`` wins."""
         if not isinstance(config, LogtoConfig):
             raise LogtoUsageError("config must be a LogtoConfig")
         self.config = config
         self.runtime = runtime
+        if provider is None:
+            provider = imported_state(config, provider_cache)
         self._cache = ProviderCache(provider)
 
     @property
@@ -72,30 +79,11 @@ class LogtoCore:
         session: SessionState,
         redirectUri: str,
         interactionMode: InteractionMode | str | None = None,
-        *,
-        firstScreen: FirstScreen | str | None = None,
-        identifiers: Sequence[Identifier | str] | None = None,
-        directSignIn: DirectSignIn | str | None = None,
-        loginHint: str | None = None,
-        prompt: str | Sequence[Prompt | str] | None = None,
-        organizationId: str | None = None,
-        uiLocales: str | None = None,
-        maxAge: int | None = None,
-        extraParams: Mapping[str, str] | None = None,
+        **params: Unpack[SignInParams],
     ) -> Flow[str]:
-        options = SignInOptions(
-            redirect_uri=redirectUri,
-            interaction_mode=interactionMode,
-            first_screen=firstScreen,
-            identifiers=identifiers,
-            direct_sign_in=directSignIn,
-            login_hint=loginHint,
-            prompt=prompt,
-            organization_id=organizationId,
-            ui_locales=uiLocales,
-            max_age=maxAge,
-            extra_params=extraParams,
-        )
+        return self.sign_in_with(session, SignInOptions.of(redirectUri, interactionMode, params))
+
+    def sign_in_with(self, session: SessionState, options: SignInOptions) -> Flow[str]:
         return sign_in(self.config, self.runtime, session, self._cache, options)
 
     def handle_sign_in_callback(

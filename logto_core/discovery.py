@@ -46,6 +46,14 @@ def parse_discovery_response(response: HttpResponse, config: LogtoConfig) -> Oid
     metadata = validate_model(
         OidcProviderMetadata, payload, what="discovery document", error=DiscoveryError
     )
+    check_metadata(metadata, config)
+    return metadata
+
+
+def check_metadata(metadata: OidcProviderMetadata, config: LogtoConfig) -> None:
+    """What a discovery document must satisfy besides its shape, wherever it comes from (the
+    provider, or a provider cache exported by another process): section 4.3's issuer, https
+    endpoints, and :func:`check_provider_support`."""
     if metadata.issuer != config.issuer:
         raise DiscoveryError(
             f"discovery issuer {metadata.issuer!r} does not match the expected {config.issuer!r}",
@@ -61,7 +69,6 @@ def parse_discovery_response(response: HttpResponse, config: LogtoConfig) -> Oid
                 code="discovery.insecure_endpoint",
             )
     check_provider_support(metadata, config)
-    return metadata
 
 
 def check_provider_support(metadata: OidcProviderMetadata, config: LogtoConfig) -> None:

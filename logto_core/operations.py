@@ -33,15 +33,17 @@ the caller, so an interruption stops the waiting, never the work.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from typing_extensions import Unpack
 
 from . import changes, log
 from .callback import matching_attempt
 from .changes import Change, Refreshed, SignedIn
 from .client import LogtoCore, value_or_none
-from .enums import FirstScreen, Identifier, InteractionMode, Prompt
+from .enums import InteractionMode
 from .errors import (
     LogtoError,
     OAuthError,
@@ -52,7 +54,7 @@ from .flows import LocalSignOut, Outcome
 from .http import HttpRequest
 from .models import AccessTokenClaims, UserInfoResponse
 from .session import PENDING_SIGN_IN_TTL, SessionState, TokenKey
-from .signin_url import DirectSignIn
+from .signin_url import SignInOptions, SignInParams
 from .singleflight import (
     KEEP_SECONDS,
     SUCCESSION_KEEP,
@@ -211,33 +213,12 @@ def sign_in_op(
     core: LogtoCore,
     redirectUri: str,
     interactionMode: InteractionMode | str | None = None,
-    *,
-    firstScreen: FirstScreen | str | None = None,
-    identifiers: Sequence[Identifier | str] | None = None,
-    directSignIn: DirectSignIn | str | None = None,
-    loginHint: str | None = None,
-    prompt: str | Sequence[Prompt | str] | None = None,
-    organizationId: str | None = None,
-    uiLocales: str | None = None,
-    maxAge: int | None = None,
-    extraParams: Mapping[str, str] | None = None,
+    **params: Unpack[SignInParams],
 ) -> Operation[str]:
     """``signIn``: remember the attempt in the storage, return the authorization URL."""
+    options = SignInOptions.of(redirectUri, interactionMode, params)
     before: SessionState = yield LoadSession()
-    outcome = yield from core.sign_in(
-        before,
-        redirectUri,
-        interactionMode,
-        firstScreen=firstScreen,
-        identifiers=identifiers,
-        directSignIn=directSignIn,
-        loginHint=loginHint,
-        prompt=prompt,
-        organizationId=organizationId,
-        uiLocales=uiLocales,
-        maxAge=maxAge,
-        extraParams=extraParams,
-    )
+    outcome = yield from core.sign_in_with(before, options)
     core.adopt(outcome)
     url = outcome.unwrap()
     added = [p for p in outcome.session.pending if p not in before.pending]

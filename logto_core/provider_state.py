@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from . import json_strict
 from .config import LogtoConfig
-from .errors import ProviderError
+from .discovery import check_metadata
+from .errors import DiscoveryError, LogtoUsageError, ProviderError
 from .http import MAX_BODY_BYTES
 from .jwks import KeySet
 from .models import OidcProviderMetadata
@@ -188,3 +189,24 @@ def _newest_keys(current: KeySet | None, candidate: KeySet | None) -> KeySet | N
 def _identity(key: Mapping[str, Any]) -> str:
     kid = key.get("kid")
     return f"kid:{kid}" if isinstance(kid, str) else json.dumps(dict(key), sort_keys=True)
+
+
+def imported_state(config: LogtoConfig, text: object) -> ProviderState | None:
+    """The provider state in an export (:meth:`ProviderState.to_json`) given to a client of
+    ``config``; ``None`` for none. The metadata must pass the checks of a fresh discovery
+    for this configuration (an export from another tenant or endpoint is refused), so a
+    cache file can never make the client trust another issuer."""
+    if text is None:
+        return None
+    if not isinstance(text, str):
+        raise LogtoUsageError(
+            "provider_cache must be the string exportProviderCache() returned",
+            code="usage.provider_cache",
+        )
+    state = ProviderState.from_json(text)
+    if state.metadata is not None:
+        try:
+            check_metadata(state.metadata, config)
+        except DiscoveryError as error:
+            _invalid(f"does not fit this configuration ({error.message})")
+    return state

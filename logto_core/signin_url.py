@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TypedDict
 from urllib.parse import parse_qsl, quote, urlencode, urlunsplit
 
 from .config import LogtoConfig
@@ -72,6 +73,36 @@ class DirectSignIn:
     """The social connector target (``google``) or the SSO connector id."""
 
 
+class SignInParams(TypedDict, total=False):
+    """The keyword options of ``signIn``, declared once: both clients, the operation and
+    :meth:`~logto_core.client.LogtoCore.sign_in` take them as ``**Unpack[SignInParams]``
+    and :meth:`SignInOptions.of` turns them into the one value the protocol step reads."""
+
+    firstScreen: FirstScreen | str | None
+    identifiers: Sequence[Identifier | str] | None
+    directSignIn: DirectSignIn | str | None
+    loginHint: str | None
+    prompt: str | Sequence[Prompt | str] | None
+    organizationId: str | None
+    uiLocales: str | None
+    maxAge: int | None
+    extraParams: Mapping[str, str] | None
+
+
+_PARAM_FIELDS: dict[str, str] = {
+    "firstScreen": "first_screen",
+    "identifiers": "identifiers",
+    "directSignIn": "direct_sign_in",
+    "loginHint": "login_hint",
+    "prompt": "prompt",
+    "organizationId": "organization_id",
+    "uiLocales": "ui_locales",
+    "maxAge": "max_age",
+    "extraParams": "extra_params",
+}
+"""Each public option and the :class:`SignInOptions` field it fills."""
+
+
 @dataclass(frozen=True, slots=True)
 class SignInOptions:
     """What a single sign-in asks of Logto besides the configured client, scopes, resources."""
@@ -100,6 +131,25 @@ class SignInOptions:
     extra_params: Mapping[str, str] | None = None
     """Further parameters (such as ``one_time_token``); never one of
     :data:`RESERVED_PARAMETERS`."""
+
+    @classmethod
+    def of(
+        cls,
+        redirect_uri: str,
+        interaction_mode: InteractionMode | str | None,
+        params: Mapping[str, object],
+    ) -> SignInOptions:
+        """The options of one ``signIn(redirectUri, interactionMode, **params)`` call; an
+        unknown keyword (a typo such as ``loginhint``) is refused, not ignored."""
+        unknown = sorted(name for name in params if name not in _PARAM_FIELDS)
+        if unknown:
+            raise LogtoUsageError(
+                f"unknown signIn option {str(unknown[0])[:40]!r}; the options are "
+                + ", ".join(_PARAM_FIELDS),
+                code="usage.sign_in_option",
+            )
+        fields = {_PARAM_FIELDS[name]: value for name, value in params.items()}
+        return cls(redirect_uri, interaction_mode, **fields)  # type: ignore[arg-type]
 
 
 def build_sign_in(

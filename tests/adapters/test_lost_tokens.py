@@ -163,13 +163,7 @@ def test_async_caller_cancelled_at_every_await_point_of_a_refresh(
         # A request that still holds the consumed refresh token (its response never
         # reached the browser) adopts the successor instead of presenting it.
         copy_storage = AsyncSteppedStorage(stale_copy)
-        copy = aio.LogtoClient(
-            aio.LogtoConfig(endpoint=spa.url, appId="spa", resources=[API, API2]),
-            copy_storage,
-            runtime=Runtime(clock=clock),
-            transport=in_memory_transport(spa.provider, spa.lock),
-        )
-        copy._flights = client._flights  # the same process
+        copy = client.logto.session(copy_storage)  # another request, the same process
         assert contextvars.Context().run(asyncio.run, copy.getAccessToken(API2)) is not None
         assert_never_presented_twice(spa)
         if completed:
