@@ -50,6 +50,7 @@ from typing_extensions import Unpack
 from logto_core import operations as ops
 from logto_core import transport_policy as policy
 from logto_core.client import LogtoCore
+from logto_core.coordination import AsyncCoordinator
 from logto_core.driver import run_operation_async
 from logto_core.errors import LogtoError
 from logto_core.http import HttpRequest, HttpResponse
@@ -72,7 +73,8 @@ from ._common import (
     track_forks,
     waits_for_revocation,
 )
-from ._flights import Flights, KeyedLocks
+from ._locks import KeyedLocks
+from .coordination import AsyncMemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
 from .public import (
     AccessTokenClaims,
@@ -142,6 +144,9 @@ class AsyncOptions(TypedDict, total=False):
     :param provider_cache: what :meth:`Logto.exportProviderCache` returned earlier (discovery
         and key sets with their fetch times), so that a short-lived process need not fetch them
         again; stale entries are refetched as usual.
+    :param coordinator: where concurrent callers of one grant agree on one refresh (a
+        protocol of :mod:`logto_core.coordination`); by default a :class:`MemoryCoordinator`
+        of this process. Several processes sharing sessions need one they share.
     """
 
     http_client: httpx.AsyncClient | None
@@ -154,6 +159,7 @@ class AsyncOptions(TypedDict, total=False):
     revocation: RevocationMode
     revocation_timeout: float
     provider_cache: str | None
+    coordinator: AsyncCoordinator | None
 
 
 Perform = Callable[[ops.Effect], Awaitable[object]]
@@ -203,13 +209,16 @@ class Logto(ForkSafe):
             transport = self._httpx
         self._send: AsyncTransport = transport
         self._refresh_wait = refresh_wait_bound(timeout, options.get("refresh_wait"))
+        coordinator = options.get("coordinator")
+        self._coordinator: AsyncCoordinator = (
+            coordinator if coordinator is not None else AsyncMemoryCoordinator(self.runtime)
+        )
         self._revocations = BackgroundJobs("logto-revocation", exit_wait=self._revocation_timeout)
         self._start_process_state()
         track_forks(self)
 
     def _start_process_state(self) -> None:
         """What only makes sense inside one process: in-flight tables, locks, shielded tasks."""
-        self._flights = Flights(self.runtime, lease=self._refresh_wait)
         self._gets = SharedGets()
         self._locks = KeyedLocks()
         self._shielded: set[asyncio.Future[Any]] = set()
@@ -275,14 +284,21 @@ class Logto(ForkSafe):
         if isinstance(effect, HttpRequest):
             return await self._gets.send_async(effect, self._send, self._refresh_wait)
         if isinstance(effect, ops.Claim):
-            return self._flights.claim(effect)
+            return await self._coordinator.claim(
+                effect.key, lease=self._refresh_wait, supersede=effect.supersede
+            )
         if isinstance(effect, ops.AwaitFlight):
-            return await self._wait(effect)
+            result = await self._coordinator.wait(effect.follow, self._refresh_wait)
+            if result is None:
+                raise effect.timeout_error()
+            return result
         if isinstance(effect, ops.Publish):
-            self._flights.publish(effect)
+            await self._coordinator.publish(
+                effect.key, effect.lead, effect.result, keep=effect.keep
+            )
             return None
         if isinstance(effect, ops.EndFlight):
-            self._flights.end(effect)
+            await self._coordinator.end(effect.key)
             return None
         assert isinstance(effect, ops.Shielded), effect
         return await self._shield(effect, perform)
@@ -354,16 +370,6 @@ class Logto(ForkSafe):
         if waiting.done() or home.is_closed():
             raise _loop_closed(request)
         raise policy.timed_out(request)
-
-    async def _wait(self, effect: ops.AwaitFlight) -> object:
-        # wrap_future hands the result over to this loop thread-safely, whichever loop (or
-        # thread) the leader runs on.
-        handle: concurrent.futures.Future[Any] = effect.follow.handle
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(handle), self._refresh_wait)
-        except asyncio.TimeoutError:
-            pass
-        raise effect.timeout_error()
 
 
 class LogtoSession:
@@ -700,5 +706,15 @@ def _discard(awaitable: object) -> None:
         awaitable.close()
 
 
-__all__ = ["AsyncOptions", "AsyncStorage", "Logto", "LogtoClient", "LogtoSession"]
+MemoryCoordinator = AsyncMemoryCoordinator
+"""The in-process coordinator (the default), under the name both client modules use."""
+
+__all__ = [
+    "AsyncOptions",
+    "AsyncStorage",
+    "Logto",
+    "LogtoClient",
+    "LogtoSession",
+    "MemoryCoordinator",
+]
 __all__ += public.__all__

@@ -35,6 +35,7 @@ from typing_extensions import Unpack
 
 from logto_core import operations as ops
 from logto_core.client import LogtoCore
+from logto_core.coordination import Coordinator
 from logto_core.driver import run_operation
 from logto_core.errors import LogtoError
 from logto_core.http import HttpRequest, HttpResponse
@@ -57,7 +58,8 @@ from ._common import (
     track_forks,
     waits_for_revocation,
 )
-from ._flights import Flights, KeyedLocks
+from ._locks import KeyedLocks
+from .coordination import MemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
 from .public import (
     AccessTokenClaims,
@@ -110,6 +112,9 @@ class SyncOptions(TypedDict, total=False):
     :param provider_cache: what :meth:`Logto.exportProviderCache` returned earlier (discovery
         and key sets with their fetch times), so that a short-lived process need not fetch them
         again; stale entries are refetched as usual.
+    :param coordinator: where concurrent callers of one grant agree on one refresh (a
+        protocol of :mod:`logto_core.coordination`); by default a :class:`MemoryCoordinator` of this
+        process. Several processes sharing sessions need one they share.
     """
 
     session: requests.Session | None
@@ -121,6 +126,7 @@ class SyncOptions(TypedDict, total=False):
     revocation: RevocationMode
     revocation_timeout: float
     provider_cache: str | None
+    coordinator: Coordinator | None
 
 
 class Logto(ForkSafe):
@@ -162,13 +168,16 @@ class Logto(ForkSafe):
             transport = self._requests
         self._send: Transport = transport
         self._refresh_wait = refresh_wait_bound(timeout, options.get("refresh_wait"))
+        coordinator = options.get("coordinator")
+        self._coordinator: Coordinator = (
+            coordinator if coordinator is not None else MemoryCoordinator(self.runtime)
+        )
         self._revocations = BackgroundJobs("logto-revocation", exit_wait=self._revocation_timeout)
         self._start_process_state()
         track_forks(self)
 
     def _start_process_state(self) -> None:
         """What only makes sense inside one process: in-flight tables, locks, worker threads."""
-        self._flights = Flights(self.runtime, lease=self._refresh_wait)
         self._gets = SharedGets()
         self._locks = KeyedLocks()
         self._shield_pool = concurrent.futures.ThreadPoolExecutor(
@@ -234,14 +243,19 @@ class Logto(ForkSafe):
         if isinstance(effect, HttpRequest):
             return self._gets.send(effect, self._send, self._refresh_wait)
         if isinstance(effect, ops.Claim):
-            return self._flights.claim(effect)
+            return self._coordinator.claim(
+                effect.key, lease=self._refresh_wait, supersede=effect.supersede
+            )
         if isinstance(effect, ops.AwaitFlight):
-            return self._wait(effect)
+            result = self._coordinator.wait(effect.follow, self._refresh_wait)
+            if result is None:
+                raise effect.timeout_error()
+            return result
         if isinstance(effect, ops.Publish):
-            self._flights.publish(effect)
+            self._coordinator.publish(effect.key, effect.lead, effect.result, keep=effect.keep)
             return None
         if isinstance(effect, ops.EndFlight):
-            self._flights.end(effect)
+            self._coordinator.end(effect.key)
             return None
         assert isinstance(effect, ops.Shielded), effect
         return self._shield(effect, perform)
@@ -259,14 +273,6 @@ class Logto(ForkSafe):
     def _perform_requests(self, effect: ops.Effect) -> object:
         assert isinstance(effect, HttpRequest), effect  # a revocation sends requests only
         return self._gets.send(effect, self._send, self._refresh_wait)
-
-    def _wait(self, effect: ops.AwaitFlight) -> object:
-        handle: concurrent.futures.Future[Any] = effect.follow.handle
-        try:
-            return handle.result(timeout=self._refresh_wait)
-        except concurrent.futures.TimeoutError:
-            pass
-        raise effect.timeout_error()
 
     def _shield(self, effect: ops.Shielded, perform: Perform) -> object:
         """Run the work on a worker thread, with the caller's context (a Flask session is a
@@ -491,5 +497,5 @@ class LogtoClient(LogtoSession):
         self.close()
 
 
-__all__ = ["Logto", "LogtoClient", "LogtoSession", "SyncOptions"]
+__all__ = ["Logto", "LogtoClient", "LogtoSession", "MemoryCoordinator", "SyncOptions"]
 __all__ += public.__all__

@@ -16,10 +16,21 @@ data, not live objects, so that a coordinator shared between processes can carry
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from .errors import LogtoError, SignInRequiredError
+from pydantic import ValidationError
+
+from . import json_strict
+from .errors import (
+    LogtoError,
+    SignInRequiredError,
+    TransportError,
+    error_from_data,
+    error_to_data,
+)
 from .session import CachedAccessToken, PendingSignIn, SessionState, TokenKey
 
 Change = Callable[[SessionState], SessionState | None]
@@ -188,3 +199,94 @@ __all__ = [
     "signed_in",
     "signed_out",
 ]
+
+
+# ---- results on the wire ----------------------------------------------------------------
+# What a leader publishes through the coordinator, as JSON text: a coordinator shared between
+# processes (Redis) stores and forwards it as it is, and every follower decodes its own copy.
+
+MAX_RESULT_CHARS = 256 * 1024
+"""A result holds at most three tokens; anything longer is not one."""
+
+
+def encode_result(result: Refreshed | SignedIn) -> str:
+    """``result`` as the text a coordinator carries."""
+    data: dict[str, Any] = {
+        "refreshToken": result.refresh_token,
+        "idToken": result.id_token,
+        "entry": result.entry.model_dump(mode="json") if result.entry is not None else None,
+        "error": error_to_data(result.error) if result.error is not None else None,
+    }
+    if isinstance(result, Refreshed):
+        data["kind"], data["tokenKey"] = "refreshed", result.token_key.encode()
+    else:
+        data["kind"], data["state"] = "signed_in", result.state
+    return json.dumps(data, separators=(",", ":"))
+
+
+def decode_refreshed(text: object) -> Refreshed:
+    """The :class:`Refreshed` in ``text``; a transient failure (the next caller refreshes
+    again) when ``text`` is not one, so a damaged entry never signs anyone out."""
+    data = _result_data(text, "refreshed")
+    try:
+        key = TokenKey.decode(data["tokenKey"]) if data is not None else None
+    except (ValueError, TypeError, json_strict.StrictJsonError):
+        key = None
+    if data is None or key is None:
+        return Refreshed(None, None, TokenKey(), None, _invalid_result())
+    return Refreshed(
+        _text(data.get("refreshToken")),
+        _text(data.get("idToken")),
+        key,
+        _entry(data.get("entry")),
+        _error(data.get("error")),
+    )
+
+
+def decode_signed_in(text: object, state: str) -> SignedIn:
+    """The :class:`SignedIn` of the attempt ``state`` in ``text``; a transient failure when
+    ``text`` is not one (or is another attempt's)."""
+    data = _result_data(text, "signed_in")
+    if data is None or data.get("state") != state:
+        return SignedIn(state, None, None, None, _invalid_result())
+    return SignedIn(
+        state,
+        _text(data.get("idToken")),
+        _text(data.get("refreshToken")),
+        _entry(data.get("entry")),
+        _error(data.get("error")),
+    )
+
+
+def _result_data(text: object, kind: str) -> dict[str, Any] | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        data = json_strict.loads(text, max_depth=8, max_bytes=MAX_RESULT_CHARS)
+    except json_strict.StrictJsonError:
+        return None
+    return data if isinstance(data, dict) and data.get("kind") == kind else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _entry(value: object) -> CachedAccessToken | None:
+    if value is None:
+        return None
+    try:
+        return CachedAccessToken.model_validate(value)
+    except ValidationError:
+        return None
+
+
+def _error(value: object) -> LogtoError | None:
+    return None if value is None else error_from_data(value)
+
+
+def _invalid_result() -> TransportError:
+    return TransportError(
+        "the result of a concurrent operation could not be read; try again",
+        code="coordination.result_invalid",
+    )

@@ -264,3 +264,63 @@ def describe_error_body(payload: Any) -> dict[str, str] | None:
         if isinstance(value, str):
             fields[key] = value
     return fields
+
+
+# ---- errors as data ---------------------------------------------------------------------
+# A coordinator carries a leader's result to followers that may live in another process: the
+# error in it travels as data (its class name, message and plain attributes), and each
+# follower raises a fresh error rebuilt from that (never a live exception object shared
+# between threads, loops or processes).
+
+_PLAIN = (str, int, float, bool, type(None))
+_MAX_ATTRIBUTES = 16
+_MAX_TEXT = 4096
+"""Bounds on what a rebuilt error holds: the text comes from a store other processes write."""
+
+
+def error_to_data(error: LogtoError) -> dict[str, Any]:
+    """``error`` as JSON-ready data: its class, message and plain attributes (text, numbers;
+    a cause or a body kept as bytes stays behind)."""
+    attributes = {
+        name: value
+        for name, value in vars(error).items()
+        if isinstance(value, _PLAIN) and not name.startswith("_")
+    }
+    return {"class": type(error).__name__, "message": error.message, "attributes": attributes}
+
+
+def error_from_data(data: object) -> LogtoError:
+    """The error :func:`error_to_data` described, rebuilt as a new object of the same class
+    (a :class:`LogtoError` when the class is unknown here, or the data malformed)."""
+    if not isinstance(data, dict):
+        return TransportError(
+            "a concurrent operation failed; try again", code="coordination.result_invalid"
+        )
+    cls = _error_classes().get(str(data.get("class")), LogtoError)
+    error = cls.__new__(cls)
+    message = data.get("message")
+    error.args = (_bounded(message) if isinstance(message, str) else "",)
+    attributes = data.get("attributes")
+    if isinstance(attributes, dict):
+        for name, value in list(attributes.items())[:_MAX_ATTRIBUTES]:
+            if _attribute_name(name) and isinstance(value, _PLAIN):
+                setattr(error, name, _bounded(value) if isinstance(value, str) else value)
+    return error
+
+
+def _error_classes() -> dict[str, type[LogtoError]]:
+    found: dict[str, type[LogtoError]] = {}
+    pending: list[type[LogtoError]] = [LogtoError]
+    while pending:
+        cls = pending.pop()
+        found.setdefault(cls.__name__, cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def _attribute_name(name: object) -> bool:
+    return isinstance(name, str) and name.isidentifier() and not name.startswith("_")
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"

@@ -34,7 +34,7 @@ the caller, so an interruption stops the waiting, never the work.
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from typing_extensions import Unpack
@@ -140,11 +140,13 @@ class AwaitFlight:
 @dataclass(frozen=True, slots=True)
 class Publish:
     """Record the leader's ``result`` for ``key`` (kept ``keep`` seconds for later
-    claimers) and resolve the handle of ``lead`` with it. Never fails."""
+    claimers) and resolve the handle of ``lead`` with it. ``result`` is text
+    (:func:`~logto_core.changes.encode_result`): a coordinator can store and forward it
+    anywhere. Never fails."""
 
     key: str
     lead: Lead[Any]
-    result: Any
+    result: str = field(repr=False)
     keep: float
 
 
@@ -174,9 +176,10 @@ Operation = Generator[Effect, Any, T]
 
 @dataclass(frozen=True, slots=True)
 class Led:
-    """What shielded leading work answers its caller: the result it published."""
+    """What shielded leading work answers its caller: the result it published (the leader
+    keeps the live value, its error's cause included; followers decode the published text)."""
 
-    result: Refreshed
+    result: Any
 
 
 # ---- building blocks --------------------------------------------------------------------
@@ -244,11 +247,13 @@ def callback_op(core: LogtoCore, callbackUri: object) -> Operation[None]:
         outcome.unwrap()
         return
     ticket = yield Shielded(_claim_callback(core, callback_key(attempt.state), session, url))
-    if isinstance(ticket, Follow):
-        result: SignedIn = yield AwaitFlight(ticket)
+    if isinstance(ticket, Led):  # this caller exchanged the code
+        result: SignedIn = ticket.result
+    elif isinstance(ticket, Follow):
+        result = changes.decode_signed_in((yield AwaitFlight(ticket)), attempt.state)
     else:
-        assert isinstance(ticket, Done)  # led (the exchange is done), or done before
-        result = ticket.result
+        assert isinstance(ticket, Done)  # handled before (a reload)
+        result = changes.decode_signed_in(ticket.result, attempt.state)
     saved: Saved = yield SaveSession(changes.signed_in(result), session.refresh_token)
     yield from _replaced(saved)
     if result.error is not None:
@@ -257,7 +262,7 @@ def callback_op(core: LogtoCore, callbackUri: object) -> Operation[None]:
 
 def _claim_callback(
     core: LogtoCore, key: str, session: SessionState, url: str
-) -> Operation[Follow[Any] | Done]:
+) -> Operation[Led | Follow[Any] | Done]:
     """Claim the callback's flight and, when leading, exchange the code and publish the
     result, all shielded: once claimed, the flight is always settled. The result is kept for
     as long as the attempt may live, so that the same browser coming back with the same
@@ -284,8 +289,8 @@ def _claim_callback(
             # callers but not kept: a reload exchanges the code again, which at worst is
             # refused (no grant anyone holds is lost).
             keep = 0.0 if isinstance(result.error, TransportError) else PENDING_SIGN_IN_TTL
-            yield Publish(key, ticket, result, keep)
-    return Done(result)
+            yield Publish(key, ticket, changes.encode_result(result), keep)
+    return Led(result)
 
 
 def _replaced(saved: Saved) -> Operation[None]:
@@ -369,7 +374,9 @@ def access_token_op(
             )
             return Outcome(None, session.cleared(), core.provider, error)
         concurrent = isinstance(ticket, Follow)
-        refreshed = (yield AwaitFlight(ticket)) if concurrent else ticket.result
+        refreshed = changes.decode_refreshed(
+            (yield AwaitFlight(ticket)) if concurrent else ticket.result
+        )
         saved: Saved = yield SaveSession(changes.refreshed(refresh_token, refreshed), refresh_token)
         # A concurrent leader's result is this caller's too (its token, if it is the token
         # this caller wants; its failure); a result kept from an earlier refresh is only
@@ -421,7 +428,7 @@ def _claim_refresh(
         raise
     finally:
         if not closed:
-            yield Publish(claim.key, ticket, result, _keep(result))
+            yield Publish(claim.key, ticket, changes.encode_result(result), _keep(result))
     return Led(result)
 
 

@@ -1,7 +1,6 @@
-"""The in-process coordination both clients share: the flight table behind single flight,
-and per-session locks for saves. Threads and event loops alike wait on
-``concurrent.futures.Future`` objects, so a caller on any thread or loop can wait for a
-leader or a lock holder running on another.
+"""Per-session locks for saves, shared by both clients. Threads and event loops alike wait
+on ``concurrent.futures.Future`` objects, so a caller on any thread or loop can wait for a
+lock holder running on another.
 """
 
 from __future__ import annotations
@@ -12,50 +11,8 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Hashable, Iterator
-from typing import Any
 
-from logto_core.operations import Claim, EndFlight, Publish
-from logto_core.runtime import Runtime
-from logto_core.singleflight import FlightTable, Ticket, digest
-
-Handle = concurrent.futures.Future[Any]
-"""A flight's handle: resolved with the leader's result."""
-
-
-class Flights:
-    """One client's flight table (:class:`~logto_core.singleflight.FlightTable`), shared by
-    all its threads and event loops: performs ``Claim``, ``Publish`` and ``EndFlight``."""
-
-    def __init__(self, runtime: Runtime, *, lease: float) -> None:
-        self._runtime = runtime
-        self._lease = lease
-        self._table: FlightTable[Handle] = FlightTable()
-        self._lock = threading.Lock()
-
-    def claim(self, effect: Claim) -> Ticket:
-        handle: Handle = concurrent.futures.Future()
-        handle.set_running_or_notify_cancel()  # a running future cannot be cancelled
-        with self._lock:
-            return self._table.claim(
-                effect.key,
-                handle,
-                self._runtime.now(),
-                lease=self._lease,
-                supersede=effect.supersede,
-            )
-
-    def publish(self, effect: Publish) -> None:
-        handle: Handle = effect.lead.handle
-        with self._lock:
-            self._table.publish(
-                effect.key, handle, effect.result, self._runtime.now(), keep=effect.keep
-            )
-        if not handle.done():
-            handle.set_result(effect.result)
-
-    def end(self, effect: EndFlight) -> None:
-        with self._lock:
-            self._table.end(effect.key, self._runtime.now())
+from logto_core.singleflight import digest
 
 
 class KeyedLocks:
@@ -141,4 +98,4 @@ class KeyedLocks:
             self._release(key)
 
 
-__all__ = ["Flights", "Handle", "KeyedLocks"]
+__all__ = ["KeyedLocks"]
