@@ -194,7 +194,7 @@ def test_close_is_bounded(served: ServedProvider, clock: Clock) -> None:
     timeout."""
     release = threading.Event()
     real = sync.LogtoClient(sync.LogtoConfig(endpoint=served.url, appId="x"))
-    send = real.logto._send
+    send = real.logto._sending.send
 
     def hanging(request: HttpRequest) -> HttpResponse:
         if request.purpose == "revocation":
@@ -314,13 +314,13 @@ def test_async_client_sending_on_a_closed_loop(served: ServedProvider, clock: Cl
     threading.Timer(0.2, idle.close).start()
     for loop in (closed, idle):
         with pytest.raises(TransportError) as caught:
-            asyncio.run(client.logto._send_on(loop, request))
+            asyncio.run(client.logto._sending.send_on(loop, request))
         assert caught.value.code == "transport.failed"
 
     impatient = make_client("aio", served.url, clock, transport=transport, refresh_wait=0.2)
     stalled = asyncio.new_event_loop()  # open, but not running: no answer in time
     with pytest.raises(TransportError) as caught:
-        asyncio.run(impatient.logto._send_on(stalled, request))
+        asyncio.run(impatient.logto._sending.send_on(stalled, request))
     assert caught.value.code == "transport.timeout"
     stalled.run_until_complete(asyncio.sleep(0.01))  # the late start sees it was given up
     assert asyncio.all_tasks(stalled) == set()

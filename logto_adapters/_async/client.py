@@ -1,0 +1,465 @@
+"""The Logto client, written once: :class:`Logto` (one per app), :class:`LogtoSession` (one
+per request) and the tutorial's :class:`LogtoClient` (a session with a ``Logto`` of its own).
+
+Written once, for asyncio, in ``logto_adapters/_async/client.py``; the blocking client in
+``logto_adapters/_sync/client.py`` is generated from it by ``scripts/unasync.py``, which
+drops ``async``/``await`` and renames the few flavoured names. What differs beyond that lives
+in each flavour's hand-written ``kit`` module (transport, shielding, background revocations,
+storage access). Blocks between ``# unasync: async only`` and ``# unasync: end`` exist in the
+asyncio client only; lines commented out between ``# unasync: else`` and ``# unasync: end``
+replace them in the blocking one.
+
+What every method does is written once in :mod:`logto_core.operations`; this module performs
+their effects: requests through the transport, storage reads and saves (one at a time per
+session, never waiting on another session's), the coordinator's single flight, and shielded
+work that the caller's cancellation cannot stop.
+"""
+
+from __future__ import annotations
+
+# unasync: async only
+import contextvars
+
+# unasync: end
+from typing import TypeVar
+
+from typing_extensions import Unpack
+
+from logto_core import operations as ops
+from logto_core.client import LogtoCore
+from logto_core.config import LogtoConfig
+from logto_core.coordination import AsyncCoordinator
+from logto_core.enums import InteractionMode
+from logto_core.errors import LogtoError
+from logto_core.http import HttpRequest
+from logto_core.models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
+from logto_core.runtime import DEFAULT_RUNTIME, Runtime
+from logto_core.session import SessionState
+from logto_core.signin_url import SignInParams
+from logto_core.storage import MemoryStorage
+
+from .._common import (
+    DEFAULT_REVOCATION_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    ForkSafe,
+    SharedGets,
+    checked_revocation_timeout,
+    refresh_wait_bound,
+    track_forks,
+    waits_for_revocation,
+)
+from .._locks import KeyedLocks
+from . import kit
+from .kit import AnyStorage, AsyncOptions, Perform
+
+T = TypeVar("T")
+
+MAX_REKEYS = 4
+"""Times a save follows the session to another grant before it writes under the last one."""
+
+
+class Logto(ForkSafe):
+    """The object an app keeps for its whole life: configuration, clock, transport and
+    connection pools, what is known of the provider (discovery, keys), the coordinator whose
+    single flight makes concurrent refreshes of one session share one request, and the
+    per-session locks of saves. Make one per app and one :meth:`session` per request; the
+    options are :class:`~logto_adapters._async.kit.AsyncOptions`'s.
+
+    Sessions are cheap and share everything above, however many are made, from any number of
+    threads (and event loops). A process forked after it was used starts clean in the child.
+    """
+
+    def __init__(self, config: LogtoConfig, **options: Unpack[AsyncOptions]) -> None:
+        timeout = options.get("timeout", DEFAULT_TIMEOUT)
+        self._inline_revocation = waits_for_revocation(options.get("revocation", "inline"))
+        self._revocation_timeout = checked_revocation_timeout(
+            options.get("revocation_timeout", DEFAULT_REVOCATION_TIMEOUT)
+        )
+        runtime = options.get("runtime")
+        self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
+        self.core = LogtoCore(
+            config, runtime=self.runtime, provider_cache=options.get("provider_cache")
+        )
+        self._sending = kit.Sending(options, timeout, self.runtime)
+        self._refresh_wait = refresh_wait_bound(timeout, options.get("refresh_wait"))
+        self._sending.wait_bound = self._refresh_wait
+        coordinator = options.get("coordinator")
+        self._coordinator: AsyncCoordinator = (
+            coordinator if coordinator is not None else kit.MemoryCoordinator(self.runtime)
+        )
+        self._revocations = kit.Revocations(self._revocation_timeout)
+        self._start_process_state()
+        track_forks(self)
+
+    def _start_process_state(self) -> None:
+        """What only makes sense inside one process: in-flight requests, locks, shielding."""
+        self._gets = SharedGets()
+        self._locks = KeyedLocks()
+        self._shield = kit.Shield()
+
+    def after_fork_in_child(self) -> None:
+        """In a forked child: drop the parent's connections and in-flight state (they belong
+        to the parent's threads, loops and sockets), keep the provider knowledge."""
+        self._start_process_state()
+        self._revocations.after_fork_in_child()
+        self._sending.after_fork_in_child()
+
+    @property
+    def config(self) -> LogtoConfig:
+        return self.core.config
+
+    def session(self, storage: AnyStorage | None = None) -> LogtoSession:
+        """A client for one user's session, kept in ``storage`` (a private
+        :class:`MemoryStorage` when omitted): the tutorial's methods, sharing this object's
+        caches, connections and single flight."""
+        return LogtoSession(self, storage)
+
+    def exportProviderCache(self) -> str:
+        """What is known of the provider (discovery metadata, key sets, their fetch times) as
+        JSON, for ``Logto(config, provider_cache=...)`` in a later process. Holds no user
+        data and no secret."""
+        return self.core.provider.to_json()
+
+    async def aclose(self) -> None:
+        """Wait for the revocations still running (at most ``revocation_timeout`` seconds),
+        then close the connections this object opened (not a client or session passed in)."""
+        await self._revocations.drain()
+        self._shield.close()
+        await self._sending.close()
+
+    def waitForRevocations(self, timeout: float | None = None) -> bool:
+        """Wait for the refresh-token revocations that sign-outs started in the background, at
+        most ``timeout`` seconds (``None``: until they end; each is bounded by the transport
+        timeouts). True when none is left running. Mainly for tests and graceful shutdown
+        (closing and interpreter exit wait too, bounded). It blocks the calling thread."""
+        return self._revocations.wait(timeout)
+
+    async def __aenter__(self) -> Logto:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    export_provider_cache = exportProviderCache
+    wait_for_revocations = waitForRevocations
+
+    # ---- what every session shares ------------------------------------------------------
+
+    async def _perform_shared(self, effect: ops.Effect, perform: Perform) -> object:
+        """The effects that do not touch a session's storage; ``perform`` is the session's
+        interpreter, for shielded work."""
+        if isinstance(effect, HttpRequest):
+            return await self._gets.send_async(effect, self._sending.send, self._refresh_wait)
+        if isinstance(effect, ops.Claim):
+            return await self._coordinator.claim(
+                effect.key, lease=self._refresh_wait, supersede=effect.supersede
+            )
+        if isinstance(effect, ops.AwaitFlight):
+            result = await self._coordinator.wait(effect.follow, self._refresh_wait)
+            if result is None:
+                raise effect.timeout_error()
+            return result
+        if isinstance(effect, ops.Publish):
+            await self._coordinator.publish(
+                effect.key, effect.lead, effect.result, keep=effect.keep
+            )
+            return None
+        if isinstance(effect, ops.EndFlight):
+            await self._coordinator.end(effect.key)
+            return None
+        assert isinstance(effect, ops.Shielded), effect
+        return await self._shield.run(effect.operation, perform)
+
+    async def _revoke_later(self, refresh_token: str) -> None:
+        """Revoke a signed-out session's refresh token in the background (the caller's
+        request, and its storage, may be gone by the time it is sent), waiting for it at most
+        the revocation timeout in inline mode."""
+        send = self._sending.background_sender()
+        wait = self._refresh_wait
+
+        async def perform(effect: ops.Effect) -> object:
+            assert isinstance(effect, HttpRequest), effect  # a revocation sends requests only
+            return await self._gets.send_async(effect, send, wait)
+
+        async def revoke() -> LogtoError | None:
+            return await kit.run(ops.revoke_op(self.core, refresh_token), perform)
+
+        await self._revocations.run(
+            revoke, inline=self._inline_revocation, timeout=self._revocation_timeout
+        )
+
+
+class LogtoSession:
+    """The tutorial's methods for one user's session, kept in ``storage``; made by
+    :meth:`Logto.session`, one per request. Everything but the storage (connections, caches,
+    single flight, locks) belongs to the :class:`Logto` it came from."""
+
+    # unasync: async only
+    __slots__ = ("_last", "logto", "storage")
+    # unasync: else
+    # __slots__ = ("logto", "storage")
+    # unasync: end
+
+    def __init__(self, logto: Logto, storage: AnyStorage | None = None) -> None:
+        self.logto = logto
+        self.storage: AnyStorage = storage if storage is not None else MemoryStorage()
+        # unasync: async only
+        self._last: SessionState | None = None
+        # unasync: end
+
+    @property
+    def core(self) -> LogtoCore:
+        return self.logto.core
+
+    @property
+    def config(self) -> LogtoConfig:
+        return self.logto.core.config
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.logto.runtime
+
+    # ---- sign-in and sign-out -----------------------------------------------------------
+
+    async def signIn(
+        self,
+        redirectUri: str,
+        interactionMode: InteractionMode | str | None = None,
+        **options: Unpack[SignInParams],
+    ) -> str:
+        """Start a sign-in: remember the attempt in the storage and return the URL to redirect
+        the browser to. The keyword options are :class:`~logto_core.signin_url.SignInParams`'s
+        (``firstScreen``, ``identifiers``, ``directSignIn``, ``loginHint``, ``prompt``,
+        ``organizationId``, ``uiLocales``, ``maxAge``, ``extraParams``)."""
+        return await self._do(ops.sign_in_op(self.core, redirectUri, interactionMode, **options))
+
+    async def handleSignInCallback(self, callbackUri: object) -> None:
+        """Check the authorization response in ``callbackUri`` (the URL the browser came back
+        to: a string, or any object whose ``str()`` is it, such as Starlette's ``URL``),
+        exchange the code and store the tokens. Raises a :class:`LogtoError` subclass on any
+        failure."""
+        await self._do(ops.callback_op(self.core, callbackUri))
+
+    async def signOut(self, postLogoutRedirectUri: str | None = None) -> str:
+        """Forget the session's tokens and return the provider's end-session URL to redirect
+        the browser to. The refresh token is then revoked (best effort: a failure is logged as
+        a warning, never raised), waiting at most ``revocation_timeout`` seconds (see the
+        ``revocation`` option)."""
+        result = await self._do(ops.sign_out_op(self.core, postLogoutRedirectUri))
+        if result.to_revoke is not None:
+            await self.logto._revoke_later(result.to_revoke)
+        return result.url
+
+    # ---- local getters ------------------------------------------------------------------
+
+    def isAuthenticated(self) -> bool:
+        """True when the session holds an ID token."""
+        return self._local().is_authenticated
+
+    def getIdToken(self) -> str | None:
+        return self._local().id_token
+
+    def getIdTokenClaims(self) -> IdTokenClaims:
+        """Claims of the stored ID token; :class:`SignInRequiredError` when there is none."""
+        return self.core.id_token_claims(self._local())
+
+    def getRefreshToken(self) -> str | None:
+        return self._local().refresh_token
+
+    # unasync: async only
+    async def isAuthenticatedAsync(self) -> bool:
+        """:meth:`isAuthenticated`, read from the storage (any storage)."""
+        return (await self._load()).is_authenticated
+
+    async def getIdTokenAsync(self) -> str | None:
+        return (await self._load()).id_token
+
+    async def getIdTokenClaimsAsync(self) -> IdTokenClaims:
+        return self.core.id_token_claims(await self._load())
+
+    async def getRefreshTokenAsync(self) -> str | None:
+        return (await self._load()).refresh_token
+
+    is_authenticated_async = isAuthenticatedAsync
+    get_id_token_async = getIdTokenAsync
+    get_id_token_claims_async = getIdTokenClaimsAsync
+    get_refresh_token_async = getRefreshTokenAsync
+    # unasync: end
+
+    # ---- network ------------------------------------------------------------------------
+
+    async def fetchUserInfo(self) -> UserInfoResponse:
+        """The userinfo endpoint's answer for the signed-in user."""
+        return await self._do(ops.user_info_op(self.core))
+
+    async def getAccessToken(self, resource: str = "") -> str | None:
+        """An access token for ``resource`` ("" for the userinfo token), refreshed when
+        needed; ``None`` when the user must sign in. Other failures raise."""
+        # A page view's common case, answered without starting an operation (an async
+        # storage must be awaited: it takes the operation's path).
+        session = kit.read_now(self.storage)
+        cached = self.core.cached_access_token(session, resource) if session else None
+        if cached is not None:
+            return cached
+        return await self._do(ops.get_access_token_op(self.core, resource))
+
+    async def getAccessTokenClaims(self, resource: str = "") -> AccessTokenClaims:
+        """Claims of :meth:`getAccessToken`'s token (decoded, not verified)."""
+        return await self._do(ops.access_token_claims_op(self.core, resource))
+
+    async def getOrganizationToken(self, organizationId: str) -> str | None:
+        """An organization token; ``None`` when the user must sign in. Needs
+        ``UserInfoScope.organizations`` in the configured scopes."""
+        session = kit.read_now(self.storage)
+        cached = self.core.cached_access_token(session, None, organizationId) if session else None
+        if cached is not None:
+            return cached
+        return await self._do(ops.organization_token_op(self.core, organizationId))
+
+    async def getOrganizationTokenClaims(self, organizationId: str) -> AccessTokenClaims:
+        return await self._do(ops.organization_token_claims_op(self.core, organizationId))
+
+    # PEP 8 spellings.
+    sign_in = signIn
+    handle_sign_in_callback = handleSignInCallback
+    sign_out = signOut
+    is_authenticated = isAuthenticated
+    get_id_token = getIdToken
+    get_id_token_claims = getIdTokenClaims
+    get_refresh_token = getRefreshToken
+    fetch_user_info = fetchUserInfo
+    get_access_token = getAccessToken
+    get_access_token_claims = getAccessTokenClaims
+    get_organization_token = getOrganizationToken
+    get_organization_token_claims = getOrganizationTokenClaims
+
+    # ---- storage ------------------------------------------------------------------------
+
+    def _local(self) -> SessionState:
+        """The session for a plain (non-awaited) getter."""
+        session = kit.read_now(self.storage)
+        # unasync: async only
+        if session is None:  # an async storage: the session this object last saw
+            return self._snapshot_or_raise()
+        # unasync: end
+        return session
+
+    # unasync: async only
+    def _remember(self, session: SessionState) -> None:
+        self._last = session
+
+    def _remembered(self) -> SessionState | None:
+        return self._last
+
+    def _snapshot_or_raise(self) -> SessionState:
+        session = self._remembered()
+        if session is None:
+            raise kit.no_snapshot()
+        return session
+
+    # unasync: end
+
+    async def _load(self) -> SessionState:
+        session = await kit.read(self.storage)
+        # unasync: async only
+        self._remember(session)
+        # unasync: end
+        return session
+
+    async def _save(self, effect: ops.SaveSession) -> ops.Saved:
+        """Apply the change to the stored session under that session's lock (its grant):
+        saves of one session never interleave, saves of others never wait. When the stored
+        grant is not the one the operation read, the save follows it to its lock. The
+        change compares on the grant it started from (:mod:`logto_core.changes`): a save
+        is a compare-and-set on the refresh token."""
+        locks = self.logto._locks
+        key = KeyedLocks.key_of(effect.grant)
+        for attempt in range(MAX_REKEYS + 1):
+            async with locks.held_async(key):
+                before = await self._load()
+                stored = KeyedLocks.key_of(before.refresh_token)
+                if stored != key and attempt < MAX_REKEYS:
+                    key = stored
+                    continue
+                after = effect.change(before)
+                if after is None or after == before:
+                    return ops.Saved(before, before)
+                await kit.write(self.storage, after)
+                # unasync: async only
+                self._remember(after)
+                # unasync: end
+                return ops.Saved(before, after)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ---- the effect interpreter ---------------------------------------------------------
+
+    async def _do(self, operation: ops.Operation[T]) -> T:
+        return await kit.run(operation, self._perform)
+
+    async def _perform(self, effect: ops.Effect) -> object:
+        if isinstance(effect, ops.LoadSession):
+            return await self._load()
+        if isinstance(effect, ops.SaveSession):
+            return await self._save(effect)
+        return await self.logto._perform_shared(effect, self._perform)
+
+
+class LogtoClient(LogtoSession):
+    """The tutorial's ``LogtoClient``: a :class:`Logto` of its own and one session over
+    ``storage`` (a private :class:`MemoryStorage` when omitted: fine for scripts, not for a
+    web app serving several users). The options are those of :class:`Logto`.
+
+    One client may serve many requests with a per-request storage (a framework's session
+    proxy). An app that would build a client per request should keep one :class:`Logto`
+    instead and call :meth:`Logto.session` per request: clients made per request share no
+    connections, no caches and no single flight.
+    """
+
+    # unasync: async only
+    __slots__ = ("_snapshot",)
+    # unasync: else
+    # __slots__ = ()
+    # unasync: end
+
+    def __init__(
+        self,
+        config: LogtoConfig,
+        storage: AnyStorage | None = None,
+        **options: Unpack[AsyncOptions],
+    ) -> None:
+        super().__init__(Logto(config, **options), storage)
+        # unasync: async only
+        # With an async storage, the plain getters answer from the session of the current
+        # context (each request's), never another request's.
+        self._snapshot: contextvars.ContextVar[SessionState] = contextvars.ContextVar(
+            f"logto_session_{id(self)}"
+        )
+        # unasync: end
+
+    # unasync: async only
+    def _remember(self, session: SessionState) -> None:
+        self._snapshot.set(session)
+
+    def _remembered(self) -> SessionState | None:
+        return self._snapshot.get(None)
+
+    # unasync: end
+
+    async def aclose(self) -> None:
+        """See :meth:`Logto.aclose`."""
+        await self.logto.aclose()
+
+    def waitForRevocations(self, timeout: float | None = None) -> bool:
+        """See :meth:`Logto.waitForRevocations`."""
+        return self.logto.waitForRevocations(timeout)
+
+    wait_for_revocations = waitForRevocations
+
+    async def __aenter__(self) -> LogtoClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+__all__ = ["Logto", "LogtoClient", "LogtoSession"]
