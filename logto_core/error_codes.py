@@ -20,7 +20,8 @@ The fix of ``oauth.invalid_client`` is narrowed down at run time from what the S
 error's ``hint``, :mod:`logto_core.hints`).
 
 ``tests/test_error_codes.py`` reads the sources: every code given to an error is declared
-here, for its class, and every declared code is raised somewhere.
+here, for its class, and every declared code is raised somewhere. ``docs/errors.md`` is
+:func:`markdown` (``python -m logto_core.error_codes > docs/errors.md``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from .errors import (
 from .id_token import UnknownKeyError
 from .testing._wire import Rejection
 
-__all__ = ["CODES", "ErrorCode", "describe"]
+__all__ = ["CODES", "ErrorCode", "describe", "markdown"]
 
 _PLACEHOLDER = re.compile(r"\{[a-z_]+\}")
 
@@ -99,8 +100,8 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "discovery",
         DiscoveryError,
         "the discovery document is unusable (not HTTP 200, bad or missing fields)",
-        "check LogtoConfig.endpoint: <endpoint>/oidc/.well-known/openid-configuration must "
-        "answer Logto's metadata",
+        "check LogtoConfig.endpoint: its /oidc/.well-known/openid-configuration must answer "
+        "Logto's metadata",
     ),
     ErrorCode("jwks", JwksError, "the provider's key set is unusable (class default)"),
     ErrorCode(
@@ -121,7 +122,7 @@ _ENTRIES: tuple[ErrorCode, ...] = (
     ErrorCode(
         "oauth",
         OAuthError,
-        "an OAuth error answer (class default; raised codes are oauth.<error>)",
+        "an OAuth error answer (class default; raised codes are oauth.{error})",
     ),
     ErrorCode(
         "sign_in_required",
@@ -237,7 +238,7 @@ _ENTRIES: tuple[ErrorCode, ...] = (
     ErrorCode(
         "discovery.issuer_mismatch",
         DiscoveryError,
-        "the discovery document's issuer is not exactly <endpoint>/oidc",
+        "the discovery document's issuer is not exactly the endpoint followed by /oidc",
         "set LogtoConfig.endpoint to the tenant's URL without /oidc (as the Logto Console "
         "shows it)",
     ),
@@ -570,8 +571,8 @@ _ENTRIES: tuple[ErrorCode, ...] = (
     ErrorCode(
         "oauth.{error}",
         OAuthError,
-        "the provider answered with the OAuth error <error> (token endpoint, userinfo, "
-        "revocation, or the callback); logto_code and error_description say more",
+        "the provider answered with the OAuth error the code names (token endpoint, "
+        "userinfo, revocation, or the callback); logto_code and error_description say more",
     ),
     ErrorCode(
         "oauth.invalid_client",
@@ -792,3 +793,36 @@ def describe(code: str) -> ErrorCode | None:
     if entry is not None:
         return entry
     return next((family for family in _FAMILIES if family.matches(code)), None)
+
+
+def _cell(text: str | None) -> str:
+    return (text or "").replace("|", "\\|").replace("<", "&lt;")
+
+
+def markdown() -> str:
+    """``docs/errors.md``: the registry as a table."""
+    lines = [
+        "# Error codes",
+        "",
+        "<!-- Generated from logto_core/error_codes.py: "
+        "python -m logto_core.error_codes > docs/errors.md -->",
+        "",
+        "Every `LogtoError` has a stable `code`; match on it (and on the class), not on the "
+        "message. `logto_core.error_codes.describe(code)` answers the row below as an "
+        "`ErrorCode` (`error`, `meaning`, `fix`). `oauth.{error}` stands for every OAuth error "
+        "the provider can answer (`error` is its code); the rows after it are the ones with a "
+        "known fix. The one-word codes are each class's default.",
+        "",
+        "| code | class | meaning | likely fix |",
+        "|---|---|---|---|",
+    ]
+    for entry in _ENTRIES:
+        lines.append(
+            f"| `{entry.code}` | `{entry.error.__name__}` | {_cell(entry.meaning)} "
+            f"| {_cell(entry.fix)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")

@@ -298,3 +298,12 @@ def test_every_raised_error_class_code_is_described() -> None:
     # A class default is what an error raised without a code carries.
     for cls in {entry.error for entry in CODES.values()}:
         assert describe(cls.code) is not None, cls
+
+
+# -- the docs ---------------------------------------------------------------------------
+
+
+def test_docs_errors_md_is_current() -> None:
+    assert (ROOT / "docs" / "errors.md").read_text() == error_codes.markdown(), (
+        "regenerate it: python -m logto_core.error_codes > docs/errors.md"
+    )
