@@ -7,6 +7,7 @@ code given to another class than the registry's fails here.
 
 from __future__ import annotations
 
+import importlib
 import re
 import textwrap
 from collections.abc import Iterable, Sequence
@@ -307,3 +308,46 @@ def test_docs_errors_md_is_current() -> None:
     assert (ROOT / "docs" / "errors.md").read_text() == error_codes.markdown(), (
         "regenerate it: python -m logto_core.error_codes > docs/errors.md"
     )
+
+
+_CITED = re.compile(r"`([a-z_]+\.[a-z_]+)`")
+
+
+def _names_a_function(text: str) -> bool:
+    """``callback.parse_callback``: a module of logto_core and one of its names."""
+    module, name = text.split(".")
+    try:
+        return hasattr(importlib.import_module(f"logto_core.{module}"), name)
+    except ImportError:
+        return False
+
+
+DOCS = ["security.md", "tutorial.md", "storage.md", "architecture.md", "test-provider.md"]
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_the_docs_cite_declared_codes(doc: str) -> None:
+    areas = {code.split(".")[0] for code in CODES if "." in code}
+    cited = {
+        match
+        for match in _CITED.findall((ROOT / "docs" / doc).read_text())
+        if match.split(".")[0] in areas
+        and not match.endswith((".py", ".md"))
+        and not _names_a_function(match)
+    }
+    assert sorted(code for code in cited if describe(code) is None) == []
+
+
+_CLASS_AND_CODE = re.compile(r"`([A-Z][A-Za-z]*Error)` \(?`([a-z_]+(?:\.[a-z_]+)?)`")
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_the_docs_name_the_registry_s_class(doc: str) -> None:
+    # "`TokenValidationError` `userinfo.sub_mismatch`": the class the code is raised as.
+    text = (ROOT / "docs" / doc).read_text()
+    wrong = []
+    for cls, code in _CLASS_AND_CODE.findall(text):
+        entry = describe(code)
+        if entry is None or entry.error.__name__ != cls:
+            wrong.append((cls, code, entry.error.__name__ if entry else None))
+    assert wrong == []
