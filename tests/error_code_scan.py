@@ -27,8 +27,11 @@ method, a function nobody calls) becomes a ``{}`` placeholder in the pattern:
 ``__init__`` passed on unchanged (``super().__init__(message, code=code)``,
 ``self.code = code``) gives no code: it forwards what its callers pass, and they are scanned.
 
-A code assigned to ``<something>.code`` outside an error class cannot be attributed to a
-class; it is reported in :attr:`Scan.unattributed`.
+A code assigned to ``<something>.code`` outside an error class, and a literal or f-string
+``code=`` given to a callee the scan cannot name (``cls(message, code="area.detail")``),
+cannot be attributed to a class; they are reported in :attr:`Scan.unattributed`.
+
+Not seen: a code in a ``**kwargs`` mapping, or built by a function's return value.
 """
 
 from __future__ import annotations
@@ -285,6 +288,13 @@ class _Scanner:
             if self._forwards_code(code, context):
                 return
             self._give(code, cls.name, call, context)
+            return
+        if self._resolve_dotted(call.func, context.module) is None and _looks_like_code(code):
+            # ``cls(message, code="area.detail")``: some class the scan cannot name.
+            self.scan.unattributed.append(
+                f"{self._where(call, context)}: {ast.unparse(call.func)}(..., "
+                f"code={ast.unparse(code)})"
+            )
 
     @staticmethod
     def _is_super_init(call: ast.Call) -> bool:
@@ -419,6 +429,12 @@ class _Scanner:
             return False  # a nested function: only its own module's calls by name
         target = (context.module.name, function.name)
         return self._resolve_dotted(call.func, caller.module) == target
+
+
+def _looks_like_code(expr: ast.expr) -> bool:
+    if isinstance(expr, ast.JoinedStr):
+        return True
+    return isinstance(expr, ast.Constant) and isinstance(expr.value, str)
 
 
 def _parameters(function: _Func) -> set[str]:

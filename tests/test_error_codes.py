@@ -257,12 +257,16 @@ def test_a_code_set_from_outside_is_reported(tmp_path: Path) -> None:
 
                 def relabel(error: LogtoError) -> None:
                     error.code = "late.relabelled"
+
+                def build(kind: type[LogtoError]) -> LogtoError:
+                    return kind("x", code="late.built")
             """,
             "logto_adapters/__init__.py": "",
         },
     )
     assert [u.split(": ", 1)[1] for u in scan(packages).unattributed] == [
-        "error.code = 'late.relabelled'"
+        "error.code = 'late.relabelled'",
+        "kind(..., code='late.built')",
     ]
 
 
