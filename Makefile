@@ -8,7 +8,7 @@ NODE_STAMP := $(INTEROP)/node_modules/.installed
 # System packages need root; use sudo when not root (CI runs as root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test lint typecheck unit demo serve chromium fuzz soak bench clean
+.PHONY: test lint typecheck unit demo serve chromium fuzz soak bench clean errors-doc
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ unit: $(STAMP) $(NODE_STAMP) chromium
 	$(BIN)/pytest --cov=logto_core --cov-branch --cov-report=term --cov-fail-under=95
 
 test: lint typecheck unit
+
+# docs/errors.md is generated from the registry (tests/test_error_codes.py checks it is current).
+errors-doc: $(STAMP)
+	$(BIN)/python -m logto_core.error_codes > docs/errors.md
 
 demo: $(STAMP)
 	$(BIN)/python -m logto_adapters.demo
