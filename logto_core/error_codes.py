@@ -186,6 +186,18 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "add it to LogtoConfig.resources and sign in again",
     ),
     ErrorCode(
+        "usage.sign_in_option",
+        LogtoUsageError,
+        "signIn was given a keyword option it does not have (a typo such as loginhint)",
+        "use one of the options the message lists (they are camelCase, as in the tutorial)",
+    ),
+    ErrorCode(
+        "usage.provider_cache",
+        LogtoUsageError,
+        "provider_cache is not the text exportProviderCache() returned",
+        "pass the string exportProviderCache() returned, or None",
+    ),
+    ErrorCode(
         "usage.revocation_mode",
         LogtoUsageError,
         "the clients' revocation option is neither 'inline' nor 'background'",
@@ -309,8 +321,10 @@ _ENTRIES: tuple[ErrorCode, ...] = (
     ErrorCode(
         "provider_state.cache_invalid",
         ProviderError,
-        "a cached provider state (an export) is unreadable",
-        "drop the cached value; discovery and keys are fetched again",
+        "a cached provider state (an export) is unreadable, or fits another configuration "
+        "(its issuer or endpoints)",
+        "drop the cached value (or export it again from a client of this configuration); "
+        "discovery and keys are fetched again",
     ),
     ErrorCode(
         "jwt.malformed",
@@ -693,6 +707,13 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "the callback carries no authorization code",
     ),
     # -- storage, transport ------------------------------------------------------------
+    ErrorCode(
+        "coordination.result_invalid",
+        TransportError,
+        "the result a concurrent caller published could not be read (a damaged entry in a "
+        "shared coordinator); nothing was stored",
+        "try again; check the coordinator's store if it keeps happening",
+    ),
     ErrorCode(
         "storage.read",
         StorageError,
