@@ -52,8 +52,8 @@ from .errors import (
 )
 from .http import HttpRequest, HttpResponse
 from .id_token import UnknownKeyError, allowed_algorithms, check_refreshed_id_token, verify_id_token
-from .jwks import KeySet, build_jwks_request, parse_jwks_response
-from .jwt import decode_id_token_claims, decode_unverified
+from .jose.jwt import decode_id_token_claims, decode_unverified
+from .jose.keys import KeySet, build_jwks_request, parse_jwks_response
 from .models import IdTokenClaims, OidcProviderMetadata, TokenResponse, UserInfoResponse
 from .provider_state import ProviderCache, ProviderState, newest
 from .revocation import build_revocation_request, parse_revocation_response

@@ -1,7 +1,7 @@
 """ID token verification (OpenID Connect Core 1.0 section 3.1.3.7, RFC 8725).
 
 The JOSE library is used for exactly one thing: checking a signature with a key the caller's
-:class:`~logto_core.jwks.KeySet` supplies. Everything else (header rules, key choice, claims,
+:class:`~logto_core.jose.keys.KeySet` supplies. Everything else (header rules, key choice, claims,
 times) is checked here against the injected ``now``, so the outcome never depends on the wall
 clock or on the library's defaults.
 
@@ -21,8 +21,8 @@ from typing import Any, NoReturn
 from joserfc.jws import JWSRegistry
 
 from .errors import JwksError, TokenValidationError
-from .jwks import SUPPORTED_ALGORITHMS, KeySet, load_public_key
-from .jwt import b64url_decode, b64url_encode, decode_unverified, split_token, validate_claims
+from .jose.jwt import b64url_decode, b64url_encode, decode_unverified, split_token, validate_claims
+from .jose.keys import SUPPORTED_ALGORITHMS, KeySet, load_public_key
 from .models import IdTokenClaims
 
 # typ values an ID token may carry (Logto sends none). Anything else, such as "at+jwt" or

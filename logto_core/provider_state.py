@@ -19,7 +19,7 @@ from . import json_strict
 from .config import LogtoConfig
 from .errors import ProviderError
 from .http import MAX_BODY_BYTES
-from .jwks import KeySet
+from .jose.keys import KeySet
 from .models import OidcProviderMetadata
 
 

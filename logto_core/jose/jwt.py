@@ -18,9 +18,9 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from . import json_strict
-from .errors import TokenValidationError
-from .models import AccessTokenClaims, IdTokenClaims
+from .. import json_strict
+from ..errors import TokenValidationError
+from ..models import AccessTokenClaims, IdTokenClaims
 
 MAX_TOKEN_BYTES = 16 * 1024
 """Tokens longer than this are refused before any decoding (16 KiB is far above what Logto

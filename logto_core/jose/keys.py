@@ -24,10 +24,10 @@ from typing import Any
 
 from joserfc.jwk import Key, import_key
 
-from . import json_strict
-from .errors import JwksError, ProviderResponseError
-from .http import MAX_BODY_BYTES, HttpRequest, HttpResponse
-from .models import OidcProviderMetadata
+from .. import json_strict
+from ..errors import JwksError, ProviderResponseError
+from ..http import MAX_BODY_BYTES, HttpRequest, HttpResponse
+from ..models import OidcProviderMetadata
 
 # Which key an algorithm needs: the key type and, for curve keys, the accepted curves.
 ALGORITHM_KEY_TYPES: Mapping[str, tuple[str, frozenset[str] | None]] = MappingProxyType(
