@@ -5,8 +5,9 @@ keys, symmetric keys, unknown key types, malformed or weak keys are ignored, and
 members are never stored even when a careless server publishes them. A :class:`KeySet` is an
 immutable value that can be exported to JSON and imported again (for multi-process apps).
 
-Deciding when to fetch (maximum age, one refetch per cooldown on an unknown ``kid``) is the
-caller's business; :meth:`KeySet.is_fresh` helps with the first.
+Choosing the key for a token is here too, and pure: :func:`select_key` answers the key, a
+:class:`KeyConflict`, or :data:`NEED_KEYS` ("I need a (fresh) key set", like h11's
+``NEED_DATA``) when no key of the set has the token's ``kid``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final, Literal
 
 from joserfc.jwk import Key, import_key
 
@@ -141,6 +143,51 @@ def _fits(key: Mapping[str, Any], alg: str) -> bool:
         return False
     declared = key.get("alg")
     return declared is None or declared == alg
+
+
+class NeedKeys(Enum):
+    """The type of :data:`NEED_KEYS`."""
+
+    NEED_KEYS = "NEED_KEYS"
+
+    def __repr__(self) -> str:
+        return "NEED_KEYS"
+
+
+NEED_KEYS: Final = NeedKeys.NEED_KEYS
+"""Returned instead of a key (and by the verification chain instead of a result) when the key
+set has no key for the token: there is no key set yet, or no key has the token's ``kid`` (or,
+without a ``kid``, fits its algorithm). The provider may have rotated its keys."""
+
+
+class KeyConflict(Enum):
+    """A key set that has keys for a token, but not exactly one that fits it."""
+
+    AMBIGUOUS = "ambiguous"
+    """Several keys fit and the token's ``kid`` (if any) does not decide between them."""
+    MISMATCH = "mismatch"
+    """The key the ``kid`` names does not fit the token's algorithm."""
+
+
+def select_key(
+    keys: KeySet | None, kid: str | None, alg: str
+) -> Mapping[str, Any] | KeyConflict | Literal[NeedKeys.NEED_KEYS]:
+    """The one key of ``keys`` that verifies a token signed with ``alg`` and named ``kid``.
+
+    Several fitting keys are a :data:`KeyConflict.AMBIGUOUS`, never "the first": trying each
+    would let a token pick its own key. Without a key set, or when no key has the ``kid``
+    (or fits without one), :data:`NEED_KEYS`. Pure: no error raised, nothing fetched.
+    """
+    if keys is None:
+        return NEED_KEYS
+    candidates = keys.candidates(kid, alg)
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        return KeyConflict.AMBIGUOUS
+    if kid is not None and kid in keys.key_ids():
+        return KeyConflict.MISMATCH
+    return NEED_KEYS
 
 
 def _is_number(value: object) -> bool:
