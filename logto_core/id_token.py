@@ -10,7 +10,7 @@ Every failure is a :class:`~logto_core.errors.TokenValidationError` with a stabl
 where one is at fault, the ``claim`` (or header parameter) name; an unknown ``kid`` is
 :data:`~logto_core.jose.keys.NEED_KEYS` from :func:`check_id_token` and an
 :class:`UnknownKeyError` from :func:`verify_id_token`, after which the caller may refetch the
-key set once and retry.
+key set once (:func:`logto_core.jose.keys.retry_unknown_key`) and retry.
 """
 
 from __future__ import annotations
