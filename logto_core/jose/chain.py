@@ -100,7 +100,8 @@ class JwtRules:
     """What one kind of JWT must satisfy; :func:`verify_jwt` knows nothing else about it.
 
     ``types`` are the accepted ``typ`` values (compared case-insensitively, RFC 7515 section
-    4.1.9); without ``typ_required`` a token without ``typ`` is accepted as well.
+    4.1.9); without ``typ_required`` a token without ``typ`` is accepted as well (with it and
+    no ``types``, every token is refused).
     ``algorithms`` is the allow-list (see :func:`allowed_algorithms`). ``audience`` must be
     among the token's ``aud`` values, under ``audience_policy``. ``required_claims`` must be
     present (``iss`` and ``aud`` always are); ``leeway`` (seconds) applies to every time

@@ -1,9 +1,10 @@
 """Decoding of compact JWS tokens without verifying them.
 
 These helpers split a token, check its shape strictly and return the JSON header and claims.
-They never check a signature: :mod:`logto_core.id_token` does that for ID tokens, and the
-other helpers here only read tokens the client already trusts (a stored, verified ID token) or
-merely displays (its own access tokens, which only the API receiving them must verify).
+They never check a signature: :mod:`logto_core.jose.chain` does that (for ID tokens through
+:mod:`logto_core.id_token`), and the other helpers here only read tokens the client already
+trusts (a stored, verified ID token) or merely displays (its own access tokens, which only the
+API receiving them must verify).
 
 Messages never quote the token or any part of it.
 """

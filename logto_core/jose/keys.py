@@ -1,6 +1,6 @@
 """The provider's signing keys (JWKS): the request, the response check, and a cacheable set.
 
-Only public signature keys of the asymmetric types an ID token may use are kept; encryption
+Only public signature keys of the asymmetric types a JWT may use are kept; encryption
 keys, symmetric keys, unknown key types, malformed or weak keys are ignored, and private key
 members are never stored even when a careless server publishes them. A :class:`KeySet` is an
 immutable value that can be exported to JSON and imported again (for multi-process apps).
