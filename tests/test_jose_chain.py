@@ -223,6 +223,7 @@ def test_without_any_key_set_a_well_formed_token_needs_keys() -> None:
 def test_key_selection_is_a_pure_answer() -> None:
     es384 = KEYS["P-384"].kid
     assert select_key(None, es384, "ES384") is NEED_KEYS
+    assert repr(NEED_KEYS) == "NEED_KEYS"
     assert select_key(KEY_SET, "rotated-2", "ES384") is NEED_KEYS
     assert select_key(KEY_SET, es384, "RS256") is KeyConflict.MISMATCH
     assert select_key(KEY_SET, None, "EdDSA") is KeyConflict.AMBIGUOUS  # Ed25519 and Ed448
