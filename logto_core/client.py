@@ -33,7 +33,7 @@ from .flows import (
     sign_out_local,
     user_info_with_token,
 )
-from .jwt import decode_access_token_claims, decode_id_token_claims
+from .jose.jwt import decode_access_token_claims, decode_id_token_claims
 from .models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
 from .provider_state import ProviderCache, ProviderState, imported_state
 from .runtime import DEFAULT_RUNTIME, Runtime

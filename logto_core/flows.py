@@ -31,7 +31,6 @@ learnt on the way (discovery, keys, the JWKS refetch cooldown) is still kept.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
@@ -51,9 +50,21 @@ from .errors import (
     SignInRequiredError,
 )
 from .http import HttpRequest, HttpResponse
-from .id_token import UnknownKeyError, allowed_algorithms, check_refreshed_id_token, verify_id_token
-from .jwks import KeySet, build_jwks_request, parse_jwks_response
-from .jwt import decode_id_token_claims, decode_unverified
+from .id_token import (
+    allowed_algorithms,
+    check_id_token,
+    check_refreshed_id_token,
+    unknown_key_error,
+)
+from .jose.jwt import decode_id_token_claims, decode_unverified
+from .jose.keys import (
+    NEED_KEYS,
+    KeySet,
+    NeedKeys,
+    build_jwks_request,
+    parse_jwks_response,
+    retry_unknown_key,
+)
 from .models import IdTokenClaims, OidcProviderMetadata, TokenResponse, UserInfoResponse
 from .provider_state import ProviderCache, ProviderState, newest
 from .revocation import build_revocation_request, parse_revocation_response
@@ -210,8 +221,9 @@ def _verified_id_token(
     access_token: str | None,
     nonce_unknown: bool = False,
 ) -> Step[IdTokenClaims]:
-    """Verify an ID token, fetching the keys if needed and refetching them once when the
-    token names an unknown key (signing-key rotation), at most once per cooldown."""
+    """Verify an ID token, fetching the keys if needed. When the token names a key the set
+    lacks (``NEED_KEYS``), the keys decide what may be tried (:func:`retry_unknown_key`: a set
+    a concurrent flow fetched meanwhile, at most one refetch per cooldown); this only does it."""
     now = run.runtime.now()
     keys = run.provider.fresh_keys(run.config, now)
     if keys is None:
@@ -220,8 +232,8 @@ def _verified_id_token(
     if keys is None:
         keys = yield from _fetch_keys(run, metadata, forced=False)
 
-    def verify(key_set: KeySet) -> IdTokenClaims:
-        return verify_id_token(
+    def check(key_set: KeySet) -> IdTokenClaims | NeedKeys:
+        return check_id_token(
             token,
             keys=key_set,
             issuer=metadata.issuer,
@@ -236,20 +248,20 @@ def _verified_id_token(
             nonce_unknown=nonce_unknown,
         )
 
-    try:
-        return verify(keys)
-    except UnknownKeyError:
-        # A concurrent flow may have fetched the rotated set meanwhile: try it first.
-        run.refresh_provider()
-        newer = run.provider.fresh_keys(run.config, now)
-        if newer is not None and newer.fetched_at > keys.fetched_at:
-            with contextlib.suppress(UnknownKeyError):
-                return verify(newer)
-        if run.fetched_keys or not run.provider.may_force_jwks_refetch(run.config, now):
-            raise
-    log.keys_refetched()
-    keys = yield from _fetch_keys(run, metadata, forced=True)
-    return verify(keys)
+    claims = check(keys)
+    if claims is NEED_KEYS:
+        run.refresh_provider()  # a concurrent flow may have fetched the rotated set meanwhile
+        retry = retry_unknown_key(
+            run.provider, run.config, now, tried=keys, fetched=run.fetched_keys
+        )
+        if retry.newer is not None:
+            claims = check(retry.newer)
+        if claims is NEED_KEYS and retry.refetch:
+            log.keys_refetched()
+            claims = check((yield from _fetch_keys(run, metadata, forced=True)))
+    if claims is NEED_KEYS:
+        raise unknown_key_error()
+    return claims
 
 
 def _cache_entry(token: TokenResponse, now: float) -> CachedAccessToken:

@@ -20,7 +20,7 @@ from .config import LogtoConfig
 from .discovery import check_metadata
 from .errors import DiscoveryError, LogtoUsageError, ProviderError
 from .http import MAX_BODY_BYTES
-from .jwks import KeySet
+from .jose.keys import KeySet, refetch_allowed
 from .models import OidcProviderMetadata
 
 
@@ -45,8 +45,9 @@ class ProviderState:
         return self.keys
 
     def may_force_jwks_refetch(self, config: LogtoConfig, now: float) -> bool:
-        last = self.last_forced_jwks_refetch
-        return last is None or now - last >= config.jwksRefetchCooldown or now < last
+        """Whether an unknown ``kid`` may force a refetch now (one per ``jwksRefetchCooldown``,
+        see :func:`logto_core.jose.keys.refetch_allowed`)."""
+        return refetch_allowed(self.last_forced_jwks_refetch, now, config.jwksRefetchCooldown)
 
     def with_metadata(self, metadata: OidcProviderMetadata, now: float) -> ProviderState:
         return replace(self, metadata=metadata, metadata_fetched_at=now)

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import json_strict
 from .errors import TokenValidationError
-from .jwt import decode_id_token_claims
+from .jose.jwt import decode_id_token_claims
 
 MAX_PENDING_SIGN_INS = 8
 """Sign-in attempts remembered at once; the oldest is forgotten beyond this."""

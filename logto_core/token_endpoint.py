@@ -12,7 +12,7 @@ from urllib.parse import quote_plus
 from .config import LogtoConfig
 from .errors import LogtoUsageError, ProviderError, ProviderResponseError
 from .http import HttpRequest, HttpResponse
-from .jwt import compact_form
+from .jose.jwt import compact_form
 from .models import OidcProviderMetadata, TokenResponse
 from .responses import read_object, validate_model
 from .session import PendingSignIn

@@ -16,7 +16,7 @@ from typing import Any
 from joserfc.jwk import Key, generate_key
 from joserfc.jws import JWSRegistry
 
-from logto_core.jwks import KeySet
+from logto_core.jose.keys import KeySet
 
 ISSUER = "https://tenant.logto.app/oidc"
 CLIENT_ID = "app-0123456789"

@@ -500,7 +500,7 @@ def test_async_driver_passes_transport_errors_into_the_flow() -> None:
 
 
 def test_key_sets_fetched_at_the_same_instant_are_united() -> None:
-    from logto_core.jwks import KeySet
+    from logto_core.jose.keys import KeySet
 
     h = Harness()
     h.sign_in()

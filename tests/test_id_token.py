@@ -19,8 +19,8 @@ from logto_core.id_token import (
     check_refreshed_id_token,
     verify_id_token,
 )
-from logto_core.jwks import SUPPORTED_ALGORITHMS, KeySet
-from logto_core.jwt import MAX_TOKEN_BYTES
+from logto_core.jose.jwt import MAX_TOKEN_BYTES
+from logto_core.jose.keys import SUPPORTED_ALGORITHMS, KeySet
 from logto_core.models import IdTokenClaims
 from tests.jwt_factory import (
     ACCESS_TOKEN,

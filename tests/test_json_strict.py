@@ -21,14 +21,14 @@ from hypothesis import strategies as st
 from logto_core.discovery import parse_discovery_response
 from logto_core.errors import LogtoError, OAuthError, ProviderResponseError
 from logto_core.http import HttpResponse
+from logto_core.jose.jwt import decode_unverified
+from logto_core.jose.keys import KeySet, parse_jwks_response
 from logto_core.json_strict import (
     DEFAULT_MAX_DEPTH,
     MAX_NUMBER_CHARS,
     StrictJsonError,
     loads,
 )
-from logto_core.jwks import KeySet, parse_jwks_response
-from logto_core.jwt import decode_unverified
 from logto_core.provider_state import ProviderState
 from logto_core.responses import read_object
 from logto_core.token_endpoint import parse_token_response

@@ -12,7 +12,7 @@ from joserfc.jwk import generate_key
 
 from logto_core.errors import JwksError, LogtoError, ProviderResponseError
 from logto_core.http import MAX_BODY_BYTES, HttpResponse
-from logto_core.jwks import (
+from logto_core.jose.keys import (
     MAX_KEYS,
     SUPPORTED_ALGORITHMS,
     KeySet,

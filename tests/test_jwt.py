@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logto_core.errors import LogtoError, TokenValidationError
-from logto_core.jwt import (
+from logto_core.jose.jwt import (
     MAX_TOKEN_BYTES,
     b64url_decode,
     decode_access_token_claims,

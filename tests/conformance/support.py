@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from logto_adapters.testing import ServedProvider
 from logto_core.http import HttpRequest
-from logto_core.jwt import decode_unverified
+from logto_core.jose.jwt import decode_unverified
 from tests.adapters.conftest import REDIRECT, USER, Harness
 
 

@@ -34,7 +34,7 @@ from logto_core.errors import (
     TransportError,
 )
 from logto_core.http import MAX_BODY_BYTES
-from logto_core.jwt import MAX_TOKEN_BYTES
+from logto_core.jose.jwt import MAX_TOKEN_BYTES
 from logto_core.models import TokenResponse
 from logto_core.return_to import safe_return_to
 from logto_core.session import SessionState, StorageKey

@@ -33,13 +33,13 @@ from logto_core.end_session import build_end_session_url
 from logto_core.errors import LogtoError
 from logto_core.http import HttpResponse
 from logto_core.id_token import verify_id_token
-from logto_core.jwks import parse_jwks_response
-from logto_core.jwt import (
+from logto_core.jose.jwt import (
     b64url_encode,
     decode_access_token_claims,
     decode_id_token_claims,
     decode_unverified,
 )
+from logto_core.jose.keys import parse_jwks_response
 from logto_core.models import OidcProviderMetadata
 from logto_core.pkce import code_challenge_s256
 from logto_core.responses import raise_for_status, read_object

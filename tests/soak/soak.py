@@ -39,7 +39,7 @@ from requests.adapters import HTTPAdapter
 from logto_adapters import aio, sync
 from logto_adapters.testing import ServedProvider, serve_provider
 from logto_core.errors import LogtoError
-from logto_core.jwt import decode_unverified
+from logto_core.jose.jwt import decode_unverified
 from logto_core.runtime import Runtime
 from logto_core.session import SessionState
 from logto_core.storage import MemoryStorage

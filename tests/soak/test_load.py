@@ -25,7 +25,7 @@ import httpx
 
 from logto_adapters import aio
 from logto_adapters.testing import serve_provider
-from logto_core.jwt import decode_unverified
+from logto_core.jose.jwt import decode_unverified
 from logto_core.runtime import Runtime
 from logto_core.session import SessionState
 from logto_core.storage import Storage

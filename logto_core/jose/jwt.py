@@ -1,9 +1,10 @@
 """Decoding of compact JWS tokens without verifying them.
 
 These helpers split a token, check its shape strictly and return the JSON header and claims.
-They never check a signature: :mod:`logto_core.id_token` does that for ID tokens, and the
-other helpers here only read tokens the client already trusts (a stored, verified ID token) or
-merely displays (its own access tokens, which only the API receiving them must verify).
+They never check a signature: :mod:`logto_core.jose.chain` does that (for ID tokens through
+:mod:`logto_core.id_token`), and the other helpers here only read tokens the client already
+trusts (a stored, verified ID token) or merely displays (its own access tokens, which only the
+API receiving them must verify).
 
 Messages never quote the token or any part of it.
 """
@@ -18,9 +19,9 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from . import json_strict
-from .errors import TokenValidationError
-from .models import AccessTokenClaims, IdTokenClaims
+from .. import json_strict
+from ..errors import TokenValidationError
+from ..models import AccessTokenClaims, IdTokenClaims
 
 MAX_TOKEN_BYTES = 16 * 1024
 """Tokens longer than this are refused before any decoding (16 KiB is far above what Logto

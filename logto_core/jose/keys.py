@@ -1,12 +1,15 @@
 """The provider's signing keys (JWKS): the request, the response check, and a cacheable set.
 
-Only public signature keys of the asymmetric types an ID token may use are kept; encryption
+Only public signature keys of the asymmetric types a JWT may use are kept; encryption
 keys, symmetric keys, unknown key types, malformed or weak keys are ignored, and private key
 members are never stored even when a careless server publishes them. A :class:`KeySet` is an
 immutable value that can be exported to JSON and imported again (for multi-process apps).
 
-Deciding when to fetch (maximum age, one refetch per cooldown on an unknown ``kid``) is the
-caller's business; :meth:`KeySet.is_fresh` helps with the first.
+Choosing the key for a token is here too, and pure: :func:`select_key` answers the key, a
+:class:`KeyConflict`, or :data:`NEED_KEYS` ("I need a (fresh) key set", like h11's
+``NEED_DATA``) when no key of the set has the token's ``kid``. What to do then is decided here
+as well (:func:`retry_unknown_key`: try a set a concurrent flow fetched meanwhile, then at most
+one forced refetch per ``jwksRefetchCooldown``); the flow only carries the decision out.
 """
 
 from __future__ import annotations
@@ -19,15 +22,20 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import Enum
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from joserfc.jwk import Key, import_key
 
-from . import json_strict
-from .errors import JwksError, ProviderResponseError
-from .http import MAX_BODY_BYTES, HttpRequest, HttpResponse
-from .models import OidcProviderMetadata
+from .. import json_strict
+from ..errors import JwksError, ProviderResponseError
+from ..http import MAX_BODY_BYTES, HttpRequest, HttpResponse
+from ..models import OidcProviderMetadata
+
+if TYPE_CHECKING:  # provider_state imports this module
+    from ..config import LogtoConfig
+    from ..provider_state import ProviderState
 
 # Which key an algorithm needs: the key type and, for curve keys, the accepted curves.
 ALGORITHM_KEY_TYPES: Mapping[str, tuple[str, frozenset[str] | None]] = MappingProxyType(
@@ -141,6 +149,89 @@ def _fits(key: Mapping[str, Any], alg: str) -> bool:
         return False
     declared = key.get("alg")
     return declared is None or declared == alg
+
+
+class NeedKeys(Enum):
+    """The type of :data:`NEED_KEYS`."""
+
+    NEED_KEYS = "NEED_KEYS"
+
+    def __repr__(self) -> str:
+        return "NEED_KEYS"
+
+
+NEED_KEYS: Final = NeedKeys.NEED_KEYS
+"""Returned instead of a key (and by the verification chain instead of a result) when the key
+set has no key for the token: there is no key set yet, or no key has the token's ``kid`` (or,
+without a ``kid``, fits its algorithm). The provider may have rotated its keys; see
+:func:`retry_unknown_key` for whether a (fresh) key set may be fetched."""
+
+
+class KeyConflict(Enum):
+    """A key set that has keys for a token, but not exactly one that fits it."""
+
+    AMBIGUOUS = "ambiguous"
+    """Several keys fit and the token's ``kid`` (if any) does not decide between them."""
+    MISMATCH = "mismatch"
+    """The key the ``kid`` names does not fit the token's algorithm."""
+
+
+def select_key(
+    keys: KeySet | None, kid: str | None, alg: str
+) -> Mapping[str, Any] | KeyConflict | Literal[NeedKeys.NEED_KEYS]:
+    """The one key of ``keys`` that verifies a token signed with ``alg`` and named ``kid``.
+
+    Several fitting keys are a :data:`KeyConflict.AMBIGUOUS`, never "the first": trying each
+    would let a token pick its own key. Without a key set, or when no key has the ``kid``
+    (or fits without one), :data:`NEED_KEYS`. Pure: no error raised, nothing fetched.
+    """
+    if keys is None:
+        return NEED_KEYS
+    candidates = keys.candidates(kid, alg)
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        return KeyConflict.AMBIGUOUS
+    if kid is not None and kid in keys.key_ids():
+        return KeyConflict.MISMATCH
+    return NEED_KEYS
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRetry:
+    """What to do after a key set answered :data:`NEED_KEYS`: first try ``newer`` (a set
+    fetched since, by a concurrent flow) if given, then, if the key is still unknown and
+    ``refetch`` is true, fetch the JWKS once (the fetch counts against the cooldown). What
+    is still unknown after that is an unknown key."""
+
+    newer: KeySet | None
+    refetch: bool
+
+
+def refetch_allowed(last_forced: float | None, now: float, cooldown: float) -> bool:
+    """True when an unknown ``kid`` may force a JWKS refetch: none was forced yet, the last
+    one is at least ``cooldown`` seconds old, or the clock went back (``now`` before it)."""
+    return last_forced is None or now - last_forced >= cooldown or now < last_forced
+
+
+def retry_unknown_key(
+    provider: ProviderState,
+    config: LogtoConfig,
+    now: float,
+    *,
+    tried: KeySet,
+    fetched: bool,
+) -> KeyRetry:
+    """The decision after ``tried`` had no key for a token (signing-key rotation, or a forged
+    ``kid``): a fresh set in ``provider`` fetched after ``tried`` is tried first; then the
+    JWKS is refetched unless this flow ``fetched`` it already or a refetch was forced less
+    than ``config.jwksRefetchCooldown`` ago (:meth:`ProviderState.may_force_jwks_refetch`),
+    so a stream of forged kids costs the provider one request per cooldown."""
+    fresh = provider.fresh_keys(config, now)
+    newer = fresh if fresh is not None and fresh.fetched_at > tried.fetched_at else None
+    return KeyRetry(
+        newer=newer, refetch=not fetched and provider.may_force_jwks_refetch(config, now)
+    )
 
 
 def _is_number(value: object) -> bool:
