@@ -19,7 +19,7 @@ from logto_core import error_codes
 from logto_core.error_codes import CODES, ErrorCode, describe
 from logto_core.errors import DiscoveryError, LogtoError, OAuthError, StorageError
 
-from .error_code_scan import Given, Scan, normalise, scan
+from .error_code_scan import PLACEHOLDER, Given, Scan, normalise, scan
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (ROOT / "logto_core", ROOT / "logto_adapters")
@@ -43,7 +43,7 @@ def problems(found: Scan, entries: Iterable[ErrorCode]) -> list[str]:
                 out.append(f"{given.where}: {given.pattern!r} is not in the registry")
                 continue
         else:
-            family = families.get(given.pattern)
+            family = families.get(given.pattern) or _covering(given, declared.values())
             if family is None:
                 out.append(
                     f"{given.where}: the scan cannot tell which code this gives "
@@ -68,6 +68,25 @@ def problems(found: Scan, entries: Iterable[ErrorCode]) -> list[str]:
     return out
 
 
+def _covering(given: Given, entries: Iterable[ErrorCode]) -> ErrorCode | None:
+    """A declared code that a partly known pattern gives: the JWT chain's codes are
+    ``<token kind>.<check>`` (``{}.expired``), the kinds being the registry's own prefixes.
+    A pattern without a literal check after its placeholders covers nothing."""
+    if not _has_literal_check(given.pattern):
+        return None
+    return next((e for e in entries if not e.is_family and _pattern_gives(given, e.code)), None)
+
+
+def _has_literal_check(pattern: str) -> bool:
+    last = pattern.rsplit(".", 1)[-1]
+    return bool(last) and PLACEHOLDER not in last
+
+
+def _pattern_gives(given: Given, code: str) -> bool:
+    regex = "[a-z0-9_]+".join(map(re.escape, given.pattern.split(PLACEHOLDER)))
+    return re.fullmatch(regex, code) is not None
+
+
 def _gives(given: Given, entry: ErrorCode) -> bool:
     if given.error != entry.error.__name__:
         return False
@@ -75,6 +94,8 @@ def _gives(given: Given, entry: ErrorCode) -> bool:
         return given.pattern == normalise(entry.code)
     if given.is_concrete:
         return given.pattern == entry.code
+    if _has_literal_check(given.pattern) and _pattern_gives(given, entry.code):
+        return True
     # A family the sources give (``oauth.{}``) covers its listed members (oauth.invalid_grant).
     return any(
         given.pattern == normalise(family.code) and family.matches(entry.code)
@@ -355,3 +376,15 @@ def test_the_docs_name_the_registry_s_class(doc: str) -> None:
         if entry is None or entry.error.__name__ != cls:
             wrong.append((cls, code, entry.error.__name__ if entry else None))
     assert wrong == []
+
+
+def test_a_chain_code_with_its_kind_unknown_covers_the_declared_codes_of_its_check() -> None:
+    """``{}.expired`` (the JWT chain, kind from its rules) counts as giving
+    ``id_token.expired``; a pattern without a literal check covers nothing."""
+    entry = CODES["id_token.expired"]
+    chain = Given("{}.expired", entry.error.__name__, "chain.py:1")
+    assert _gives(chain, entry)
+    assert not _gives(Given("{}.{}", entry.error.__name__, "chain.py:2"), entry)
+    assert not _gives(Given("{}.expired", "LogtoUsageError", "chain.py:3"), entry)
+    found = Scan(given=[Given("{}.no_such_check", entry.error.__name__, "chain.py:4")])
+    assert any("cannot tell which code" in p for p in problems(found, [entry]))

@@ -134,7 +134,7 @@ class JwtRules:
         """The token's name after "a" or "an" ("an ID token", "a logout token")."""
         return f"{'an' if self.name[:1].lower() in 'aeiou' else 'a'} {self.name}"
 
-    def fail(self, code: str, message: str, claim: str | None = None) -> NoReturn:
+    def reject(self, code: str, message: str, claim: str | None = None) -> NoReturn:
         """Raise the chain's error: ``code`` after the prefix, ``claim`` at fault."""
         raise TokenValidationError(message, code=f"{self.code_prefix}.{code}", claim=claim)
 
@@ -194,13 +194,13 @@ def verify_jwt(
     if key is NEED_KEYS:
         return NEED_KEYS
     if key is KeyConflict.AMBIGUOUS:
-        rules.fail(
+        rules.reject(
             "kid_ambiguous",
             f"several keys fit the {rules.name} and its key id does not decide",
             "kid",
         )
     if key is KeyConflict.MISMATCH:
-        rules.fail(
+        rules.reject(
             "key_mismatch", f"the key named by the {rules.name} does not fit its algorithm", "alg"
         )
     check_signature(token, alg, key, rules)
@@ -212,27 +212,29 @@ def check_header(header: Mapping[str, Any], rules: JwtRules) -> str:
     """Check the protected header; answer the algorithm. No key is looked at."""
     alg = header.get("alg")
     if not isinstance(alg, str):
-        rules.fail("alg_not_allowed", f"{rules.name} header has no algorithm", "alg")
+        rules.reject("alg_not_allowed", f"{rules.name} header has no algorithm", "alg")
     if (
         is_forbidden_algorithm(alg)
         or alg not in rules.algorithms
         or alg not in SUPPORTED_ALGORITHMS
     ):
-        rules.fail("alg_not_allowed", f"{rules.name} algorithm {alg[:20]!r} is not allowed", "alg")
+        rules.reject(
+            "alg_not_allowed", f"{rules.name} algorithm {alg[:20]!r} is not allowed", "alg"
+        )
     if "crit" in header:
         # No extension is understood, so any critical one makes the token unacceptable
         # (RFC 7515 section 4.1.11); this also rules out unencoded payloads (RFC 7797).
-        rules.fail("crit_unsupported", f"{rules.name} header lists critical extensions", "crit")
+        rules.reject("crit_unsupported", f"{rules.name} header lists critical extensions", "crit")
     typ = header.get("typ")
     if typ is None:
         if rules.typ_required:
-            rules.fail("typ_not_allowed", f"{rules.name} header has no type", "typ")
+            rules.reject("typ_not_allowed", f"{rules.name} header has no type", "typ")
     elif not isinstance(typ, str) or typ.lower() not in rules.types:
         # RFC 8725 section 3.11: explicit typing keeps one kind of token from being
         # accepted as another (an access token as an ID token, say).
-        rules.fail("typ_not_allowed", f"token type is not {rules.a_name}", "typ")
+        rules.reject("typ_not_allowed", f"token type is not {rules.a_name}", "typ")
     if "kid" in header and not isinstance(header["kid"], str):
-        rules.fail("header_invalid", f"{rules.name} key id is not a string", "kid")
+        rules.reject("header_invalid", f"{rules.name} key id is not a string", "kid")
     return alg
 
 
@@ -249,7 +251,7 @@ def check_signature(token: str, alg: str, key: Mapping[str, Any], rules: JwtRule
     except Exception:  # the library and cryptography raise many types for an unusable key
         valid = False
     if not valid:
-        rules.fail("bad_signature", f"{rules.name} signature is not valid")
+        rules.reject("bad_signature", f"{rules.name} signature is not valid")
 
 
 def check_claims(claims: Mapping[str, Any], rules: JwtRules, *, now: float) -> None:
@@ -266,28 +268,28 @@ def check_claims(claims: Mapping[str, Any], rules: JwtRules, *, now: float) -> N
 
 def check_issuer(claims: Mapping[str, Any], rules: JwtRules) -> None:
     if _require_string(claims, "iss", rules) != rules.issuer:
-        rules.fail("iss_mismatch", f"{rules.name} issuer is not the expected issuer", "iss")
+        rules.reject("iss_mismatch", f"{rules.name} issuer is not the expected issuer", "iss")
 
 
 def check_audience(claims: Mapping[str, Any], rules: JwtRules) -> None:
     audiences = _audiences(claims, rules)
     audience = rules.audience
     if audience not in audiences:
-        rules.fail("aud_mismatch", f"{rules.name} is not issued to {rules.audience_name}", "aud")
+        rules.reject("aud_mismatch", f"{rules.name} is not issued to {rules.audience_name}", "aud")
     if rules.audience_policy is AudiencePolicy.CONTAINS:
         return
     azp = claims.get("azp")
     if azp is None and len(set(audiences)) > 1:
-        rules.fail(
+        rules.reject(
             "missing_claim", f"{rules.name} with several audiences has no 'azp' claim", "azp"
         )
     if azp is not None and azp != audience:
-        rules.fail(
+        rules.reject(
             "azp_mismatch", f"{rules.name} authorized party is not {rules.audience_name}", "azp"
         )
     if any(aud != audience for aud in audiences):
         # No other audience is trusted (OIDC Core 3.1.3.7 step 3).
-        rules.fail(
+        rules.reject(
             "aud_untrusted",
             f"{rules.name} names audiences {rules.audience_name} does not trust",
             "aud",
@@ -309,32 +311,34 @@ def check_times(claims: Mapping[str, Any], rules: JwtRules, *, now: float) -> No
     )
     # The token is valid strictly before exp (RFC 7519 section 4.1.4), plus the tolerance.
     if exp is not None and now >= exp + tolerance:
-        rules.fail("expired", f"{rules.name} has expired", "exp")
+        rules.reject("expired", f"{rules.name} has expired", "exp")
     if nbf is not None and nbf > now + tolerance:
-        rules.fail("not_yet_valid", f"{rules.name} is not valid yet", "nbf")
+        rules.reject("not_yet_valid", f"{rules.name} is not valid yet", "nbf")
     if iat is not None and iat > now + tolerance:
-        rules.fail("iat_future", f"{rules.name} is issued in the future", "iat")
+        rules.reject("iat_future", f"{rules.name} is issued in the future", "iat")
     if auth_time is not None and auth_time > now + tolerance:
-        rules.fail(
+        rules.reject(
             "auth_time_future", f"{rules.name} authentication time is in the future", "auth_time"
         )
     max_age = rules.max_age
     if max_age is not None and auth_time is not None and now > auth_time + max_age + tolerance:
-        rules.fail(
+        rules.reject(
             "auth_time_too_old", "the end-user authenticated longer ago than max_age", "auth_time"
         )
 
 
 def _require(claims: Mapping[str, Any], name: str, rules: JwtRules) -> Any:
     if name not in claims or claims[name] is None:
-        rules.fail("missing_claim", f"{rules.name} has no {name!r} claim", name)
+        rules.reject("missing_claim", f"{rules.name} has no {name!r} claim", name)
     return claims[name]
 
 
 def _require_string(claims: Mapping[str, Any], name: str, rules: JwtRules) -> str:
     value = _require(claims, name, rules)
     if not isinstance(value, str) or not value:
-        rules.fail("invalid_claim", f"{rules.name} claim {name!r} is not a non-empty string", name)
+        rules.reject(
+            "invalid_claim", f"{rules.name} claim {name!r} is not a non-empty string", name
+        )
     return value
 
 
@@ -342,7 +346,7 @@ def _audiences(claims: Mapping[str, Any], rules: JwtRules) -> list[str]:
     aud = _require(claims, "aud", rules)
     values = aud if isinstance(aud, list) else [aud]
     if not values or not all(isinstance(value, str) and value for value in values):
-        rules.fail(
+        rules.reject(
             "invalid_claim", f"{rules.name} audience is not a string or a list of strings", "aud"
         )
     return values
@@ -354,7 +358,7 @@ def _time(claims: Mapping[str, Any], name: str, rules: JwtRules, *, required: bo
     value = _require(claims, name, rules)
     # bool is an int subclass in Python, but true is not a time.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        rules.fail("invalid_claim", f"{rules.name} claim {name!r} is not a number", name)
+        rules.reject("invalid_claim", f"{rules.name} claim {name!r} is not a number", name)
     if not math.isfinite(value):
-        rules.fail("invalid_claim", f"{rules.name} claim {name!r} is not a finite number", name)
+        rules.reject("invalid_claim", f"{rules.name} claim {name!r} is not a finite number", name)
     return float(value)
