@@ -54,7 +54,8 @@ from logto_core.errors import LogtoError
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 from logto_core.session import SessionState, StorageKey, decode_session, read_session
-from logto_core.transport_policy import RetryPolicy, Timeout
+from logto_core.sleep import Sleep
+from logto_core.transport_policy import Timeout
 
 from . import public
 from ._background import BackgroundJobs
@@ -65,8 +66,10 @@ from ._common import (
     RevocationMode,
     SharedGets,
     checked_revocation_timeout,
+    exchange_policy,
     ordered,
     refresh_wait_bound,
+    sleep_async,
     storage_failed,
     track_forks,
     waits_for_revocation,
@@ -167,7 +170,9 @@ class LogtoClient(ForkSafe):
         # transport we build keeps one httpx client per loop and works on any.
         self._loop_bound = http_client is not None or transport is not None
         self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
-        self.core = LogtoCore(config, runtime=self.runtime)
+        self.core = LogtoCore(
+            config, runtime=self.runtime, exchange=exchange_policy(timeout, max_retries)
+        )
         self.storage: AnyStorage = storage if storage is not None else MemoryStorage()
         self._httpx: HttpxTransport | None = None
         if transport is None:
@@ -175,8 +180,6 @@ class LogtoClient(ForkSafe):
                 http_client,
                 client_factory=client_factory,
                 timeout=timeout,
-                retry=RetryPolicy(max_retries=max_retries),
-                runtime=self.runtime,
             )
             transport = self._httpx
         self._send: AsyncTransport = transport
@@ -448,6 +451,8 @@ class LogtoClient(ForkSafe):
     async def _perform(self, effect: ops.Effect) -> object:
         if isinstance(effect, HttpRequest):
             return await self._gets.send_async(effect, self._send, self._refresh_wait)
+        if isinstance(effect, Sleep):
+            return await sleep_async(effect, self.runtime)
         if isinstance(effect, ops.LoadSession):
             return await self._load()
         if isinstance(effect, ops.SaveSession):
@@ -484,6 +489,8 @@ class LogtoClient(ForkSafe):
         async def perform(effect: ops.Effect) -> object:
             if isinstance(effect, HttpRequest):
                 return await self._gets.send_async(effect, send, self._refresh_wait)
+            if isinstance(effect, Sleep):
+                return await sleep_async(effect, self.runtime)
             raise AssertionError(
                 f"a revocation performs requests only, not {effect!r}"
             )  # pragma: no cover

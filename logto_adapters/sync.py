@@ -39,7 +39,8 @@ from logto_core.errors import LogtoError
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 from logto_core.session import SessionState
-from logto_core.transport_policy import RetryPolicy, Timeout
+from logto_core.sleep import Sleep
+from logto_core.transport_policy import Timeout
 
 from . import public
 from ._background import BackgroundJobs
@@ -50,8 +51,10 @@ from ._common import (
     RevocationMode,
     SharedGets,
     checked_revocation_timeout,
+    exchange_policy,
     ordered,
     refresh_wait_bound,
+    sleep,
     storage_failed,
     track_forks,
     waits_for_revocation,
@@ -129,15 +132,15 @@ class LogtoClient(ForkSafe):
         self._inline_revocation = waits_for_revocation(revocation)
         self._revocation_timeout = checked_revocation_timeout(revocation_timeout)
         self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
-        self.core = LogtoCore(config, runtime=self.runtime)
+        self.core = LogtoCore(
+            config, runtime=self.runtime, exchange=exchange_policy(timeout, max_retries)
+        )
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self._requests: RequestsTransport | None = None
         if transport is None:
             self._requests = RequestsTransport(
                 session,
                 timeout=timeout,
-                retry=RetryPolicy(max_retries=max_retries),
-                runtime=self.runtime,
             )
             transport = self._requests
         self._send: Transport = transport
@@ -319,6 +322,8 @@ class LogtoClient(ForkSafe):
     def _perform(self, effect: ops.Effect) -> object:
         if isinstance(effect, HttpRequest):
             return self._gets.send(effect, self._send, self._refresh_wait)
+        if isinstance(effect, Sleep):
+            return sleep(effect, self.runtime)
         if isinstance(effect, ops.LoadSession):
             return self._load()
         if isinstance(effect, ops.SaveSession):

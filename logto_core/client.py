@@ -37,6 +37,7 @@ from .provider_state import ProviderCache, ProviderState
 from .runtime import DEFAULT_RUNTIME, Runtime
 from .session import SessionState, TokenKey
 from .signin_url import DirectSignIn, SignInOptions
+from .transport_policy import DIRECT, ExchangePolicy
 
 
 class LogtoCore:
@@ -53,11 +54,15 @@ class LogtoCore:
         *,
         runtime: Runtime = DEFAULT_RUNTIME,
         provider: ProviderState | None = None,
+        exchange: ExchangePolicy = DIRECT,
     ) -> None:
         if not isinstance(config, LogtoConfig):
             raise LogtoUsageError("config must be a LogtoConfig")
         self.config = config
         self.runtime = runtime
+        self.exchange = exchange
+        """Retries and deadline of every exchange of this client's flows (the adapters give
+        theirs; a bare core sends each request once, without a deadline)."""
         self._cache = ProviderCache(provider)
 
     @property
@@ -96,12 +101,16 @@ class LogtoCore:
             max_age=maxAge,
             extra_params=extraParams,
         )
-        return sign_in(self.config, self.runtime, session, self._cache, options)
+        return sign_in(
+            self.config, self.runtime, session, self._cache, options, policy=self.exchange
+        )
 
     def handle_sign_in_callback(
         self, session: SessionState, callbackUri: str
     ) -> Flow[IdTokenClaims]:
-        return handle_sign_in_callback(self.config, self.runtime, session, self._cache, callbackUri)
+        return handle_sign_in_callback(
+            self.config, self.runtime, session, self._cache, callbackUri, policy=self.exchange
+        )
 
     def get_access_token(
         self,
@@ -118,16 +127,21 @@ class LogtoCore:
             resource=resource or None,
             organization_id=organizationId,
             scopes=scopes,
+            policy=self.exchange,
         )
 
     def fetch_user_info(self, session: SessionState) -> Flow[UserInfoResponse]:
-        return fetch_user_info(self.config, self.runtime, session, self._cache)
+        return fetch_user_info(
+            self.config, self.runtime, session, self._cache, policy=self.exchange
+        )
 
     def user_info_with_token(
         self, session: SessionState, access_token: str
     ) -> Flow[UserInfoResponse]:
         """Userinfo with ``access_token``, without refreshing on a 401."""
-        return user_info_with_token(self.config, self.runtime, session, self._cache, access_token)
+        return user_info_with_token(
+            self.config, self.runtime, session, self._cache, access_token, policy=self.exchange
+        )
 
     def check_target(self, key: TokenKey) -> None:
         """Raise :class:`LogtoUsageError` for a token this configuration cannot get."""
@@ -142,6 +156,7 @@ class LogtoCore:
             session,
             self._cache,
             post_logout_redirect_uri=postLogoutRedirectUri,
+            policy=self.exchange,
         )
 
     def sign_out_local(
@@ -158,7 +173,9 @@ class LogtoCore:
 
     def revoke(self, refresh_token: str) -> Flow[LogtoError | None]:
         """Revoke a refresh token, best effort; the flow's value is the failure or ``None``."""
-        return revoke_refresh_token(self.config, self.runtime, self._cache, refresh_token)
+        return revoke_refresh_token(
+            self.config, self.runtime, self._cache, refresh_token, policy=self.exchange
+        )
 
     def adopt(self, outcome: Outcome[T]) -> None:
         """Adopt what a flow learnt about the provider (discovery, keys). Flows publish their

@@ -227,7 +227,7 @@ def _guarded_run() -> _Run:
 def test_guarded_closes_the_body_when_closed() -> None:
     closed: list[bool] = []
 
-    def body() -> Generator[HttpRequest, HttpResponse, str]:
+    def body() -> Generator[HttpRequest, HttpResponse | None, str]:
         try:
             yield HttpRequest.get("http://127.0.0.1:1/a")
         finally:
@@ -243,12 +243,13 @@ def test_guarded_closes_the_body_when_closed() -> None:
 def test_guarded_passes_throws_and_values_through() -> None:
     seen: list[object] = []
 
-    def body() -> Generator[HttpRequest, HttpResponse, str]:
+    def body() -> Generator[HttpRequest, HttpResponse | None, str]:
         try:
             yield HttpRequest.get("http://127.0.0.1:1/a")
         except TransportError as error:
             seen.append(error.code)
         response = yield HttpRequest.get("http://127.0.0.1:1/b")
+        assert response is not None
         seen.append(response.status)
         return "done"
 
@@ -266,7 +267,7 @@ def test_guarded_passes_throws_and_values_through() -> None:
 
 
 def test_guarded_scrubs_with_the_secrets_of_earlier_requests() -> None:
-    def body() -> Generator[HttpRequest, HttpResponse, str]:
+    def body() -> Generator[HttpRequest, HttpResponse | None, str]:
         yield HttpRequest.post_form("http://127.0.0.1:1/t", [("code", "early-code-value")])
         yield HttpRequest.get("http://127.0.0.1:1/b")
         raise OAuthError("invalid_request", error_description="early-code-value is bad")
@@ -288,7 +289,7 @@ def test_the_configured_secret_is_scrubbed_even_without_requests() -> None:
         secret = f"configured-secret-{n:02d}"
         run = _Run(make_config(appSecret=secret), Runtime(), SessionState(), ProviderState())
 
-        def body(text: str = secret) -> Generator[HttpRequest, HttpResponse, str]:
+        def body(text: str = secret) -> Generator[HttpRequest, HttpResponse | None, str]:
             raise OAuthError("invalid_request", error_description=f"no {text} here")
             yield HttpRequest.get("http://127.0.0.1:1/never")  # pragma: no cover
 
@@ -304,7 +305,7 @@ def test_a_message_never_joins_pieces_into_a_secret() -> None:
     # "sec\x00ret" is not the secret, but its excerpt in the message ("sec ret") would be.
     run = _Run(make_config(appSecret="sec ret"), Runtime(), SessionState(), ProviderState())
 
-    def body() -> Generator[HttpRequest, HttpResponse, str]:
+    def body() -> Generator[HttpRequest, HttpResponse | None, str]:
         raise OAuthError("invalid_request", error_description="a sec\x00ret b")
         yield HttpRequest.get("http://127.0.0.1:1/never")  # pragma: no cover
 
@@ -316,7 +317,7 @@ def test_a_message_never_joins_pieces_into_a_secret() -> None:
 
 
 def test_the_chain_is_followed_through_other_exceptions() -> None:
-    def body() -> Generator[HttpRequest, HttpResponse, str]:
+    def body() -> Generator[HttpRequest, HttpResponse | None, str]:
         yield HttpRequest.post_form("http://127.0.0.1:1/t", [("refresh_token", "rt-0123456789")])
         inner = OAuthError("invalid_grant", error_description="rt-0123456789 is dead")
         try:
