@@ -1,6 +1,8 @@
 """What a transport does with a failed or unusual exchange: retry, wait, or give up.
 
-Pure decisions shared by every adapter (the adapters only sleep and send):
+Pure decisions, followed by the core's one retry loop (:func:`logto_core.exchange.exchange`);
+the adapters only send single attempts and wait out the :class:`~logto_core.sleep.Sleep`
+effects it yields:
 
 * Only idempotent provider-metadata fetches (:attr:`HttpRequest.idempotent`: discovery and
   JWKS GETs) are ever retried, and only after a connection failure, a 5xx or a 429. A token,
