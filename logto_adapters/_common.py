@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import os
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal
@@ -20,11 +21,32 @@ from typing import Literal
 from logto_core.errors import LogtoUsageError, StorageError, TransportError
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.operations import copied
+from logto_core.runtime import Runtime
 from logto_core.session import StorageKey
-from logto_core.transport_policy import Timeout, split_timeout
+from logto_core.sleep import Sleep
+from logto_core.transport_policy import ExchangePolicy, RetryPolicy, Timeout, split_timeout
 
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 15.0)
 """``(connect, total)`` seconds of one provider exchange, retries included."""
+
+
+def exchange_policy(timeout: Timeout, max_retries: int) -> ExchangePolicy:
+    """The clients' exchanges: ``max_retries`` retries of discovery and JWKS fetches, all
+    attempts within the ``(connect, total)`` timeout."""
+    return ExchangePolicy(RetryPolicy(max_retries=max_retries), timeout)
+
+
+def sleep(effect: Sleep, runtime: Runtime) -> object:
+    """Do a :class:`Sleep`: wait until ``effect.until`` on the runtime's clock (never more
+    than :data:`logto_core.sleep.MAX_SLEEP`); its result is ``None``."""
+    time.sleep(effect.seconds(runtime.now()))
+    return None
+
+
+async def sleep_async(effect: Sleep, runtime: Runtime) -> object:
+    """:func:`sleep` on the running event loop."""
+    await asyncio.sleep(effect.seconds(runtime.now()))
+    return None
 
 
 class SharedGets:

@@ -5,14 +5,15 @@ frameworks (Flask's async views among them) run every request in a fresh loop. S
 caller provides a client (used as is, on whatever loop they use it), this transport keeps one
 client per running loop, forgotten when the loop is garbage-collected or closed.
 
-As for the requests transport: redirects are never followed, bodies are streamed and capped,
-only idempotent GETs are retried (:class:`logto_core.transport_policy.Attempts`), and every
-failure is a :class:`~logto_core.errors.TransportError` without the library exception chained.
+As for the requests transport: one call sends one attempt (retries, and the waits between
+them, are the core's: :func:`logto_core.exchange.exchange`), redirects are never followed (a
+3xx is handed back), bodies are streamed and capped, and every failure is a
+:class:`~logto_core.errors.TransportError` without the library exception chained.
 
-Deadlines. ``timeout=(connect, total)``: every request ends within ``total`` seconds of its
-start whatever the peer does, retries and their waits included (all attempts share the one
-deadline). Each attempt runs, connect, TLS handshake, headers and the whole body, inside
-``asyncio.wait_for`` with the time left, on top of httpx's per-operation timeouts (so name
+Deadlines. Each attempt ends within its ``request.timeout`` seconds (the time left of its
+exchange's deadline; the transport's ``timeout=(connect, total)`` for a request without one)
+whatever the peer does. It runs, connect, TLS handshake, headers and the whole body, inside
+``asyncio.wait_for`` with that time, on top of httpx's per-operation timeouts (so name
 resolution, run in a worker thread by anyio, is abandoned at the deadline too). A cancelled
 exchange closes its connection (httpcore removes it from the pool; the tests pin that the
 next request works, on a pool of one connection).
@@ -31,9 +32,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import threading
-import time
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 import httpx
@@ -41,7 +41,6 @@ import httpx
 from logto_core import transport_policy as policy
 from logto_core.errors import TransportError
 from logto_core.http import MAX_BODY_BYTES, HttpRequest, HttpResponse
-from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 
 from .transport_tls import tls_problem
 
@@ -80,19 +79,13 @@ class HttpxTransport:
         *,
         client_factory: ClientFactory | None = None,
         timeout: policy.Timeout = (5.0, 15.0),
-        retry: policy.RetryPolicy | None = None,
-        runtime: Runtime = DEFAULT_RUNTIME,
         max_body: int = MAX_BODY_BYTES,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._client = client
         self._factory = client_factory
         self.connect_timeout, self.total_timeout = policy.split_timeout(timeout)
         self._timeout = httpx.Timeout(self.total_timeout, connect=self.connect_timeout)
-        self.retry = retry if retry is not None else policy.RetryPolicy()
-        self._runtime = runtime
         self._max_body = max_body
-        self._sleep = sleep
         self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClient]
         self._per_loop = weakref.WeakKeyDictionary()
         self._ssl_context: ssl.SSLContext | None = None
@@ -156,26 +149,31 @@ class HttpxTransport:
         self._lock = threading.Lock()
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        deadline = time.monotonic() + self.total_timeout
-        attempts = policy.Attempts(request, self.retry, self._runtime)
-        for wait in attempts:
-            if wait:
-                await self._sleep(wait)
-            outcome = await self._send_once(request, deadline)
-            attempts.record(outcome, remaining=deadline - time.monotonic())
-        return attempts.result()
+        """Send one attempt of ``request``, within its timeout."""
+        outcome = await self._send_once(request)
+        if isinstance(outcome, TransportError):
+            raise outcome  # outside any handler: no library exception as its context
+        return outcome
 
-    async def _send_once(
-        self, request: HttpRequest, deadline: float
-    ) -> HttpResponse | TransportError:
-        remaining = deadline - time.monotonic()
+    def _timeout_of(self, request: HttpRequest) -> httpx.Timeout:
+        if request.timeout is None and request.connect_timeout is None:
+            return self._timeout
+        total = request.timeout if request.timeout is not None else self.total_timeout
+        connect = request.connect_timeout
+        connect = min(connect if connect is not None else self.connect_timeout, total)
+        return httpx.Timeout(total, connect=connect)
+
+    async def _send_once(self, request: HttpRequest) -> HttpResponse | TransportError:
+        timeout = self._timeout_of(request)
+        remaining = timeout.read
+        assert remaining is not None
         if remaining <= 0:
             return policy.timed_out(request)
         client = await self.client_for_running_loop()
         # Classified in the handler, raised later outside it: no library exception as
         # __context__ (its text may hold the full URL).
         try:
-            return await asyncio.wait_for(self._exchange(client, request), remaining)
+            return await asyncio.wait_for(self._exchange(client, request, timeout), remaining)
         except TransportError as ours:  # body too large
             return ours
         except (asyncio.TimeoutError, httpx.TimeoutException):
@@ -189,14 +187,16 @@ class HttpxTransport:
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError, ValueError):
             return policy.request_failed(request, "the exchange failed")
 
-    async def _exchange(self, client: httpx.AsyncClient, request: HttpRequest) -> HttpResponse:
+    async def _exchange(
+        self, client: httpx.AsyncClient, request: HttpRequest, timeout: httpx.Timeout
+    ) -> HttpResponse:
         async with client.stream(
             request.method,
             request.url,
             headers=list(request.headers),
             content=request.body,
             follow_redirects=False,
-            timeout=self._timeout,
+            timeout=timeout,
         ) as raw:
             declared = raw.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self._max_body:

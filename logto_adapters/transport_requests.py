@@ -1,17 +1,19 @@
-"""A blocking transport over ``requests``: sends one :class:`HttpRequest` at a time.
+"""A blocking transport over ``requests``: sends one attempt of one :class:`HttpRequest`.
 
 One ``requests.Session`` per transport (so per client) reuses connections. Redirects are
-never followed, bodies are streamed and capped, and only idempotent GETs (discovery, JWKS)
-are retried, as :class:`logto_core.transport_policy.Attempts` decides.
+never followed (a 3xx is handed back as it is) and bodies are streamed and capped. Retries
+are not the transport's: the core's :func:`logto_core.exchange.exchange` decides them, and
+the waits between them, and hands each attempt its share of the exchange's deadline.
 
-Deadlines. ``timeout=(connect, total)``: every request ends within ``total`` seconds of its
-start whatever the peer does (a trickled status line, headers, body or TLS handshake, a peer
-that accepts and never answers, a body that never ends), retries and their waits included:
-all attempts share the one deadline. requests' own timeouts only bound each socket
-operation, so each exchange is also watched by :mod:`logto_adapters.socket_deadline`, whose
-watchdog thread shuts the exchange's socket down at the deadline; the request then fails
-with ``transport.timeout``. Each read is also bounded by the time left, and each connect
-attempt by ``min(connect, time left)`` (name resolution is the system resolver's).
+Deadlines. Each attempt ends within its ``request.timeout`` seconds (the time left of its
+exchange's deadline; ``timeout=(connect, total)`` of the transport when the request carries
+none) whatever the peer does (a trickled status line, headers, body or TLS handshake, a peer
+that accepts and never answers, a body that never ends). requests' own timeouts only
+bound each socket operation, so each attempt is also watched by
+:mod:`logto_adapters.socket_deadline`, whose watchdog thread shuts the attempt's socket down
+at its deadline; the request then fails with ``transport.timeout``. Each read is also
+bounded by the time left, and each connect by ``min(connect, time left)`` (name resolution
+is the system resolver's).
 
 A session you pass (``RequestsTransport(session)``, ``LogtoClient(session=...)``) is used
 with its own settings (proxies, ``verify``, ``cert``, headers, hooks, ``trust_env``); where
@@ -29,7 +31,7 @@ the method, host and path only; the library's exception is never chained (its te
 the full URL). A refused certificate or a failed TLS handshake is ``transport.tls``: it
 names the host and the fix, chains the TLS library's reason alone as a
 :class:`~logto_core.transport_policy.TlsFailure`, is logged once at WARNING and is not
-retried (see :mod:`logto_adapters.transport_tls`).
+retried by the core (see :mod:`logto_adapters.transport_tls`).
 
 Fork. :meth:`RequestsTransport.after_fork_in_child` makes a forked child forget the
 parent's pooled connections without touching their sockets.
@@ -38,7 +40,6 @@ parent's pooled connections without touching their sockets.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -47,7 +48,6 @@ import urllib3
 from logto_core import transport_policy as policy
 from logto_core.errors import TransportError
 from logto_core.http import MAX_BODY_BYTES, HttpRequest, HttpResponse
-from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 
 from . import socket_deadline
 from .transport_tls import tls_problem
@@ -60,9 +60,10 @@ TRUST_FIX = (
 
 
 class RequestsTransport:
-    """``transport(request) -> HttpResponse``, raising :class:`TransportError`.
+    """``transport(request) -> HttpResponse``, raising :class:`TransportError`: one attempt.
 
-    ``timeout`` is ``(connect, total)`` seconds (or one number for both).
+    ``timeout`` is ``(connect, total)`` seconds (or one number for both) for a request that
+    carries no timeout of its own (the clients' requests always carry one).
     """
 
     def __init__(
@@ -70,10 +71,7 @@ class RequestsTransport:
         session: requests.Session | None = None,
         *,
         timeout: policy.Timeout = (5.0, 15.0),
-        retry: policy.RetryPolicy | None = None,
-        runtime: Runtime = DEFAULT_RUNTIME,
         max_body: int = MAX_BODY_BYTES,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.session = session if session is not None else requests.Session()
         self._owns_session = session is None
@@ -86,10 +84,7 @@ class RequestsTransport:
         """Prefixes whose adapters (the caller's own classes) do not enforce the deadline."""
         self._environments: dict[str, dict[str, Any]] = {}
         self.connect_timeout, self.total_timeout = policy.split_timeout(timeout)
-        self.retry = retry if retry is not None else policy.RetryPolicy()
-        self._runtime = runtime
         self._max_body = max_body
-        self._sleep = sleep
 
     def close(self) -> None:
         """Close the session if this transport created it."""
@@ -105,22 +100,23 @@ class RequestsTransport:
         socket_deadline.forget_pools(self.session)
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        deadline = time.monotonic() + self.total_timeout
-        attempts = policy.Attempts(request, self.retry, self._runtime)
-        for wait in attempts:
-            if wait:
-                self._sleep(wait)
-            outcome = self._send_once(request, deadline)
-            attempts.record(outcome, remaining=deadline - time.monotonic())
-        return attempts.result()
+        total = request.timeout if request.timeout is not None else self.total_timeout
+        connect = request.connect_timeout
+        connect = min(connect if connect is not None else self.connect_timeout, total)
+        outcome = self._send_once(request, time.monotonic() + total, connect)
+        if isinstance(outcome, TransportError):
+            raise outcome  # outside any handler: no library exception as its context
+        return outcome
 
-    def _send_once(self, request: HttpRequest, deadline: float) -> HttpResponse | TransportError:
+    def _send_once(
+        self, request: HttpRequest, deadline: float, connect: float
+    ) -> HttpResponse | TransportError:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return policy.timed_out(request)
         exchange = socket_deadline.begin(deadline)
         try:
-            outcome = self._attempt(request, deadline, remaining, exchange)
+            outcome = self._attempt(request, deadline, min(connect, remaining), exchange)
         finally:
             expired = socket_deadline.end(exchange)
         # Past the deadline the socket was cut: whatever the library made of that (an error,
@@ -131,14 +127,14 @@ class RequestsTransport:
         self,
         request: HttpRequest,
         deadline: float,
-        remaining: float,
+        connect: float,
         exchange: socket_deadline.Exchange,
     ) -> HttpResponse | TransportError:
         # The library's exception is classified inside the handler but the error is raised
         # later, outside it, so that the exception (its text may hold the full URL) is not
         # kept as __context__.
         try:
-            return self._exchange(request, deadline, remaining)
+            return self._exchange(request, deadline, connect)
         except TransportError as ours:  # body too large, or past the deadline between chunks
             return ours
         except (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError):
@@ -175,7 +171,8 @@ class RequestsTransport:
             self._environments[origin] = settings
         return settings
 
-    def _exchange(self, request: HttpRequest, deadline: float, remaining: float) -> HttpResponse:
+    def _exchange(self, request: HttpRequest, deadline: float, connect: float) -> HttpResponse:
+        remaining = max(deadline - time.monotonic(), 0.001)
         with self.session.request(
             request.method,
             request.url,
@@ -183,7 +180,7 @@ class RequestsTransport:
             data=request.body,
             allow_redirects=False,
             stream=True,
-            timeout=(min(self.connect_timeout, remaining), remaining),
+            timeout=(min(connect, remaining), remaining),
             **self._environment(request.url),
         ) as raw:
             declared = raw.headers.get("content-length", "")

@@ -39,6 +39,7 @@ from .provider_state import ProviderCache, ProviderState, imported_state
 from .runtime import DEFAULT_RUNTIME, Runtime
 from .session import SessionState, TokenKey
 from .signin_url import SignInOptions, SignInParams
+from .transport_policy import DIRECT, ExchangePolicy
 
 
 class LogtoCore:
@@ -56,6 +57,7 @@ class LogtoCore:
         runtime: Runtime = DEFAULT_RUNTIME,
         provider: ProviderState | None = None,
         provider_cache: object = None,
+        exchange: ExchangePolicy = DIRECT,
     ) -> None:
         """``provider_cache``: an export of :attr:`provider` (``to_json()``), checked against
         ``config`` (:func:`~logto_core.provider_state.imported_state`); ``provider`` wins."""
@@ -65,6 +67,9 @@ class LogtoCore:
         self.runtime = runtime
         if provider is None:
             provider = imported_state(config, provider_cache)
+        self.exchange = exchange
+        """Retries and deadline of every exchange of this client's flows (the adapters give
+        theirs; a bare core sends each request once, without a deadline)."""
         self._cache = ProviderCache(provider)
 
     @property
@@ -84,12 +89,16 @@ class LogtoCore:
         return self.sign_in_with(session, SignInOptions.of(redirectUri, interactionMode, params))
 
     def sign_in_with(self, session: SessionState, options: SignInOptions) -> Flow[str]:
-        return sign_in(self.config, self.runtime, session, self._cache, options)
+        return sign_in(
+            self.config, self.runtime, session, self._cache, options, policy=self.exchange
+        )
 
     def handle_sign_in_callback(
         self, session: SessionState, callbackUri: str
     ) -> Flow[IdTokenClaims]:
-        return handle_sign_in_callback(self.config, self.runtime, session, self._cache, callbackUri)
+        return handle_sign_in_callback(
+            self.config, self.runtime, session, self._cache, callbackUri, policy=self.exchange
+        )
 
     def get_access_token(
         self,
@@ -106,16 +115,21 @@ class LogtoCore:
             resource=resource or None,
             organization_id=organizationId,
             scopes=scopes,
+            policy=self.exchange,
         )
 
     def fetch_user_info(self, session: SessionState) -> Flow[UserInfoResponse]:
-        return fetch_user_info(self.config, self.runtime, session, self._cache)
+        return fetch_user_info(
+            self.config, self.runtime, session, self._cache, policy=self.exchange
+        )
 
     def user_info_with_token(
         self, session: SessionState, access_token: str
     ) -> Flow[UserInfoResponse]:
         """Userinfo with ``access_token``, without refreshing on a 401."""
-        return user_info_with_token(self.config, self.runtime, session, self._cache, access_token)
+        return user_info_with_token(
+            self.config, self.runtime, session, self._cache, access_token, policy=self.exchange
+        )
 
     def check_target(self, key: TokenKey) -> None:
         """Raise :class:`LogtoUsageError` for a token this configuration cannot get."""
@@ -130,6 +144,7 @@ class LogtoCore:
             session,
             self._cache,
             post_logout_redirect_uri=postLogoutRedirectUri,
+            policy=self.exchange,
         )
 
     def sign_out_local(
@@ -146,7 +161,9 @@ class LogtoCore:
 
     def revoke(self, refresh_token: str) -> Flow[LogtoError | None]:
         """Revoke a refresh token, best effort; the flow's value is the failure or ``None``."""
-        return revoke_refresh_token(self.config, self.runtime, self._cache, refresh_token)
+        return revoke_refresh_token(
+            self.config, self.runtime, self._cache, refresh_token, policy=self.exchange
+        )
 
     def adopt(self, outcome: Outcome[T]) -> None:
         """Adopt what a flow learnt about the provider (discovery, keys). Flows publish their

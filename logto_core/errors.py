@@ -249,6 +249,13 @@ class StorageError(LogtoError):
     code = "storage"
 
 
+class FlowLimitError(LogtoError):
+    """A flow or an operation asked for more requests (or effects) than any legitimate run
+    needs: a runaway loop, stopped."""
+
+    code = "flow_limit"
+
+
 def describe_error_body(payload: Any) -> dict[str, str] | None:
     """Return the OAuth error fields of a decoded JSON body, or ``None`` if it is not one
     (no ``error``, or one outside RFC 6749's character set and length bound). Logto's ``code``

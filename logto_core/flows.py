@@ -6,7 +6,10 @@ Each public function here returns a :data:`Flow`: a generator that yields the
 :class:`Outcome` holding the result, the new :class:`SessionState` and the new
 :class:`ProviderState`. A driver (:mod:`logto_core.driver`) runs it over any transport; a
 transport failure is thrown into the generator as a :class:`TransportError` at the ``yield``
-where it happened.
+where it happened. Every request goes through :func:`logto_core.exchange.exchange` with the
+flow's :class:`~logto_core.transport_policy.ExchangePolicy`, so a flow also yields the
+:class:`~logto_core.sleep.Sleep` before each retry (answered with ``None``) and each attempt
+carries its timeout. A flow makes at most :data:`MAX_REQUESTS_PER_FLOW` exchanges.
 
 Every transition of the session lives in this module:
 
@@ -43,12 +46,14 @@ from .discovery import build_discovery_request, parse_discovery_response
 from .end_session import build_end_session_url
 from .enums import ORGANIZATION_URN_PREFIX
 from .errors import (
+    FlowLimitError,
     LogtoError,
     LogtoUsageError,
     OAuthError,
     ProviderError,
     SignInRequiredError,
 )
+from .exchange import exchange
 from .http import HttpRequest, HttpResponse
 from .id_token import (
     allowed_algorithms,
@@ -71,14 +76,20 @@ from .revocation import build_revocation_request, parse_revocation_response
 from .runtime import Runtime
 from .session import UNKNOWN_LIFETIME, CachedAccessToken, SessionState, TokenKey
 from .signin_url import SignInOptions, build_sign_in
+from .sleep import Sleep
 from .token_endpoint import build_code_exchange, build_refresh, parse_token_response
+from .transport_policy import DIRECT, ExchangePolicy
 from .userinfo import build_userinfo_request, parse_userinfo_response
 
 T = TypeVar("T")
 U = TypeVar("U")
 
-Flow = Generator[HttpRequest, HttpResponse, "Outcome[T]"]
-Step = Generator[HttpRequest, HttpResponse, T]
+Flow = Generator[HttpRequest | Sleep, HttpResponse | None, "Outcome[T]"]
+Step = Generator[HttpRequest | Sleep, HttpResponse | None, T]
+
+MAX_REQUESTS_PER_FLOW = 12
+"""Exchanges one flow may make (retries of an exchange are its own, bounded by its policy): no
+flow needs more than a handful; a bound makes a runaway loop impossible."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +139,12 @@ class _Run:
     cache: ProviderCache | None = None
     """The client's shared provider cache, when the flow was given one: looked at again
     before any fetch, and told about every fetch as soon as it is made."""
+    policy: ExchangePolicy = DIRECT
+    """Retries and deadline of each of the flow's exchanges."""
+
+    def send(self, request: HttpRequest) -> Step[HttpResponse]:
+        """Exchange ``request`` with the provider, retries included."""
+        return exchange(request, self.policy, runtime=self.runtime)
 
     def refresh_provider(self) -> None:
         """Catch up with what concurrent flows fetched since this one started."""
@@ -150,11 +167,15 @@ Provider = ProviderState | ProviderCache
 
 
 def _new_run(
-    config: LogtoConfig, runtime: Runtime, session: SessionState, provider: Provider
+    config: LogtoConfig,
+    runtime: Runtime,
+    session: SessionState,
+    provider: Provider,
+    policy: ExchangePolicy = DIRECT,
 ) -> _Run:
     if isinstance(provider, ProviderCache):
-        return _Run(config, runtime, session, provider.state, cache=provider)
-    return _Run(config, runtime, session, provider)
+        return _Run(config, runtime, session, provider.state, cache=provider, policy=policy)
+    return _Run(config, runtime, session, provider, policy=policy)
 
 
 def _guarded(run: _Run, body: Step[T]) -> Flow[T]:
@@ -163,21 +184,37 @@ def _guarded(run: _Run, body: Step[T]) -> Flow[T]:
     The body is driven by hand (``yield from`` without the sugar) so that every request it
     makes is seen: each error leaving the flow, raised or returned in the value, is scrubbed
     of the secrets those requests carried and given its likely fix
-    (:mod:`logto_core.reporting`) before anyone can show or log it."""
+    (:mod:`logto_core.reporting`) before anyone can show or log it.
+
+    It also bounds the flow, in production as in tests: at most :data:`MAX_REQUESTS_PER_FLOW`
+    exchanges (first attempts), and at most as many effects as that many exchanges can make
+    under the flow's policy (each ``1 + max_retries`` sends and ``max_retries`` waits). A
+    flow past either bound is closed and ends with a :class:`FlowLimitError`."""
     sent: list[HttpRequest] = []
+    retries = run.policy.retry.max_retries
+    max_effects = MAX_REQUESTS_PER_FLOW * (1 + 2 * retries)
+    exchanges = effects = 0
     try:
-        request = next(body)
+        effect = next(body)
         while True:
-            sent.append(request)
+            effects += 1
+            if isinstance(effect, HttpRequest):
+                sent.append(effect)
+                exchanges += effect.attempt == 0
+            if exchanges > MAX_REQUESTS_PER_FLOW or effects > max_effects:
+                body.close()
+                raise FlowLimitError(
+                    f"a flow exceeded {MAX_REQUESTS_PER_FLOW} requests", code="flow_limit"
+                )
             try:
-                response = yield request
+                result = yield effect
             except GeneratorExit:
                 body.close()
                 raise
             except BaseException as thrown:  # a transport failure, or a cancellation
-                request = body.throw(thrown)
+                effect = body.throw(thrown)
             else:
-                request = body.send(response)
+                effect = body.send(result)
     except StopIteration as stop:
         value: T = stop.value
     except LogtoError as error:
@@ -195,7 +232,7 @@ def _metadata(run: _Run) -> Step[OidcProviderMetadata]:
         run.refresh_provider()
         metadata = run.provider.fresh_metadata(run.config, now)
     if metadata is None:
-        response = yield build_discovery_request(run.config)
+        response = yield from run.send(build_discovery_request(run.config))
         metadata = parse_discovery_response(response, run.config)
         run.provider = run.provider.with_metadata(metadata, now)
         run.publish_provider()
@@ -204,7 +241,7 @@ def _metadata(run: _Run) -> Step[OidcProviderMetadata]:
 
 def _fetch_keys(run: _Run, metadata: OidcProviderMetadata, *, forced: bool) -> Step[KeySet]:
     now = run.runtime.now()
-    response = yield build_jwks_request(metadata)
+    response = yield from run.send(build_jwks_request(metadata))
     keys = parse_jwks_response(response, now=now)
     run.provider = run.provider.with_keys(keys, forced_at=now if forced else None)
     run.fetched_keys = True
@@ -320,9 +357,11 @@ def sign_in(
     session: SessionState,
     provider: Provider,
     options: SignInOptions,
+    *,
+    policy: ExchangePolicy = DIRECT,
 ) -> Flow[str]:
     """Start a sign-in: returns the authorization URL and remembers the attempt."""
-    run = _new_run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider, policy)
     return _guarded(run, _sign_in(run, options))
 
 
@@ -339,9 +378,11 @@ def handle_sign_in_callback(
     session: SessionState,
     provider: Provider,
     callback_url: str,
+    *,
+    policy: ExchangePolicy = DIRECT,
 ) -> Flow[IdTokenClaims]:
     """Validate the authorization response, exchange the code, verify the ID token."""
-    run = _new_run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider, policy)
     return _guarded(run, _handle_callback(run, callback_url))
 
 
@@ -359,8 +400,8 @@ def _handle_callback(run: _Run, callback_url: str) -> Step[IdTokenClaims]:
     if result.error is not None:
         raise result.error
     assert result.code is not None
-    response = yield build_code_exchange(
-        run.config, metadata, code=result.code, attempt=result.attempt
+    response = yield from run.send(
+        build_code_exchange(run.config, metadata, code=result.code, attempt=result.attempt)
     )
     token = parse_token_response(response)
     if token.id_token is None:
@@ -396,10 +437,11 @@ def get_access_token(
     resource: str | None = None,
     organization_id: str | None = None,
     scopes: Sequence[str] | None = None,
+    policy: ExchangePolicy = DIRECT,
 ) -> Flow[str]:
     """A fresh access token for (resource, organization, scopes): from the cache, or by
     refreshing. ``invalid_grant`` clears the session and gives :class:`SignInRequiredError`."""
-    run = _new_run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider, policy)
     key = _token_key(resource, organization_id, scopes)
     return _guarded(run, _access_token(run, key))
 
@@ -460,13 +502,15 @@ def _access_token(run: _Run, key: TokenKey, *, force: bool = False) -> Step[str]
             code="sign_in_required.no_refresh_token",
         )
     metadata = yield from _metadata(run)
-    response = yield build_refresh(
-        run.config,
-        metadata,
-        refresh_token=refresh_token,
-        resource=key.resource,
-        organization_id=key.organization_id,
-        scopes=key.scopes,
+    response = yield from run.send(
+        build_refresh(
+            run.config,
+            metadata,
+            refresh_token=refresh_token,
+            resource=key.resource,
+            organization_id=key.organization_id,
+            scopes=key.scopes,
+        )
     )
     try:
         token = parse_token_response(response)
@@ -523,11 +567,16 @@ def _stored_claims(session: SessionState) -> IdTokenClaims | None:
 
 
 def fetch_user_info(
-    config: LogtoConfig, runtime: Runtime, session: SessionState, provider: Provider
+    config: LogtoConfig,
+    runtime: Runtime,
+    session: SessionState,
+    provider: Provider,
+    *,
+    policy: ExchangePolicy = DIRECT,
 ) -> Flow[UserInfoResponse]:
     """Userinfo with the opaque access token; on 401 ``invalid_token`` refresh once and retry
     once (never a loop)."""
-    run = _new_run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider, policy)
     return _guarded(run, _user_info(run))
 
 
@@ -551,10 +600,12 @@ def user_info_with_token(
     session: SessionState,
     provider: Provider,
     access_token: str,
+    *,
+    policy: ExchangePolicy = DIRECT,
 ) -> Flow[UserInfoResponse]:
     """Userinfo with a given opaque access token, no refresh: a 401 is the caller's to handle
     (the client operation refreshes through the single flight and retries once)."""
-    run = _new_run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider, policy)
     return _guarded(run, _user_info_once(run, access_token))
 
 
@@ -574,7 +625,7 @@ def _signed_in_claims(session: SessionState) -> IdTokenClaims:
 def _user_info_request(
     run: _Run, metadata: OidcProviderMetadata, access_token: str, sub: str
 ) -> Step[UserInfoResponse]:
-    response = yield build_userinfo_request(metadata, access_token)
+    response = yield from run.send(build_userinfo_request(metadata, access_token))
     return parse_userinfo_response(response, expected_sub=sub)
 
 
@@ -614,14 +665,19 @@ def _sign_out_locally(run: _Run, post_logout_redirect_uri: str | None) -> LocalS
 
 
 def revoke_refresh_token(
-    config: LogtoConfig, runtime: Runtime, provider: Provider, refresh_token: str
+    config: LogtoConfig,
+    runtime: Runtime,
+    provider: Provider,
+    refresh_token: str,
+    *,
+    policy: ExchangePolicy = DIRECT,
 ) -> Flow[LogtoError | None]:
     """Revoke ``refresh_token`` (RFC 7009): discovery when the metadata is not fresh, then the
     revocation request (none when the provider advertises no revocation endpoint). Best
     effort: the outcome's value is the failure, or ``None``; it never carries an error. It
     belongs to no session (the outcome's session is empty and must not be stored): it may run
     after the sign-out that handed the token over has finished."""
-    run = _new_run(config, runtime, SessionState(), provider)
+    run = _new_run(config, runtime, SessionState(), provider, policy)
     return _guarded(run, _revoke(run, refresh_token))
 
 
@@ -629,7 +685,9 @@ def _revoke(run: _Run, refresh_token: str) -> Step[LogtoError | None]:
     try:
         metadata = yield from _metadata(run)
         if metadata.revocation_endpoint is not None:
-            response = yield build_revocation_request(run.config, metadata, refresh_token)
+            response = yield from run.send(
+                build_revocation_request(run.config, metadata, refresh_token)
+            )
             parse_revocation_response(response)
     except LogtoError as error:
         return error
@@ -643,10 +701,11 @@ def sign_out(
     provider: Provider,
     *,
     post_logout_redirect_uri: str | None = None,
+    policy: ExchangePolicy = DIRECT,
 ) -> Flow[SignOutResult]:
     """:func:`sign_out_local` then :func:`revoke_refresh_token` in one flow: the session is
     cleared first, a revocation failure is reported in the result, never blocks the sign-out."""
-    run = _new_run(config, runtime, session, provider)
+    run = _new_run(config, runtime, session, provider, policy)
     return _guarded(run, _sign_out(run, post_logout_redirect_uri))
 
 
@@ -659,6 +718,7 @@ def _sign_out(run: _Run, post_logout_redirect_uri: str | None) -> Step[SignOutRe
 
 
 __all__ = [
+    "MAX_REQUESTS_PER_FLOW",
     "Flow",
     "LocalSignOut",
     "Outcome",

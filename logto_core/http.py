@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import urlencode
 
@@ -52,6 +52,14 @@ class HttpRequest:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes | None = None
     purpose: Purpose = "other"
+    timeout: float | None = None
+    """Seconds this attempt may take, connect to last byte (the time left of its exchange's
+    deadline, set by :func:`logto_core.exchange.exchange`); ``None``: the transport's own."""
+    connect_timeout: float | None = None
+    """Seconds connecting may take (never more than :attr:`timeout`); ``None``: the
+    transport's own."""
+    attempt: int = 0
+    """0 for the first send of a request, ``n`` for its ``n``-th retry."""
 
     @classmethod
     def get(
@@ -83,6 +91,12 @@ class HttpRequest:
             if key == name:
                 return value
         return None
+
+    def attempt_of(
+        self, attempt: int, *, connect: float | None, total: float | None
+    ) -> HttpRequest:
+        """This request as attempt number ``attempt``, with that attempt's timeouts."""
+        return replace(self, attempt=attempt, timeout=total, connect_timeout=connect)
 
     @property
     def idempotent(self) -> bool:

@@ -12,7 +12,9 @@ effect is thrown into the operation where it was yielded.
 ==================  ==============================================================  ==========
 effect              what the adapter does                                           result
 ==================  ==============================================================  ==========
-``HttpRequest``     send it (failures raise :class:`TransportError`)                response
+``HttpRequest``     send this one attempt, within its ``timeout`` (failures raise   response
+                    :class:`TransportError`; retries are the flow's own)
+``Sleep``           wait until ``until`` on the runtime's clock (bounded)           ``None``
 ``LoadSession``     read the session from the storage                               session
 ``SaveSession``     apply the change to the stored session, atomically per session  ``Saved``
 ``Claim``           claim the flight of a key (under the table's lock)              ticket
@@ -66,6 +68,7 @@ from .singleflight import (
     callback_key,
     grant_key,
 )
+from .sleep import Sleep
 
 T = TypeVar("T")
 
@@ -166,7 +169,15 @@ class Shielded:
 
 
 Effect = (
-    HttpRequest | LoadSession | SaveSession | Claim | AwaitFlight | Publish | EndFlight | Shielded
+    HttpRequest
+    | Sleep
+    | LoadSession
+    | SaveSession
+    | Claim
+    | AwaitFlight
+    | Publish
+    | EndFlight
+    | Shielded
 )
 """Everything an operation may ask its adapter to do."""
 
@@ -509,6 +520,7 @@ __all__ = [
     "SaveSession",
     "Saved",
     "Shielded",
+    "Sleep",
     "access_token_claims_op",
     "access_token_op",
     "callback_op",

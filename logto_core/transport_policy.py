@@ -1,6 +1,8 @@
 """What a transport does with a failed or unusual exchange: retry, wait, or give up.
 
-Pure decisions shared by every adapter (the adapters only sleep and send):
+Pure decisions, followed by the core's one retry loop (:func:`logto_core.exchange.exchange`);
+the adapters only send single attempts and wait out the :class:`~logto_core.sleep.Sleep`
+effects it yields:
 
 * Only idempotent provider-metadata fetches (:attr:`HttpRequest.idempotent`: discovery and
   JWKS GETs) are ever retried, and only after a connection failure, a 5xx or a 429. A token,
@@ -13,22 +15,21 @@ Pure decisions shared by every adapter (the adapters only sleep and send):
 * A redirect is never followed; it becomes a :class:`TransportError`, as does a retryable
   status that is still there when the retries are spent.
 
-:class:`Attempts` is the retry loop itself, as a pure state object: both transports iterate
-it (sleeping for each wait it yields and recording each attempt's outcome), so that the sync
-and the async loop cannot drift apart.
+:class:`ExchangePolicy` bundles the retry bounds and the ``(connect, total)`` timeout of an
+exchange; :func:`logto_core.exchange.exchange` is the retry loop that follows these decisions,
+in the core, for every adapter (transports only send one attempt at a time).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 from .errors import LogtoUsageError, TransportError
 from .http import HttpRequest, HttpResponse
-from .runtime import Entropy, Runtime
+from .runtime import Entropy
 
 RETRYABLE_FAILURES: frozenset[str] = frozenset({"transport.connection"})
 """Codes of transport failures worth another attempt (the request never got an answer)."""
@@ -51,6 +52,10 @@ _DELAY_SECONDS = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,6})?")
 _MAX_DATE_CHARS = 64
 
 
+MAX_RETRIES = 10
+"""The most ``RetryPolicy.max_retries`` may be."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """Bounds of the retry loop. ``max_retries`` counts extra attempts after the first."""
@@ -61,7 +66,7 @@ class RetryPolicy:
     max_retry_after: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.max_retries < 0 or self.max_retries > 10:
+        if self.max_retries < 0 or self.max_retries > MAX_RETRIES:
             raise LogtoUsageError("max_retries must be between 0 and 10")
         if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
             raise LogtoUsageError("retry delays cannot be negative")
@@ -79,6 +84,29 @@ def split_timeout(timeout: Timeout) -> tuple[float, float]:
     if not (0 < connect < float("inf") and 0 < total < float("inf")):
         raise LogtoUsageError("timeouts must be positive, finite numbers of seconds")
     return min(connect, total), total
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangePolicy:
+    """How an exchange goes: its retries, and its deadline.
+
+    ``timeout``: ``(connect, total)`` seconds (or one number for both): every attempt of the
+    exchange, and every wait between them, ends within ``total`` seconds of its first send;
+    ``None``: no deadline (each attempt is the transport's to bound). The default policy
+    (:data:`DIRECT`) sends once and has no deadline: what a bare core does, without an
+    adapter's settings.
+    """
+
+    retry: RetryPolicy = RetryPolicy(max_retries=0)
+    timeout: tuple[float, float] | None = None
+
+    def __init__(self, retry: RetryPolicy | None = None, timeout: Timeout | None = None) -> None:
+        object.__setattr__(self, "retry", retry if retry is not None else RetryPolicy(0))
+        object.__setattr__(self, "timeout", None if timeout is None else split_timeout(timeout))
+
+
+DIRECT = ExchangePolicy()
+"""Send once, no deadline."""
 
 
 def is_retryable_status(status: int) -> bool:
@@ -153,66 +181,6 @@ def retry_delay(
     if remaining is not None and wait >= remaining:
         return None  # the deadline would pass while waiting: report the failure now
     return wait
-
-
-class Attempts:
-    """The retry loop of one request, as decisions only; a transport follows it::
-
-        attempts = Attempts(request, retry_policy, runtime)
-        for wait in attempts:               # 0.0 before the first attempt
-            if wait:
-                sleep(wait)
-            attempts.record(send_once(), remaining=deadline - monotonic())
-        return attempts.result()            # the response, or raises the TransportError
-
-    ``send_once`` returns the :class:`HttpResponse` or the :class:`TransportError` of one
-    attempt. Every wait ends before the total deadline (see :func:`retry_delay`), so all the
-    attempts of a request share its one deadline.
-    """
-
-    __slots__ = ("_attempt", "_next_wait", "_outcome", "_policy", "_request", "_runtime")
-
-    def __init__(self, request: HttpRequest, policy: RetryPolicy, runtime: Runtime) -> None:
-        self._request = request
-        self._policy = policy
-        self._runtime = runtime
-        self._attempt = 0
-        self._next_wait: float | None = 0.0
-        self._outcome: HttpResponse | TransportError | None = None
-
-    def __iter__(self) -> Iterator[float]:
-        while self._next_wait is not None:
-            wait, self._next_wait = self._next_wait, None
-            yield wait
-
-    def record(self, outcome: HttpResponse | TransportError, *, remaining: float) -> None:
-        """The outcome of the attempt just made; ``remaining``: seconds left before the
-        request's total deadline."""
-        self._outcome = outcome
-        failure = outcome if isinstance(outcome, TransportError) else None
-        self._next_wait = retry_delay(
-            self._request,
-            self._attempt,
-            self._policy,
-            entropy=self._runtime.entropy,
-            now=self._runtime.now(),
-            remaining=remaining,
-            response=outcome if isinstance(outcome, HttpResponse) else None,
-            failure=failure,
-        )
-        self._attempt += 1
-
-    def result(self) -> HttpResponse:
-        """The last response, once it passes :func:`final_check`; else raises the error."""
-        outcome = self._outcome
-        if outcome is None:
-            raise LogtoUsageError("Attempts.result() before any attempt was recorded")
-        if isinstance(outcome, TransportError):
-            raise outcome
-        refusal = final_check(self._request, outcome, self._runtime.now())
-        if refusal is not None:
-            raise refusal
-        return outcome
 
 
 def final_check(request: HttpRequest, response: HttpResponse, now: float) -> TransportError | None:
@@ -331,14 +299,16 @@ def tls_failed(
 __all__ = [
     "BODY_TOO_LARGE",
     "CONNECTION",
+    "DIRECT",
     "FAILED",
+    "MAX_RETRIES",
     "MAX_RETRY_AFTER",
     "REDIRECT",
     "RETRYABLE_FAILURES",
     "STATUS",
     "TIMEOUT",
     "TLS",
-    "Attempts",
+    "ExchangePolicy",
     "RetryPolicy",
     "Timeout",
     "TlsFailure",

@@ -7,6 +7,7 @@ client secret, the code, the verifier or the refresh token come back inside the 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Generator
 from typing import Any
@@ -14,21 +15,26 @@ from urllib.parse import parse_qsl, quote_plus, urlsplit
 
 import pytest
 
-from logto_core.driver import run_sync
+from logto_core import transport_policy as policy
+from logto_core.driver import MAX_EFFECTS_PER_OPERATION, run_operation, run_sync
 from logto_core.errors import (
+    FlowLimitError,
     LogtoError,
     OAuthError,
     ProviderResponseError,
     SignInRequiredError,
     TransportError,
 )
-from logto_core.flows import _guarded, _Run
+from logto_core.exchange import exchange
+from logto_core.flows import MAX_REQUESTS_PER_FLOW, Outcome, _guarded, _Run
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.provider_state import ProviderCache, ProviderState
 from logto_core.runtime import Runtime
 from logto_core.scrub import REDACTED
 from logto_core.session import SessionState
+from logto_core.sleep import Sleep
 from logto_core.testing import Fault
+from logto_core.transport_policy import ExchangePolicy, RetryPolicy
 from tests.harness import API, Harness, make_config
 from tests.secret_leaks import assert_no_leak, error_texts
 
@@ -227,7 +233,7 @@ def _guarded_run() -> _Run:
 def test_guarded_closes_the_body_when_closed() -> None:
     closed: list[bool] = []
 
-    def body() -> Generator[HttpRequest, HttpResponse, str]:
+    def body() -> Generator[HttpRequest, HttpResponse | None, str]:
         try:
             yield HttpRequest.get("http://127.0.0.1:1/a")
         finally:
@@ -243,12 +249,13 @@ def test_guarded_closes_the_body_when_closed() -> None:
 def test_guarded_passes_throws_and_values_through() -> None:
     seen: list[object] = []
 
-    def body() -> Generator[HttpRequest, HttpResponse, str]:
+    def body() -> Generator[HttpRequest, HttpResponse | None, str]:
         try:
             yield HttpRequest.get("http://127.0.0.1:1/a")
         except TransportError as error:
             seen.append(error.code)
         response = yield HttpRequest.get("http://127.0.0.1:1/b")
+        assert response is not None
         seen.append(response.status)
         return "done"
 
@@ -266,7 +273,7 @@ def test_guarded_passes_throws_and_values_through() -> None:
 
 
 def test_guarded_scrubs_with_the_secrets_of_earlier_requests() -> None:
-    def body() -> Generator[HttpRequest, HttpResponse, str]:
+    def body() -> Generator[HttpRequest, HttpResponse | None, str]:
         yield HttpRequest.post_form("http://127.0.0.1:1/t", [("code", "early-code-value")])
         yield HttpRequest.get("http://127.0.0.1:1/b")
         raise OAuthError("invalid_request", error_description="early-code-value is bad")
@@ -288,7 +295,7 @@ def test_the_configured_secret_is_scrubbed_even_without_requests() -> None:
         secret = f"configured-secret-{n:02d}"
         run = _Run(make_config(appSecret=secret), Runtime(), SessionState(), ProviderState())
 
-        def body(text: str = secret) -> Generator[HttpRequest, HttpResponse, str]:
+        def body(text: str = secret) -> Generator[HttpRequest, HttpResponse | None, str]:
             raise OAuthError("invalid_request", error_description=f"no {text} here")
             yield HttpRequest.get("http://127.0.0.1:1/never")  # pragma: no cover
 
@@ -304,7 +311,7 @@ def test_a_message_never_joins_pieces_into_a_secret() -> None:
     # "sec\x00ret" is not the secret, but its excerpt in the message ("sec ret") would be.
     run = _Run(make_config(appSecret="sec ret"), Runtime(), SessionState(), ProviderState())
 
-    def body() -> Generator[HttpRequest, HttpResponse, str]:
+    def body() -> Generator[HttpRequest, HttpResponse | None, str]:
         raise OAuthError("invalid_request", error_description="a sec\x00ret b")
         yield HttpRequest.get("http://127.0.0.1:1/never")  # pragma: no cover
 
@@ -316,7 +323,7 @@ def test_a_message_never_joins_pieces_into_a_secret() -> None:
 
 
 def test_the_chain_is_followed_through_other_exceptions() -> None:
-    def body() -> Generator[HttpRequest, HttpResponse, str]:
+    def body() -> Generator[HttpRequest, HttpResponse | None, str]:
         yield HttpRequest.post_form("http://127.0.0.1:1/t", [("refresh_token", "rt-0123456789")])
         inner = OAuthError("invalid_grant", error_description="rt-0123456789 is dead")
         try:
@@ -336,3 +343,69 @@ def test_the_chain_is_followed_through_other_exceptions() -> None:
     assert isinstance(error.__cause__, ValueError)
     inner = error.__cause__.__cause__
     assert isinstance(inner, OAuthError) and inner.error_description == f"{REDACTED} is dead"
+
+
+def test_flow_bounds_hold_inside_operations() -> None:
+    """A runaway flow is stopped by its own guard wherever it runs (an operation driven by
+    the clients' driver included): MAX_REQUESTS_PER_FLOW exchanges, each with its retries
+    and waits (which count as one exchange), then the flow ends with a FlowLimitError."""
+    retries = 3
+    run = _guarded_run()
+    run.policy = ExchangePolicy(RetryPolicy(max_retries=retries, base_delay=0.0), (5, 10))
+    down = HttpRequest.get("http://127.0.0.1:1/oidc/jwks", purpose="jwks")
+
+    def body() -> Generator[HttpRequest | Sleep, HttpResponse | None, str]:
+        while True:  # every exchange fails: a loop that never gives up
+            with contextlib.suppress(TransportError):
+                yield from run.send(down)
+
+    def operation() -> Generator[Any, Any, Outcome[str]]:
+        yield "load"
+        outcome = yield from _guarded(run, body())
+        yield "save"
+        return outcome
+
+    performed: list[object] = []
+
+    def perform(effect: object) -> object:
+        performed.append(effect)
+        if isinstance(effect, HttpRequest):
+            raise policy.connection_failed(effect, "refused")
+        return None
+
+    outcome = run_operation(operation(), perform)
+    assert isinstance(outcome.error, FlowLimitError)
+    sends = [e for e in performed if isinstance(e, HttpRequest)]
+    sleeps = [e for e in performed if isinstance(e, Sleep)]
+    assert len(sends) == MAX_REQUESTS_PER_FLOW * (1 + retries)
+    assert len(sleeps) == MAX_REQUESTS_PER_FLOW * retries
+    assert sum(e.attempt == 0 for e in sends) == MAX_REQUESTS_PER_FLOW
+    assert performed[0] == "load" and performed[-1] == "save"  # the operation went on
+
+
+def test_operation_bound_counts_exchanges_not_their_retries() -> None:
+    """An operation within MAX_EFFECTS_PER_OPERATION effects is not stopped by the retries
+    and waits of its exchanges; a runaway of waits alone is, by the backstop."""
+    retry = ExchangePolicy(RetryPolicy(max_retries=10, base_delay=0.0), (5, 10))
+    runtime = Runtime()
+    jwks = HttpRequest.get("http://127.0.0.1:1/oidc/jwks", purpose="jwks")
+
+    def busy() -> Generator[Any, Any, int]:
+        for _ in range(MAX_EFFECTS_PER_OPERATION - 1):
+            with contextlib.suppress(TransportError):
+                yield from exchange(jwks, retry, runtime=runtime)
+        return 1
+
+    def refuse(effect: object) -> object:
+        if isinstance(effect, HttpRequest):
+            raise policy.connection_failed(effect, "refused")
+        return None
+
+    assert run_operation(busy(), refuse) == 1  # 63 exchanges, 693 sends, 630 waits
+
+    def waits_forever() -> Generator[Sleep, None, None]:
+        while True:
+            yield Sleep(0.0)
+
+    with pytest.raises(FlowLimitError):
+        run_operation(waits_forever(), lambda effect: None, max_effects=4)

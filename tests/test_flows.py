@@ -20,6 +20,7 @@ from logto_core.flows import Flow, Outcome
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.provider_state import ProviderCache, ProviderState, newest
 from logto_core.session import SessionState, TokenKey
+from logto_core.sleep import Sleep
 from logto_core.testing import Fault
 from tests.harness import API, API2, HOME, REDIRECT, Harness
 
@@ -542,9 +543,10 @@ def test_flows_interleaved_share_keys_fetched_while_they_ran() -> None:
     assert h.requests_to("jwks") - before == 1
 
 
-def _drive(flow: Flow[str], request: HttpRequest, h: Harness) -> Outcome[str]:
+def _drive(flow: Flow[str], request: HttpRequest | Sleep, h: Harness) -> Outcome[str]:
     try:
         while True:
+            assert isinstance(request, HttpRequest)  # a bare core sends once, never waits
             request = flow.send(h.send(request))
     except StopIteration as stop:
         outcome: Outcome[str] = stop.value

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logto_core.http import HttpRequest
 from logto_core.jose.keys import KeyRetry, KeySet, refetch_allowed, retry_unknown_key
 from logto_core.provider_state import ProviderState
 from tests.factories import config
@@ -96,7 +97,7 @@ def test_a_flow_adopts_the_rotated_set_a_concurrent_flow_refetched() -> None:
     h.provider.rotate_signing_key(keep_previous=False)
     late = h.core.handle_sign_in_callback(h.session("y"), callbacks["y"])
     exchange = next(late)
-    assert exchange.purpose == "token"
+    assert isinstance(exchange, HttpRequest) and exchange.purpose == "token"
     response = h.send(exchange)
     h.clock.advance(1)  # (a set fetched at the very instant of the old one is not "newer")
     h.run("x", h.core.handle_sign_in_callback(h.session("x"), callbacks["x"])).unwrap()

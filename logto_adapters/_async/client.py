@@ -36,6 +36,7 @@ from logto_core.models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 from logto_core.session import SessionState
 from logto_core.signin_url import SignInParams
+from logto_core.sleep import Sleep
 from logto_core.storage import MemoryStorage
 
 from .._common import (
@@ -44,6 +45,7 @@ from .._common import (
     ForkSafe,
     SharedGets,
     checked_revocation_timeout,
+    exchange_policy,
     refresh_wait_bound,
     track_forks,
     waits_for_revocation,
@@ -78,7 +80,10 @@ class Logto(ForkSafe):
         runtime = options.get("runtime")
         self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
         self.core = LogtoCore(
-            config, runtime=self.runtime, provider_cache=options.get("provider_cache")
+            config,
+            runtime=self.runtime,
+            provider_cache=options.get("provider_cache"),
+            exchange=exchange_policy(timeout, options.get("max_retries", 2)),
         )
         self._sending = kit.Sending(options, timeout, self.runtime)
         self._refresh_wait = refresh_wait_bound(timeout, options.get("refresh_wait"))
@@ -150,6 +155,8 @@ class Logto(ForkSafe):
         interpreter, for shielded work."""
         if isinstance(effect, HttpRequest):
             return await self._gets.send_async(effect, self._sending.send, self._refresh_wait)
+        if isinstance(effect, Sleep):
+            return await kit.sleep(effect, self.runtime)
         if isinstance(effect, ops.Claim):
             return await self._coordinator.claim(
                 effect.key, lease=self._refresh_wait, supersede=effect.supersede
@@ -178,6 +185,8 @@ class Logto(ForkSafe):
         wait = self._refresh_wait
 
         async def perform(effect: ops.Effect) -> object:
+            if isinstance(effect, Sleep):  # a retry's backoff
+                return await kit.sleep(effect, self.runtime)
             assert isinstance(effect, HttpRequest), effect  # a revocation sends requests only
             return await self._gets.send_async(effect, send, wait)
 

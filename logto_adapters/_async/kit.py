@@ -28,10 +28,10 @@ from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import Runtime
 from logto_core.session import SessionState, StorageKey, decode_session, read_session
 from logto_core.storage import Storage
-from logto_core.transport_policy import RetryPolicy, Timeout
+from logto_core.transport_policy import Timeout
 
 from .._background import BackgroundJobs
-from .._common import RevocationMode, ordered, storage_failed
+from .._common import RevocationMode, ordered, sleep_async, storage_failed
 from ..coordination import AsyncMemoryCoordinator
 from ..transport_httpx import ClientFactory, HttpxTransport
 
@@ -45,6 +45,7 @@ Perform = Callable[[ops.Effect], Awaitable[object]]
 
 MemoryCoordinator = AsyncMemoryCoordinator
 run = run_operation_async
+sleep = sleep_async
 
 _POLL_INTERVAL = 0.05
 """How often a background revocation checks that the loop it sends on is still open."""
@@ -131,8 +132,6 @@ class Sending:
                 http_client,
                 client_factory=options.get("client_factory"),
                 timeout=timeout,
-                retry=RetryPolicy(max_retries=options.get("max_retries", 2)),
-                runtime=runtime,
             )
             transport = self._httpx
         self.send: AsyncTransport = transport

@@ -34,6 +34,7 @@ from logto_core.models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 from logto_core.session import SessionState
 from logto_core.signin_url import SignInParams
+from logto_core.sleep import Sleep
 from logto_core.storage import MemoryStorage
 
 from .._common import (
@@ -42,6 +43,7 @@ from .._common import (
     ForkSafe,
     SharedGets,
     checked_revocation_timeout,
+    exchange_policy,
     refresh_wait_bound,
     track_forks,
     waits_for_revocation,
@@ -76,7 +78,10 @@ class Logto(ForkSafe):
         runtime = options.get("runtime")
         self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
         self.core = LogtoCore(
-            config, runtime=self.runtime, provider_cache=options.get("provider_cache")
+            config,
+            runtime=self.runtime,
+            provider_cache=options.get("provider_cache"),
+            exchange=exchange_policy(timeout, options.get("max_retries", 2)),
         )
         self._sending = kit.Sending(options, timeout, self.runtime)
         self._refresh_wait = refresh_wait_bound(timeout, options.get("refresh_wait"))
@@ -148,6 +153,8 @@ class Logto(ForkSafe):
         interpreter, for shielded work."""
         if isinstance(effect, HttpRequest):
             return self._gets.send(effect, self._sending.send, self._refresh_wait)
+        if isinstance(effect, Sleep):
+            return kit.sleep(effect, self.runtime)
         if isinstance(effect, ops.Claim):
             return self._coordinator.claim(
                 effect.key, lease=self._refresh_wait, supersede=effect.supersede
@@ -174,6 +181,8 @@ class Logto(ForkSafe):
         wait = self._refresh_wait
 
         def perform(effect: ops.Effect) -> object:
+            if isinstance(effect, Sleep):  # a retry's backoff
+                return kit.sleep(effect, self.runtime)
             assert isinstance(effect, HttpRequest), effect  # a revocation sends requests only
             return self._gets.send(effect, send, wait)
 

@@ -24,10 +24,10 @@ from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import Runtime
 from logto_core.session import SessionState
 from logto_core.storage import Storage
-from logto_core.transport_policy import RetryPolicy, Timeout
+from logto_core.transport_policy import Timeout
 
 from .._background import BackgroundJobs
-from .._common import RevocationMode, ordered, storage_failed
+from .._common import RevocationMode, ordered, sleep, storage_failed
 from ..coordination import MemoryCoordinator
 from ..transport_requests import RequestsTransport
 
@@ -45,7 +45,7 @@ run = run_operation
 SHIELD_THREADS = 32
 """Worker threads for shielded work (refreshes and code exchanges in progress)."""
 
-__all__ = ["MemoryCoordinator"]
+__all__ = ["MemoryCoordinator", "sleep"]
 
 
 class SyncOptions(TypedDict, total=False):
@@ -104,8 +104,6 @@ class Sending:
             self._requests = RequestsTransport(
                 options.get("session"),
                 timeout=timeout,
-                retry=RetryPolicy(max_retries=options.get("max_retries", 2)),
-                runtime=runtime,
             )
             transport = self._requests
         self.send: Transport = transport

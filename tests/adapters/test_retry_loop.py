@@ -1,5 +1,6 @@
-"""The retry loop both transports follow (:class:`transport_policy.Attempts`) and the SDK's
-one ``Retry-After`` reader."""
+"""The SDK's one retry loop (:func:`logto_core.exchange.exchange`, which every flow's
+exchange goes through, over single attempts of either transport) and the SDK's one
+``Retry-After`` reader."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from hypothesis import strategies as st
 
 from logto_core import responses
 from logto_core import transport_policy as policy
-from logto_core.errors import LogtoUsageError, TransportError
+from logto_core.errors import TransportError
+from logto_core.exchange import exchange
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import Runtime
+from logto_core.sleep import Sleep
 
 from . import peers
 from .senders import TRANSPORTS, Sender
@@ -27,18 +30,35 @@ RETRY = policy.RetryPolicy(max_retries=2, base_delay=0.1, max_delay=1.0, max_ret
 
 
 def play(
-    request: HttpRequest, outcomes: list[HttpResponse | TransportError], remaining: float = 10.0
+    request: HttpRequest,
+    outcomes: list[HttpResponse | TransportError],
+    remaining: float = 10.0,
+    retry: policy.RetryPolicy = RETRY,
 ) -> tuple[list[float], HttpResponse | TransportError]:
-    """Run the loop as a transport does; the waits it asked for and what it ended with."""
-    attempts = policy.Attempts(request, RETRY, RUNTIME)
-    waits: list[float] = []
+    """Run the loop as a driver does (on a clock that stands still, so ``remaining`` is the
+    time left at every decision); the wait before each attempt (0 before the first) and what
+    it ended with."""
+    steps = exchange(request, policy.ExchangePolicy(retry, remaining), runtime=RUNTIME)
+    waits: list[float] = [0.0]
     pending = iter(outcomes)
-    for wait in attempts:
-        waits.append(wait)
-        attempts.record(next(pending), remaining=remaining)
     try:
-        return waits, attempts.result()
+        effect = next(steps)
+        while True:
+            if isinstance(effect, Sleep):
+                waits.append(effect.seconds(RUNTIME.now()))
+                effect = steps.send(None)
+                continue
+            assert effect.timeout == remaining and effect.attempt == len(waits) - 1
+            outcome = next(pending)
+            if isinstance(outcome, TransportError):
+                effect = steps.throw(outcome)
+            else:
+                effect = steps.send(outcome)
+    except StopIteration as stop:
+        assert next(pending, None) is None  # every outcome was asked for
+        return waits, stop.value
     except TransportError as error:
+        assert next(pending, None) is None
         return waits, error
 
 
@@ -68,11 +88,19 @@ def test_never_retries_a_token_request_nor_past_the_deadline() -> None:
     assert waits == [0.0] and isinstance(result, TransportError)
 
 
-def test_redirect_is_refused_and_result_needs_an_attempt() -> None:
+def test_redirect_is_refused_even_by_a_bare_exchange() -> None:
     _, result = play(TOKEN, [HttpResponse(302, {"location": "https://elsewhere"})])
     assert isinstance(result, TransportError) and result.code == policy.REDIRECT
-    with pytest.raises(LogtoUsageError):
-        policy.Attempts(TOKEN, RETRY, RUNTIME).result()
+    bare = exchange(TOKEN, runtime=RUNTIME)  # policy.DIRECT: once, no deadline
+    first = next(bare)
+    assert first == TOKEN and first.timeout is None and first.connect_timeout is None
+    with pytest.raises(TransportError) as caught:
+        bare.send(HttpResponse(307, {"location": "https://elsewhere"}))
+    assert caught.value.code == policy.REDIRECT
+    bare = exchange(DISCOVERY, runtime=RUNTIME)
+    next(bare)
+    with pytest.raises(TransportError):  # no retry without a policy allowing one
+        bare.throw(policy.connection_failed(DISCOVERY, "refused"))
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -57,7 +58,7 @@ def peer() -> Iterator[peers.Peer]:
         yield served
 
 
-def sender_for(kind: str, **options: object) -> Sender:
+def sender_for(kind: str, **options: Any) -> Sender:
     return Sender(kind, timeout=(TOTAL, TOTAL), **options)
 
 
