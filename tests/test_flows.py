@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from logto_core.client import LogtoCore, value_or_none
@@ -22,7 +24,7 @@ from logto_core.provider_state import ProviderCache, ProviderState, newest
 from logto_core.session import SessionState, TokenKey
 from logto_core.sleep import Sleep
 from logto_core.testing import Fault
-from tests.harness import API, API2, HOME, REDIRECT, Harness
+from tests.harness import API, API2, ENDPOINT, HOME, REDIRECT, Harness
 
 
 def test_full_sign_in_then_tokens_userinfo_and_sign_out() -> None:
@@ -551,3 +553,41 @@ def _drive(flow: Flow[str], request: HttpRequest | Sleep, h: Harness) -> Outcome
     except StopIteration as stop:
         outcome: Outcome[str] = stop.value
         return outcome
+
+
+def test_drivers_of_bare_flows_do_their_waits() -> None:
+    """A core given a retry policy retries discovery after a 503 with a wait: run_sync and
+    run_async hand each Sleep to the ``sleep`` they were given (or end it at once)."""
+    import asyncio
+
+    from logto_core.transport_policy import ExchangePolicy, RetryPolicy
+
+    h = Harness()
+    h.core.exchange = ExchangePolicy(RetryPolicy(max_retries=1), (5, 10))
+    waits: list[float] = []
+
+    def sleep(effect: Sleep) -> None:
+        waits.append(effect.until - h.clock.now)
+
+    async def asleep(effect: Sleep) -> None:
+        sleep(effect)
+
+    async def send(request: HttpRequest) -> HttpResponse:
+        return h.send(request)
+
+    def runs() -> list[Callable[[Flow[str]], Outcome[str]]]:
+        return [
+            lambda flow: run_sync(flow, h.send, sleep=sleep),
+            lambda flow: asyncio.run(run_async(flow, send, sleep=asleep)),
+            lambda flow: run_sync(flow, h.send),
+            lambda flow: asyncio.run(run_async(flow, send)),
+        ]
+
+    for run in runs():
+        h.core._cache = ProviderCache()
+        h.provider.faults.add(
+            Fault(endpoint="discovery", status=503, headers={"retry-after": "2"}, times=1)
+        )
+        assert run(h.core.sign_in(SessionState(), REDIRECT)).unwrap().startswith(ENDPOINT)
+    assert waits == [2.0, 2.0]
+    assert h.requests_to("discovery") == 8
