@@ -22,13 +22,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from logto_core.client import LogtoCore
+from logto_core import flows
 from logto_core.config import LogtoConfig
+from logto_core.context import Context
 from logto_core.driver import run_sync
 from logto_core.http import HttpResponse
 from logto_core.id_token import verify_id_token
 from logto_core.runtime import Runtime
 from logto_core.session import SessionState
+from logto_core.signin_url import SignInOptions
 from logto_core.testing import TestProvider
 
 from .harness import APP_ID, APP_SECRET, REDIRECT, Clock, setup_provider, user_name
@@ -77,7 +79,7 @@ class World:
             appSecret=APP_SECRET,
             scopes=["email", "read", "urn:logto:scope:organizations"],
         )
-        self.core = LogtoCore(config, runtime=Runtime(clock=self.clock))
+        self.core = Context(config, runtime=Runtime(clock=self.clock))
 
     def send(self, request: Any) -> HttpResponse:
         return self.provider.handle(request)
@@ -85,11 +87,11 @@ class World:
     def prepare(self, n: int) -> Prepared:
         """A sign-in attempt, the browser's callback URL and the token response to it."""
         before = SessionState()
-        outcome = run_sync(self.core.sign_in(before, REDIRECT), self.send)
-        self.core.adopt(outcome)
+        outcome = run_sync(flows.sign_in(self.core, before, SignInOptions(REDIRECT)), self.send)
+        self.core.adopt(outcome.provider)
         session = outcome.session
         callback = self.provider.approve(outcome.unwrap(), user_name(n))
-        flow = self.core.handle_sign_in_callback(session, callback)
+        flow = flows.handle_sign_in_callback(self.core, session, callback)
         response = self.send(next(flow))  # the code exchange, answered once by the provider
         flow.close()
         id_token = json.loads(response.body)["id_token"]
@@ -98,17 +100,19 @@ class World:
     def sign_in(self, n: int) -> SessionState:
         """A complete sign-in, requests included."""
         before = SessionState()
-        outcome = run_sync(self.core.sign_in(before, REDIRECT), self.send)
-        self.core.adopt(outcome)
+        outcome = run_sync(flows.sign_in(self.core, before, SignInOptions(REDIRECT)), self.send)
+        self.core.adopt(outcome.provider)
         callback = self.provider.approve(outcome.unwrap(), user_name(n))
-        done = run_sync(self.core.handle_sign_in_callback(outcome.session, callback), self.send)
-        self.core.adopt(done)
+        done = run_sync(
+            flows.handle_sign_in_callback(self.core, outcome.session, callback), self.send
+        )
+        self.core.adopt(done.provider)
         done.unwrap()
         return done.session
 
     def handle(self, prepared: Prepared) -> SessionState:
         """The timed part: everything the core does with one callback."""
-        flow = self.core.handle_sign_in_callback(prepared.session, prepared.callback)
+        flow = flows.handle_sign_in_callback(self.core, prepared.session, prepared.callback)
         next(flow)
         try:
             flow.send(prepared.response)
@@ -116,7 +120,7 @@ class World:
             outcome = stop.value
         else:  # pragma: no cover - the provider state is warm, no other request is needed
             raise AssertionError("the callback flow asked for a second request")
-        self.core.adopt(outcome)
+        self.core.adopt(outcome.provider)
         outcome.session.writes()  # what a save stores: the one session value
         outcome.unwrap()
         return outcome.session

@@ -175,13 +175,13 @@ async def _heap_growth(case: str, sessions: int) -> dict[str, float]:
 
 
 def _clear_core_caches() -> None:
-    from logto_core import client as core_client
+    from logto_core import context as core_context
     from logto_core import session as core_session
 
     for name, module in (
         ("_decode_cached", core_session),
-        ("_id_claims", core_client),
-        ("_access_claims", core_client),
+        ("_id_claims", core_context),
+        ("_access_claims", core_context),
     ):
         cache = getattr(module, name, None)
         if cache is not None and hasattr(cache, "cache_clear"):

@@ -45,22 +45,15 @@ WAITS_PER_EFFECT = 2 * MAX_RETRIES
 per counted effect."""
 
 
-def _counted(effect: object) -> bool:
-    """A retry, or a wait, belongs to an exchange already counted."""
-    if isinstance(effect, Sleep):
-        return False
-    return not (isinstance(effect, HttpRequest) and effect.attempt > 0)
-
-
 class _Steps(Generic[E, T]):
     """Feeds effect results (or failures) back into an operation, logging each effect and
     counting them.
 
-    When the operation asks for more than ``max_effects`` (or more uncounted retries and
-    waits than their backstop), a :class:`FlowLimitError` is thrown into it instead, so that
-    it can still release what it holds (at most :data:`CLEANUP_EFFECTS` more effects); if it
-    keeps going after that, it is closed. ``done`` says when the run is over; ``value`` is
-    then its value.
+    Retries and the waits before them are not counted (their exchange bounds them) but have a
+    backstop bound of their own. When the operation asks for more than ``max_effects``, a
+    :class:`FlowLimitError` is thrown into it instead, so that it can still release what it
+    holds (at most :data:`CLEANUP_EFFECTS` more effects); if it keeps going after that, it is
+    closed. ``done`` says when the run is over; ``value`` is then its value.
     """
 
     __slots__ = (
@@ -86,40 +79,52 @@ class _Steps(Generic[E, T]):
 
     def start(self) -> E | None:
         """The first effect to perform (``None`` when the run is already over)."""
-        return self._step(lambda: next(self._operation))
+        try:
+            effect = next(self._operation)
+        except StopIteration as stop:
+            self.done, self.value = True, stop.value
+            return None
+        except BaseException as failure:
+            log.operation_failed(failure)
+            raise
+        self.effect = effect
+        log.sending(effect)
+        return effect
 
     def answer(self, result: object) -> E | None:
         """The effect just performed gave ``result``; the next effect to perform."""
         log.received(self.effect, result)
-        return self._resume(lambda: self._operation.send(result))
+        return self._resume(result, None)
 
     def fail(self, error: BaseException) -> E | None:
         """The effect just performed raised ``error``: thrown into the operation."""
         log.failed(self.effect, error)
-        return self._resume(lambda: self._operation.throw(error))
+        return self._resume(None, error)
 
-    def _resume(self, step: Callable[[], E]) -> E | None:
-        if self._stopping or _counted(self.effect):
-            self._counted += 1
-        else:
+    def _resume(self, result: object, error: BaseException | None) -> E | None:
+        effect = self.effect
+        retry_or_wait = isinstance(effect, Sleep) or (
+            isinstance(effect, HttpRequest) and effect.attempt > 0
+        )
+        if retry_or_wait and not self._stopping:
             self._uncounted += 1
+        else:
+            self._counted += 1
         over = self._counted + max(0, self._uncounted - WAITS_PER_EFFECT * self._max)
+        operation = self._operation
         if over >= self._max + CLEANUP_EFFECTS:
-            self._operation.close()
+            operation.close()
             raise _effect_limit(self._max)
         if over >= self._max and not self._stopping:
             self._stopping = True  # from here on every effect counts
-            return self._step(lambda: self._operation.throw(_effect_limit(self._max)))
-        return self._step(step)
-
-    def _step(self, step: Callable[[], E]) -> E | None:
+            result, error = None, _effect_limit(self._max)
         try:
-            effect = step()
+            effect = operation.send(result) if error is None else operation.throw(error)
         except StopIteration as stop:
             self.done, self.value, self.effect = True, stop.value, None
             return None
-        except BaseException as error:
-            log.operation_failed(error)
+        except BaseException as failure:
+            log.operation_failed(failure)
             raise
         self.effect = effect
         log.sending(effect)

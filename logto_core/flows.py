@@ -24,7 +24,6 @@ flow                         session transitions
 ``fetch_user_info``          as ``get_access_token``; a 401 drops that token and refreshes once
 ``sign_out_local``           every token cleared; pending attempts kept; never a request
 ``revoke_refresh_token``     none (it touches no session): RFC 7009, best effort
-``sign_out``                 ``sign_out_local`` then ``revoke_refresh_token``, in one flow
 ===========================  ==============================================================
 
 Errors that leave the session unchanged (transport faults, invalid provider data) are
@@ -35,9 +34,9 @@ learnt on the way (discovery, keys, the JWKS refetch cooldown) is still kept.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from . import log, reporting
 from .callback import parse_callback
@@ -81,6 +80,9 @@ from .token_endpoint import build_code_exchange, build_refresh, parse_token_resp
 from .transport_policy import DIRECT, ExchangePolicy
 from .userinfo import build_userinfo_request, parse_userinfo_response
 
+if TYPE_CHECKING:  # the context holds flows' inputs; it imports nothing of theirs at run time
+    from .context import Context
+
 T = TypeVar("T")
 U = TypeVar("U")
 
@@ -118,15 +120,6 @@ class LocalSignOut:
     to_revoke: str | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class SignOutResult:
-    """The end-session URL, and the revocation failure if the refresh token could not be
-    revoked (the local sign-out happened regardless)."""
-
-    url: str
-    revocation_error: LogtoError | None = None
-
-
 @dataclass(slots=True)
 class _Run:
     """Scratch state of one flow run: the latest session and provider values."""
@@ -162,20 +155,10 @@ class _Run:
         return Outcome(None, self.session, self.provider, error)
 
 
-Provider = ProviderState | ProviderCache
-"""What a flow is given about the provider: a snapshot, or the client's shared cache."""
-
-
-def _new_run(
-    config: LogtoConfig,
-    runtime: Runtime,
-    session: SessionState,
-    provider: Provider,
-    policy: ExchangePolicy = DIRECT,
-) -> _Run:
-    if isinstance(provider, ProviderCache):
-        return _Run(config, runtime, session, provider.state, cache=provider, policy=policy)
-    return _Run(config, runtime, session, provider, policy=policy)
+def _new_run(ctx: Context, session: SessionState) -> _Run:
+    return _Run(
+        ctx.config, ctx.runtime, session, ctx.cache.state, cache=ctx.cache, policy=ctx.exchange
+    )
 
 
 def _guarded(run: _Run, body: Step[T]) -> Flow[T]:
@@ -342,26 +325,12 @@ def _number(value: object) -> float | None:
     return None
 
 
-def _token_key(
-    resource: str | None, organization_id: str | None, scopes: Sequence[str] | None
-) -> TokenKey:
-    return TokenKey.of(resource, organization_id, scopes)
-
-
 # ---- sign-in ----------------------------------------------------------------------------
 
 
-def sign_in(
-    config: LogtoConfig,
-    runtime: Runtime,
-    session: SessionState,
-    provider: Provider,
-    options: SignInOptions,
-    *,
-    policy: ExchangePolicy = DIRECT,
-) -> Flow[str]:
+def sign_in(ctx: Context, session: SessionState, options: SignInOptions) -> Flow[str]:
     """Start a sign-in: returns the authorization URL and remembers the attempt."""
-    run = _new_run(config, runtime, session, provider, policy)
+    run = _new_run(ctx, session)
     return _guarded(run, _sign_in(run, options))
 
 
@@ -373,16 +342,10 @@ def _sign_in(run: _Run, options: SignInOptions) -> Step[str]:
 
 
 def handle_sign_in_callback(
-    config: LogtoConfig,
-    runtime: Runtime,
-    session: SessionState,
-    provider: Provider,
-    callback_url: str,
-    *,
-    policy: ExchangePolicy = DIRECT,
+    ctx: Context, session: SessionState, callback_url: str
 ) -> Flow[IdTokenClaims]:
     """Validate the authorization response, exchange the code, verify the ID token."""
-    run = _new_run(config, runtime, session, provider, policy)
+    run = _new_run(ctx, session)
     return _guarded(run, _handle_callback(run, callback_url))
 
 
@@ -428,39 +391,11 @@ def _handle_callback(run: _Run, callback_url: str) -> Step[IdTokenClaims]:
 # ---- tokens -----------------------------------------------------------------------------
 
 
-def get_access_token(
-    config: LogtoConfig,
-    runtime: Runtime,
-    session: SessionState,
-    provider: Provider,
-    *,
-    resource: str | None = None,
-    organization_id: str | None = None,
-    scopes: Sequence[str] | None = None,
-    policy: ExchangePolicy = DIRECT,
-) -> Flow[str]:
+def get_access_token(ctx: Context, session: SessionState, key: TokenKey) -> Flow[str]:
     """A fresh access token for (resource, organization, scopes): from the cache, or by
     refreshing. ``invalid_grant`` clears the session and gives :class:`SignInRequiredError`."""
-    run = _new_run(config, runtime, session, provider, policy)
-    key = _token_key(resource, organization_id, scopes)
+    run = _new_run(ctx, session)
     return _guarded(run, _access_token(run, key))
-
-
-def cached_access_token(
-    config: LogtoConfig,
-    session: SessionState,
-    now: float,
-    *,
-    resource: str | None = None,
-    organization_id: str | None = None,
-    scopes: Sequence[str] | None = None,
-) -> str | None:
-    """The cached token for that key if it is still fresh; never any I/O. Adapters use it to
-    answer without starting a flow (and without taking the refresh lock)."""
-    cached = session.access_tokens.get(_token_key(resource, organization_id, scopes))
-    if cached is not None and cached.is_fresh(now, config.tokenExpiryMargin):
-        return cached.token
-    return None
 
 
 def check_target(config: LogtoConfig, key: TokenKey) -> None:
@@ -566,17 +501,10 @@ def _stored_claims(session: SessionState) -> IdTokenClaims | None:
 # ---- userinfo ---------------------------------------------------------------------------
 
 
-def fetch_user_info(
-    config: LogtoConfig,
-    runtime: Runtime,
-    session: SessionState,
-    provider: Provider,
-    *,
-    policy: ExchangePolicy = DIRECT,
-) -> Flow[UserInfoResponse]:
+def fetch_user_info(ctx: Context, session: SessionState) -> Flow[UserInfoResponse]:
     """Userinfo with the opaque access token; on 401 ``invalid_token`` refresh once and retry
     once (never a loop)."""
-    run = _new_run(config, runtime, session, provider, policy)
+    run = _new_run(ctx, session)
     return _guarded(run, _user_info(run))
 
 
@@ -595,17 +523,11 @@ def _user_info(run: _Run) -> Step[UserInfoResponse]:
 
 
 def user_info_with_token(
-    config: LogtoConfig,
-    runtime: Runtime,
-    session: SessionState,
-    provider: Provider,
-    access_token: str,
-    *,
-    policy: ExchangePolicy = DIRECT,
+    ctx: Context, session: SessionState, access_token: str
 ) -> Flow[UserInfoResponse]:
     """Userinfo with a given opaque access token, no refresh: a 401 is the caller's to handle
     (the client operation refreshes through the single flight and retries once)."""
-    run = _new_run(config, runtime, session, provider, policy)
+    run = _new_run(ctx, session)
     return _guarded(run, _user_info_once(run, access_token))
 
 
@@ -633,18 +555,13 @@ def _user_info_request(
 
 
 def sign_out_local(
-    config: LogtoConfig,
-    runtime: Runtime,
-    session: SessionState,
-    provider: Provider,
-    *,
-    post_logout_redirect_uri: str | None = None,
+    ctx: Context, session: SessionState, post_logout_redirect_uri: str | None = None
 ) -> Outcome[LocalSignOut]:
     """The part of a sign-out that never waits on the provider: build the end-session URL
     (cached metadata if any, else Logto's fixed path), clear the session's tokens, and hand
     back the refresh token to revoke. No request: this is a plain function, not a flow. An
     invalid ``post_logout_redirect_uri`` fails with the session untouched."""
-    run = _new_run(config, runtime, session, provider)
+    run = _new_run(ctx, session)
     try:
         value = _sign_out_locally(run, post_logout_redirect_uri)
     except LogtoError as error:
@@ -664,20 +581,13 @@ def _sign_out_locally(run: _Run, post_logout_redirect_uri: str | None) -> LocalS
     return LocalSignOut(url=url, to_revoke=to_revoke)
 
 
-def revoke_refresh_token(
-    config: LogtoConfig,
-    runtime: Runtime,
-    provider: Provider,
-    refresh_token: str,
-    *,
-    policy: ExchangePolicy = DIRECT,
-) -> Flow[LogtoError | None]:
+def revoke_refresh_token(ctx: Context, refresh_token: str) -> Flow[LogtoError | None]:
     """Revoke ``refresh_token`` (RFC 7009): discovery when the metadata is not fresh, then the
     revocation request (none when the provider advertises no revocation endpoint). Best
     effort: the outcome's value is the failure, or ``None``; it never carries an error. It
     belongs to no session (the outcome's session is empty and must not be stored): it may run
     after the sign-out that handed the token over has finished."""
-    run = _new_run(config, runtime, SessionState(), provider, policy)
+    run = _new_run(ctx, SessionState())
     return _guarded(run, _revoke(run, refresh_token))
 
 
@@ -694,43 +604,17 @@ def _revoke(run: _Run, refresh_token: str) -> Step[LogtoError | None]:
     return None
 
 
-def sign_out(
-    config: LogtoConfig,
-    runtime: Runtime,
-    session: SessionState,
-    provider: Provider,
-    *,
-    post_logout_redirect_uri: str | None = None,
-    policy: ExchangePolicy = DIRECT,
-) -> Flow[SignOutResult]:
-    """:func:`sign_out_local` then :func:`revoke_refresh_token` in one flow: the session is
-    cleared first, a revocation failure is reported in the result, never blocks the sign-out."""
-    run = _new_run(config, runtime, session, provider, policy)
-    return _guarded(run, _sign_out(run, post_logout_redirect_uri))
-
-
-def _sign_out(run: _Run, post_logout_redirect_uri: str | None) -> Step[SignOutResult]:
-    local = _sign_out_locally(run, post_logout_redirect_uri)
-    revocation_error: LogtoError | None = None
-    if local.to_revoke is not None:
-        revocation_error = yield from _revoke(run, local.to_revoke)
-    return SignOutResult(url=local.url, revocation_error=revocation_error)
-
-
 __all__ = [
     "MAX_REQUESTS_PER_FLOW",
     "Flow",
     "LocalSignOut",
     "Outcome",
-    "SignOutResult",
-    "cached_access_token",
     "check_target",
     "fetch_user_info",
     "get_access_token",
     "handle_sign_in_callback",
     "revoke_refresh_token",
     "sign_in",
-    "sign_out",
     "sign_out_local",
     "user_info_with_token",
 ]

@@ -41,10 +41,10 @@ from typing import Any, TypeVar
 
 from typing_extensions import Unpack
 
-from . import changes, log
+from . import changes, flows, log
 from .callback import matching_attempt
 from .changes import Change, Refreshed, SignedIn
-from .client import LogtoCore, value_or_none
+from .context import Context
 from .enums import InteractionMode
 from .errors import (
     LogtoError,
@@ -196,6 +196,14 @@ class Led:
 # ---- building blocks --------------------------------------------------------------------
 
 
+def value_or_none(outcome: Outcome[T]) -> T | None:
+    """The tutorial's ``getAccessToken`` contract: ``None`` when the user must sign in (not
+    signed in, no refresh token, the grant is dead); any other failure raises."""
+    if isinstance(outcome.error, SignInRequiredError):
+        return None
+    return outcome.unwrap()
+
+
 def required(token: str | None) -> str:
     """``token``, or :class:`SignInRequiredError` when there is none."""
     if token is None:
@@ -224,7 +232,7 @@ def _end_grant(refresh_token: str | None) -> Operation[None]:
 
 
 def sign_in_op(
-    core: LogtoCore,
+    ctx: Context,
     redirectUri: str,
     interactionMode: InteractionMode | str | None = None,
     **params: Unpack[SignInParams],
@@ -232,15 +240,15 @@ def sign_in_op(
     """``signIn``: remember the attempt in the storage, return the authorization URL."""
     options = SignInOptions.of(redirectUri, interactionMode, params)
     before: SessionState = yield LoadSession()
-    outcome = yield from core.sign_in_with(before, options)
-    core.adopt(outcome)
+    outcome = yield from flows.sign_in(ctx, before, options)
+    ctx.adopt(outcome.provider)
     url = outcome.unwrap()
     added = [p for p in outcome.session.pending if p not in before.pending]
-    yield SaveSession(changes.added_pending(added, core.runtime.now()), before.refresh_token)
+    yield SaveSession(changes.added_pending(added, ctx.runtime.now()), before.refresh_token)
     return url
 
 
-def callback_op(core: LogtoCore, callbackUri: object) -> Operation[None]:
+def callback_op(ctx: Context, callbackUri: object) -> Operation[None]:
     """``handleSignInCallback``: check the response, exchange the code, store the tokens.
 
     Concurrent handling of one callback (a double click, a browser retry) makes one code
@@ -253,11 +261,11 @@ def callback_op(core: LogtoCore, callbackUri: object) -> Operation[None]:
     attempt = matching_attempt(url, session.pending)
     if attempt is None:
         # Nothing to coalesce on: the flow says what is wrong (malformed, unknown state).
-        outcome = yield from core.handle_sign_in_callback(session, url)
-        core.adopt(outcome)
+        outcome = yield from flows.handle_sign_in_callback(ctx, session, url)
+        ctx.adopt(outcome.provider)
         outcome.unwrap()
         return
-    ticket = yield Shielded(_claim_callback(core, callback_key(attempt.state), session, url))
+    ticket = yield Shielded(_claim_callback(ctx, callback_key(attempt.state), session, url))
     if isinstance(ticket, Led):  # this caller exchanged the code
         result: SignedIn = ticket.result
     elif isinstance(ticket, Follow):
@@ -272,7 +280,7 @@ def callback_op(core: LogtoCore, callbackUri: object) -> Operation[None]:
 
 
 def _claim_callback(
-    core: LogtoCore, key: str, session: SessionState, url: str
+    ctx: Context, key: str, session: SessionState, url: str
 ) -> Operation[Led | Follow[Any] | Done]:
     """Claim the callback's flight and, when leading, exchange the code and publish the
     result, all shielded: once claimed, the flight is always settled. The result is kept for
@@ -288,8 +296,8 @@ def _claim_callback(
     result = SignedIn(attempt.state, None, None, None, _interrupted("code exchange"))
     closed = False
     try:
-        outcome = yield from core.handle_sign_in_callback(session, url)
-        core.adopt(outcome)
+        outcome = yield from flows.handle_sign_in_callback(ctx, session, url)
+        ctx.adopt(outcome.provider)
         result = SignedIn.of(attempt.state, outcome.session, outcome.error)
     except GeneratorExit:  # closed by its driver: it can no longer yield anything
         closed = True
@@ -312,9 +320,7 @@ def _replaced(saved: Saved) -> Operation[None]:
         yield from _end_grant(old)
 
 
-def sign_out_op(
-    core: LogtoCore, postLogoutRedirectUri: str | None = None
-) -> Operation[LocalSignOut]:
+def sign_out_op(ctx: Context, postLogoutRedirectUri: str | None = None) -> Operation[LocalSignOut]:
     """``signOut``: forget the tokens and build the end-session URL, without any request.
 
     The result hands over the refresh token the storage held, for the adapter to revoke
@@ -322,8 +328,8 @@ def sign_out_op(
     the sign-out. The grant is ended in this process: a refresh in flight cannot store its
     result any more, and a stale copy of the session is treated as signed out."""
     before: SessionState = yield LoadSession()
-    outcome = core.sign_out_local(before, postLogoutRedirectUri)
-    core.adopt(outcome)
+    outcome = flows.sign_out_local(ctx, before, postLogoutRedirectUri)
+    ctx.adopt(outcome.provider)
     local = outcome.unwrap()  # an invalid redirect fails here, before anything is forgotten
     saved: Saved = yield SaveSession(changes.signed_out, before.refresh_token)
     to_revoke = saved.before.refresh_token or local.to_revoke
@@ -333,12 +339,12 @@ def sign_out_op(
     return LocalSignOut(url=local.url, to_revoke=to_revoke)
 
 
-def revoke_op(core: LogtoCore, refresh_token: str) -> Operation[LogtoError | None]:
+def revoke_op(ctx: Context, refresh_token: str) -> Operation[LogtoError | None]:
     """Revoke ``refresh_token`` (RFC 7009): discovery if needed, then the revocation request.
     Best effort: a failure is logged as a warning and returned, never raised. It yields only
     requests (no storage effect), so it can run after the request that signed out is over."""
-    outcome = yield from core.revoke(refresh_token)
-    core.adopt(outcome)
+    outcome = yield from flows.revoke_refresh_token(ctx, refresh_token)
+    ctx.adopt(outcome.provider)
     error = outcome.value  # the flow reports its failure as its value, never as an error
     if error is not None:
         log.revocation_failed(error)
@@ -349,7 +355,7 @@ def revoke_op(core: LogtoCore, refresh_token: str) -> Operation[LogtoError | Non
 
 
 def access_token_op(
-    core: LogtoCore, resource: str | None = None, organizationId: str | None = None
+    ctx: Context, resource: str | None = None, organizationId: str | None = None
 ) -> Operation[Outcome[str]]:
     """A token for (resource, organization): from the cache, or through the grant's single
     flight, so that callers holding one refresh token never present it twice (whatever
@@ -357,33 +363,32 @@ def access_token_op(
     interrupted request or a failing storage did not keep) is adopted, not refreshed again.
     Usage mistakes raise; the outcome carries the rest (:class:`SignInRequiredError` among
     them)."""
-    key = core.token_key(resource, organizationId)
-    core.check_target(key)  # before anything: a wrong resource costs a public client its grant
+    key = ctx.token_key(resource, organizationId)
+    # Before anything: a wrong resource costs a public client its grant.
+    flows.check_target(ctx.config, key)
     session: SessionState = yield LoadSession()
     adopted: set[str] = set()  # flights whose kept result this caller took already
     for _ in range(MAX_ROUNDS):
-        cached = core.cached_access_token(session, resource, organizationId)
+        cached = ctx.cached_access_token(session, resource, organizationId)
         if cached is not None:
-            return Outcome(cached, session, core.provider)
+            return Outcome(cached, session, ctx.provider)
         refresh_token = session.refresh_token
         if refresh_token is None:
             # No grant to coordinate on: the flow says why (and makes no request).
-            return (yield from core.get_access_token(session, resource, organizationId))
+            return (yield from flows.get_access_token(ctx, session, key))
         flight = grant_key(refresh_token)
-        ticket = yield Shielded(
-            _claim_refresh(core, Claim(flight, flight in adopted), session, key)
-        )
+        ticket = yield Shielded(_claim_refresh(ctx, Claim(flight, flight in adopted), session, key))
         if isinstance(ticket, Led):  # this caller led: the refresh is done
             refreshed: Refreshed = ticket.result
             yield SaveSession(changes.refreshed(refresh_token, refreshed), refresh_token)
-            return _answer(core, session, refreshed, key)
+            return _answer(ctx, session, refreshed, key)
         if isinstance(ticket, Ended):
             yield SaveSession(changes.cleared_if(refresh_token), refresh_token)
             error = SignInRequiredError(
                 "this session was signed out (or replaced by another sign-in); sign in again",
                 code="sign_in_required.signed_out",
             )
-            return Outcome(None, session.cleared(), core.provider, error)
+            return Outcome(None, session.cleared(), ctx.provider, error)
         concurrent = isinstance(ticket, Follow)
         refreshed = changes.decode_refreshed(
             (yield AwaitFlight(ticket)) if concurrent else ticket.result
@@ -393,9 +398,9 @@ def access_token_op(
         # this caller wants; its failure); a result kept from an earlier refresh is only
         # adopted (then the next round looks again), except a dead grant, dead for everyone.
         if concurrent and (refreshed.error is not None or refreshed.token_key == key):
-            return _answer(core, saved.after, refreshed, key)
+            return _answer(ctx, saved.after, refreshed, key)
         if refreshed.error is not None and refreshed.dead:
-            return Outcome(None, saved.after, core.provider, copied(refreshed.error))
+            return Outcome(None, saved.after, ctx.provider, copied(refreshed.error))
         adopted.add(flight)
         session = saved.after
     raise TransportError(
@@ -405,17 +410,17 @@ def access_token_op(
 
 
 def _answer(
-    core: LogtoCore, session: SessionState, refreshed: Refreshed, key: TokenKey
+    ctx: Context, session: SessionState, refreshed: Refreshed, key: TokenKey
 ) -> Outcome[str]:
     """The outcome a refresh gives the caller that led or followed it for ``key``."""
     if refreshed.error is not None:
-        return Outcome(None, session, core.provider, copied(refreshed.error))
+        return Outcome(None, session, ctx.provider, copied(refreshed.error))
     assert refreshed.entry is not None and refreshed.token_key == key  # a success cached it
-    return Outcome(refreshed.entry.token, session, core.provider)
+    return Outcome(refreshed.entry.token, session, ctx.provider)
 
 
 def _claim_refresh(
-    core: LogtoCore, claim: Claim, session: SessionState, key: TokenKey
+    ctx: Context, claim: Claim, session: SessionState, key: TokenKey
 ) -> Operation[Led | Follow[Any] | Done | Ended]:
     """Claim the grant's flight and, when leading, refresh and publish, all shielded: once
     claimed, the flight is always settled, whatever happens to the caller. A result that
@@ -429,10 +434,8 @@ def _claim_refresh(
     result = Refreshed(None, None, key, None, _interrupted("refresh"))
     closed = False
     try:
-        outcome = yield from core.get_access_token(
-            session, key.resource, key.organization_id, key.scopes
-        )
-        core.adopt(outcome)
+        outcome = yield from flows.get_access_token(ctx, session, key)
+        ctx.adopt(outcome.provider)
         result = Refreshed.between(session, outcome.session, key, outcome.error)
     except GeneratorExit:  # closed by its driver: it can no longer yield anything
         closed = True
@@ -460,31 +463,29 @@ def _interrupted(what: str) -> TransportError:
     )
 
 
-def get_access_token_op(core: LogtoCore, resource: str = "") -> Operation[str | None]:
+def get_access_token_op(ctx: Context, resource: str = "") -> Operation[str | None]:
     """``getAccessToken``: ``None`` when the user must sign in; other failures raise."""
-    return value_or_none((yield from access_token_op(core, resource or None)))
+    return value_or_none((yield from access_token_op(ctx, resource or None)))
 
 
-def access_token_claims_op(core: LogtoCore, resource: str = "") -> Operation[AccessTokenClaims]:
+def access_token_claims_op(ctx: Context, resource: str = "") -> Operation[AccessTokenClaims]:
     """``getAccessTokenClaims``: the claims of :func:`get_access_token_op`'s token."""
-    token = yield from get_access_token_op(core, resource)
-    return core.access_token_claims(required(token))
+    token = yield from get_access_token_op(ctx, resource)
+    return ctx.access_token_claims(required(token))
 
 
-def organization_token_op(core: LogtoCore, organizationId: str) -> Operation[str | None]:
+def organization_token_op(ctx: Context, organizationId: str) -> Operation[str | None]:
     """``getOrganizationToken``: ``None`` when the user must sign in."""
-    return value_or_none((yield from access_token_op(core, None, organizationId)))
+    return value_or_none((yield from access_token_op(ctx, None, organizationId)))
 
 
-def organization_token_claims_op(
-    core: LogtoCore, organizationId: str
-) -> Operation[AccessTokenClaims]:
+def organization_token_claims_op(ctx: Context, organizationId: str) -> Operation[AccessTokenClaims]:
     """``getOrganizationTokenClaims``: the claims of the organization token."""
-    token = yield from organization_token_op(core, organizationId)
-    return core.access_token_claims(required(token))
+    token = yield from organization_token_op(ctx, organizationId)
+    return ctx.access_token_claims(required(token))
 
 
-def user_info_op(core: LogtoCore) -> Operation[UserInfoResponse]:
+def user_info_op(ctx: Context) -> Operation[UserInfoResponse]:
     """``fetchUserInfo``, with the opaque access token obtained through the single flight.
     A 401 from userinfo drops that token and tries once more with a new one (never a loop).
     A grant that died on the way is reported as such."""
@@ -492,9 +493,9 @@ def user_info_op(core: LogtoCore) -> Operation[UserInfoResponse]:
         session: SessionState = yield LoadSession()
         if not session.is_authenticated:
             raise SignInRequiredError("not signed in", code="sign_in_required.not_signed_in")
-        token = (yield from access_token_op(core)).unwrap()
-        outcome = yield from core.user_info_with_token(session, token)
-        core.adopt(outcome)
+        token = (yield from access_token_op(ctx)).unwrap()
+        outcome = yield from flows.user_info_with_token(ctx, session, token)
+        ctx.adopt(outcome.provider)
         error = outcome.error
         if (
             attempt == 0

@@ -74,9 +74,9 @@ class DirectSignIn:
 
 
 class SignInParams(TypedDict, total=False):
-    """The keyword options of ``signIn``, declared once: both clients, the operation and
-    :meth:`~logto_core.client.LogtoCore.sign_in` take them as ``**Unpack[SignInParams]``
-    and :meth:`SignInOptions.of` turns them into the one value the protocol step reads."""
+    """The keyword options of ``signIn``, declared once: both clients and the operation take
+    them as ``**Unpack[SignInParams]``, and :meth:`SignInOptions.of` turns them into the one
+    value the flow reads."""
 
     firstScreen: FirstScreen | str | None
     identifiers: Sequence[Identifier | str] | None
@@ -141,6 +141,8 @@ class SignInOptions:
     ) -> SignInOptions:
         """The options of one ``signIn(redirectUri, interactionMode, **params)`` call; an
         unknown keyword (a typo such as ``loginhint``) is refused, not ignored."""
+        if not params:  # the common case: nothing to check or rename
+            return cls(redirect_uri, interaction_mode)
         unknown = sorted(name for name in params if name not in _PARAM_FIELDS)
         if unknown:
             raise LogtoUsageError(

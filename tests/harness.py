@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from logto_core.client import LogtoCore
 from logto_core.config import LogtoConfig
 from logto_core.driver import run_sync
 from logto_core.errors import TransportError
@@ -14,6 +13,7 @@ from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import Runtime
 from logto_core.session import SessionState
 from logto_core.testing import TestProvider
+from tests.core_facade import CoreFacade
 
 ENDPOINT = "http://127.0.0.1:3001"
 REDIRECT = "http://127.0.0.1:5000/callback"
@@ -87,13 +87,13 @@ class Harness:
     client_id: str = "web"
     config_overrides: dict[str, Any] = field(default_factory=dict)
     provider: TestProvider = field(init=False)
-    core: LogtoCore = field(init=False)
+    core: CoreFacade = field(init=False)
     sessions: dict[str, SessionState] = field(default_factory=dict)
     fail_next: list[TransportError] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.provider = make_provider(self.clock)
-        self.core = LogtoCore(
+        self.core = CoreFacade(
             make_config(self.client_id, **self.config_overrides), runtime=Runtime(clock=self.clock)
         )
 
@@ -106,7 +106,7 @@ class Harness:
 
     def run(self, name: str, flow: Flow[T]) -> Outcome[T]:
         outcome = run_sync(flow, self.send)
-        self.core.adopt(outcome)
+        self.core.adopt(outcome.provider)
         self.sessions[name] = outcome.session
         return outcome
 

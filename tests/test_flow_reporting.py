@@ -195,7 +195,7 @@ def test_invalid_client_for_an_unknown_app() -> None:
     h.sign_in()
     h.clock.advance(7200)
     h.core = type(h.core)(make_config("nobody", appSecret=SECRET), runtime=h.core.runtime)
-    h.core._cache = ProviderCache()
+    h.core.cache = ProviderCache()
     error = h.token(resource=API).error
     assert isinstance(error, OAuthError) and error.code == "oauth.invalid_client"
     assert "check appId and endpoint" in str(error)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from logto_core.client import LogtoCore, value_or_none
+from logto_core.context import Context
 from logto_core.driver import MAX_REQUESTS_PER_FLOW, FlowLimitError, run_async, run_sync
 from logto_core.errors import (
     CallbackError,
@@ -20,10 +20,12 @@ from logto_core.errors import (
 )
 from logto_core.flows import Flow, Outcome
 from logto_core.http import HttpRequest, HttpResponse
+from logto_core.operations import value_or_none
 from logto_core.provider_state import ProviderCache, ProviderState, newest
 from logto_core.session import SessionState, TokenKey
 from logto_core.sleep import Sleep
 from logto_core.testing import Fault
+from tests.core_facade import CoreFacade
 from tests.harness import API, API2, ENDPOINT, HOME, REDIRECT, Harness
 
 
@@ -268,7 +270,7 @@ def test_sign_out_succeeds_locally_when_revocation_fails() -> None:
     h = Harness()
     h.sign_in()
     h.fail_next.append(TransportError("refused", code="transport.connection"))
-    h.core._cache = ProviderCache()  # force a discovery request, which fails
+    h.core.cache = ProviderCache()  # force a discovery request, which fails
     result = h.run("s", h.core.sign_out(h.session(), HOME)).unwrap()
     assert isinstance(result.revocation_error, TransportError)
     assert not h.session().is_authenticated
@@ -281,7 +283,7 @@ def test_local_sign_out_makes_no_request_and_hands_the_refresh_token_over() -> N
     session = h.session()
     refresh = session.refresh_token
     assert refresh is not None and session.id_token is not None
-    h.core._cache = ProviderCache()  # no metadata: Logto's fixed end-session path
+    h.core.cache = ProviderCache()  # no metadata: Logto's fixed end-session path
     before = len(h.provider.log)
     outcome = h.core.sign_out_local(session, HOME)
     local = outcome.unwrap()
@@ -314,7 +316,7 @@ def test_revoke_refresh_token_touches_no_session() -> None:
     h.sign_in()
     refresh = h.session().refresh_token
     assert refresh is not None
-    h.core._cache = ProviderCache()  # the revocation needs discovery first
+    h.core.cache = ProviderCache()  # the revocation needs discovery first
     outcome = run_sync(h.core.revoke(refresh), h.send)
     assert outcome.error is None and outcome.value is None
     assert outcome.session == SessionState()
@@ -333,7 +335,7 @@ def test_revoke_refresh_token_reports_failures_as_its_value() -> None:
     assert outcome.error is None and isinstance(outcome.value, TransportError)
     assert outcome.value.status == 503
     h.fail_next.append(TransportError("refused", code="transport.connection"))
-    h.core._cache = ProviderCache()
+    h.core.cache = ProviderCache()
     outcome = run_sync(h.core.revoke(refresh), h.send)
     assert isinstance(outcome.value, TransportError) and outcome.provider.metadata is None
 
@@ -404,10 +406,10 @@ def test_provider_state_merge_and_export() -> None:
     assert newest(ProviderState(), state) == state
     assert newest(state, ProviderState()) == state
     assert ProviderState.from_json(ProviderState().to_json()) == ProviderState()
-    core = LogtoCore(h.core.config, runtime=h.core.runtime, provider=restored)
+    core = CoreFacade(h.core.config, runtime=h.core.runtime, provider=restored)
     assert core.provider is restored
     with pytest.raises(LogtoUsageError):
-        LogtoCore({"endpoint": "x"})  # type: ignore[arg-type]
+        Context({"endpoint": "x"})  # type: ignore[arg-type]
 
 
 def test_cache_expiry_from_the_jwts_own_lifetime_when_expires_in_is_missing() -> None:
@@ -467,7 +469,7 @@ def test_sign_out_without_revocation_endpoint() -> None:
     h.sign_in()
     metadata = h.core.provider.metadata
     assert metadata is not None
-    h.core._cache = ProviderCache(
+    h.core.cache = ProviderCache(
         ProviderState(metadata.model_copy(update={"revocation_endpoint": None}), h.clock.now)
     )
     refresh = h.session().refresh_token
@@ -486,8 +488,8 @@ def test_metadata_is_refetched_when_the_clock_goes_backwards() -> None:
 
 
 def test_token_key_normalises() -> None:
-    assert LogtoCore.token_key("", "", []) == TokenKey()
-    assert LogtoCore.token_key(API, "o", ["b", "a", "b"]) == TokenKey(API, "o", ("a", "b"))
+    assert Context.token_key("", "", []) == TokenKey()
+    assert Context.token_key(API, "o", ["b", "a", "b"]) == TokenKey(API, "o", ("a", "b"))
 
 
 def test_async_driver_passes_transport_errors_into_the_flow() -> None:
@@ -584,7 +586,7 @@ def test_drivers_of_bare_flows_do_their_waits() -> None:
         ]
 
     for run in runs():
-        h.core._cache = ProviderCache()
+        h.core.cache = ProviderCache()
         h.provider.faults.add(
             Fault(endpoint="discovery", status=503, headers={"retry-after": "2"}, times=1)
         )

@@ -357,7 +357,7 @@ def test_revoke_op_learns_metadata_and_logs_failures_without_raising(
     refresh = fake.session.refresh_token
     assert refresh is not None
     caplog.set_level(logging.WARNING, logger=LOGGER_NAME)
-    h.core._cache = ProviderCache()
+    h.core.cache = ProviderCache()
     fake.fail[HttpRequest] = TransportError("refused", code="transport.connection")
     error = fake.run(ops.revoke_op(h.core, refresh))
     assert isinstance(error, TransportError) and error.code == "transport.connection"

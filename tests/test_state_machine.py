@@ -27,7 +27,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from logto_core.client import LogtoCore
+from logto_core.context import Context
 from logto_core.enums import ORGANIZATION_URN_PREFIX
 from logto_core.errors import (
     CallbackError,
@@ -287,7 +287,7 @@ class ClientFlows(RuleBasedStateMachine):
         if key.resource is None and key.organization_id is None:
             assert token.count(".") != 2, "the opaque (no resource) token is a JWT"
             return
-        claims = LogtoCore.access_token_claims(token)
+        claims = Context.access_token_claims(token)
         audience = key.resource or ORGANIZATION_URN_PREFIX + str(key.organization_id)
         assert claims.aud == audience, f"token for {key} has aud {claims.aud!r}"
         assert claims.sub == sub
@@ -514,7 +514,7 @@ class ClientFlows(RuleBasedStateMachine):
             }
             if session.id_token is not None:
                 # The signed-in user changes only through a successful callback.
-                assert LogtoCore.id_token_claims(session).sub == model.sub
+                assert Context.id_token_claims(session).sub == model.sub
             for key, cached in session.access_tokens.items():
                 self._check_access_token(key, cached.token, model.sub)
 

@@ -26,8 +26,8 @@ from typing import TypeVar
 from typing_extensions import Unpack
 
 from logto_core import operations as ops
-from logto_core.client import LogtoCore
 from logto_core.config import LogtoConfig
+from logto_core.context import Context
 from logto_core.coordination import AsyncCoordinator
 from logto_core.enums import InteractionMode
 from logto_core.errors import LogtoError
@@ -79,7 +79,7 @@ class Logto(ForkSafe):
         )
         runtime = options.get("runtime")
         self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
-        self.core = LogtoCore(
+        self.core = Context(
             config,
             runtime=self.runtime,
             provider_cache=options.get("provider_cache"),
@@ -204,21 +204,19 @@ class LogtoSession:
     single flight, locks) belongs to the :class:`Logto` it came from."""
 
     # unasync: async only
-    __slots__ = ("_last", "logto", "storage")
+    __slots__ = ("_last", "core", "logto", "storage")
     # unasync: else
-    # __slots__ = ("logto", "storage")
+    # __slots__ = ("core", "logto", "storage")
     # unasync: end
 
     def __init__(self, logto: Logto, storage: AnyStorage | None = None) -> None:
         self.logto = logto
+        self.core: Context = logto.core
+        """The protocol side (configuration, runtime, provider cache): the app's."""
         self.storage: AnyStorage = storage if storage is not None else MemoryStorage()
         # unasync: async only
         self._last: SessionState | None = None
         # unasync: end
-
-    @property
-    def core(self) -> LogtoCore:
-        return self.logto.core
 
     @property
     def config(self) -> LogtoConfig:

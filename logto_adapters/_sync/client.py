@@ -24,8 +24,8 @@ from typing import TypeVar
 from typing_extensions import Unpack
 
 from logto_core import operations as ops
-from logto_core.client import LogtoCore
 from logto_core.config import LogtoConfig
+from logto_core.context import Context
 from logto_core.coordination import Coordinator
 from logto_core.enums import InteractionMode
 from logto_core.errors import LogtoError
@@ -77,7 +77,7 @@ class Logto(ForkSafe):
         )
         runtime = options.get("runtime")
         self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
-        self.core = LogtoCore(
+        self.core = Context(
             config,
             runtime=self.runtime,
             provider_cache=options.get("provider_cache"),
@@ -199,15 +199,13 @@ class LogtoSession:
     :meth:`Logto.session`, one per request. Everything but the storage (connections, caches,
     single flight, locks) belongs to the :class:`Logto` it came from."""
 
-    __slots__ = ("logto", "storage")
+    __slots__ = ("core", "logto", "storage")
 
     def __init__(self, logto: Logto, storage: AnyStorage | None = None) -> None:
         self.logto = logto
+        self.core: Context = logto.core
+        """The protocol side (configuration, runtime, provider cache): the app's."""
         self.storage: AnyStorage = storage if storage is not None else MemoryStorage()
-
-    @property
-    def core(self) -> LogtoCore:
-        return self.logto.core
 
     @property
     def config(self) -> LogtoConfig:

@@ -12,6 +12,7 @@ import concurrent.futures
 import contextvars
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import TypedDict, TypeVar
 
 import requests
@@ -194,11 +195,11 @@ class Revocations:
 
 def read_now(storage: Storage) -> SessionState:
     """The stored session."""
-    return SessionState.load(lambda key: _get(storage, key))
+    return SessionState.load(partial(_get, storage))
 
 
-def read(storage: Storage) -> SessionState:
-    return read_now(storage)
+read = read_now
+"""A blocking storage is read the same way by the plain getters and by operations."""
 
 
 def write(storage: Storage, session: SessionState) -> None:

@@ -71,10 +71,10 @@ def test_a_tampered_request_is_refused_without_redirect() -> None:
 def test_flow_through_the_page_signs_in() -> None:
     clock = FakeClock()
     provider = make_provider(clock)
-    from logto_core.client import LogtoCore
     from logto_core.driver import run_sync
+    from tests.core_facade import CoreFacade
 
-    core = LogtoCore(make_config(), runtime=Runtime(clock=clock))
+    core = CoreFacade(make_config(), runtime=Runtime(clock=clock))
     outcome = run_sync(core.sign_in(SessionState(), REDIRECT), provider.handle)
     page = provider.handle(HttpRequest.get(outcome.unwrap()))
     _, location, _ = _submit(provider, page.body, username="bob", action="approve")
