@@ -27,10 +27,10 @@ from logto_core.config import LogtoConfig
 from logto_core.context import Context
 from logto_core.driver import run_sync
 from logto_core.http import HttpResponse
-from logto_core.id_token import verify_id_token
+from logto_core.protocol.id_token import verify_id_token
+from logto_core.protocol.signin_url import SignInOptions
 from logto_core.runtime import Runtime
 from logto_core.session import SessionState
-from logto_core.signin_url import SignInOptions
 from logto_core.testing import TestProvider
 
 from .harness import APP_ID, APP_SECRET, REDIRECT, Clock, setup_provider, user_name

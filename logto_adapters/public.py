@@ -32,7 +32,6 @@ from logto_core.errors import (
     TokenValidationError,
     TransportError,
 )
-from logto_core.id_token import UnknownKeyError
 from logto_core.models import (
     AccessTokenClaims,
     IdTokenClaims,
@@ -40,7 +39,8 @@ from logto_core.models import (
     TokenResponse,
     UserInfoResponse,
 )
-from logto_core.signin_url import DirectSignIn, SignInParams
+from logto_core.protocol.id_token import UnknownKeyError
+from logto_core.protocol.signin_url import DirectSignIn, SignInParams
 from logto_core.storage import MemoryStorage, Storage
 
 LogtoException = LogtoError

@@ -48,7 +48,7 @@ from .errors import (
     TokenValidationError,
     TransportError,
 )
-from .id_token import UnknownKeyError
+from .protocol.id_token import UnknownKeyError
 from .testing._wire import Rejection
 
 __all__ = ["CODES", "ErrorCode", "describe", "markdown"]

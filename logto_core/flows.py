@@ -39,10 +39,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 from . import log, reporting
-from .callback import parse_callback
 from .config import LogtoConfig
-from .discovery import build_discovery_request, parse_discovery_response
-from .end_session import build_end_session_url
 from .enums import ORGANIZATION_URN_PREFIX
 from .errors import (
     FlowLimitError,
@@ -54,12 +51,6 @@ from .errors import (
 )
 from .exchange import exchange
 from .http import HttpRequest, HttpResponse
-from .id_token import (
-    allowed_algorithms,
-    check_id_token,
-    check_refreshed_id_token,
-    unknown_key_error,
-)
 from .jose.jwt import decode_id_token_claims, decode_unverified
 from .jose.keys import (
     NEED_KEYS,
@@ -70,15 +61,24 @@ from .jose.keys import (
     retry_unknown_key,
 )
 from .models import IdTokenClaims, OidcProviderMetadata, TokenResponse, UserInfoResponse
+from .protocol.callback import parse_callback
+from .protocol.discovery import build_discovery_request, parse_discovery_response
+from .protocol.end_session import build_end_session_url
+from .protocol.id_token import (
+    allowed_algorithms,
+    check_id_token,
+    check_refreshed_id_token,
+    unknown_key_error,
+)
+from .protocol.revocation import build_revocation_request, parse_revocation_response
+from .protocol.signin_url import SignInOptions, build_sign_in
+from .protocol.token_endpoint import build_code_exchange, build_refresh, parse_token_response
+from .protocol.userinfo import build_userinfo_request, parse_userinfo_response
 from .provider_state import ProviderCache, ProviderState, newest
-from .revocation import build_revocation_request, parse_revocation_response
 from .runtime import Runtime
 from .session import UNKNOWN_LIFETIME, CachedAccessToken, SessionState, TokenKey
-from .signin_url import SignInOptions, build_sign_in
 from .sleep import Sleep
-from .token_endpoint import build_code_exchange, build_refresh, parse_token_response
 from .transport_policy import DIRECT, ExchangePolicy
-from .userinfo import build_userinfo_request, parse_userinfo_response
 
 if TYPE_CHECKING:  # the context holds flows' inputs; it imports nothing of theirs at run time
     from .context import Context

@@ -44,7 +44,7 @@ class OidcProviderMetadata(BaseModel):
     whether or not the SDK uses it, so that a mistyped document is refused as a whole rather
     than read in part. The members section 3 marks REQUIRED have no default. Unknown members
     are kept as they are. The checks that need the configuration (issuer, https endpoints,
-    what the SDK needs the provider to support) are in :mod:`logto_core.discovery`.
+    what the SDK needs the provider to support) are in :mod:`logto_core.protocol.discovery`.
     """
 
     model_config = ConfigDict(extra="allow", frozen=True, strict=True)

@@ -42,7 +42,6 @@ from typing import Any, TypeVar
 from typing_extensions import Unpack
 
 from . import changes, flows, log
-from .callback import matching_attempt
 from .changes import Change, Refreshed, SignedIn
 from .context import Context
 from .enums import InteractionMode
@@ -55,8 +54,9 @@ from .errors import (
 from .flows import LocalSignOut, Outcome
 from .http import HttpRequest
 from .models import AccessTokenClaims, UserInfoResponse
+from .protocol.callback import matching_attempt
+from .protocol.signin_url import SignInOptions, SignInParams
 from .session import PENDING_SIGN_IN_TTL, SessionState, TokenKey
-from .signin_url import SignInOptions, SignInParams
 from .singleflight import (
     KEEP_SECONDS,
     SUCCESSION_KEEP,

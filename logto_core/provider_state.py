@@ -17,11 +17,11 @@ from pydantic import ValidationError
 
 from . import json_strict
 from .config import LogtoConfig
-from .discovery import check_metadata
 from .errors import DiscoveryError, LogtoUsageError, ProviderError
 from .http import MAX_BODY_BYTES
 from .jose.keys import KeySet, refetch_allowed
 from .models import OidcProviderMetadata
+from .protocol.discovery import check_metadata
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,8 @@ from . import hints
 from .config import LogtoConfig
 from .errors import LogtoError, OAuthError
 from .http import HttpRequest
+from .protocol.token_endpoint import client_authentication
 from .scrub import Scrubber, request_secrets
-from .token_endpoint import client_authentication
 
 T = TypeVar("T")
 

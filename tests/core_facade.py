@@ -20,8 +20,8 @@ from logto_core.enums import InteractionMode
 from logto_core.errors import LogtoError
 from logto_core.flows import Flow, LocalSignOut, Outcome
 from logto_core.models import IdTokenClaims, UserInfoResponse
+from logto_core.protocol.signin_url import SignInOptions, SignInParams
 from logto_core.session import SessionState, TokenKey
-from logto_core.signin_url import SignInOptions, SignInParams
 
 
 @dataclass(frozen=True, slots=True)

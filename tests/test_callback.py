@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logto_core.callback import MAX_QUERY_FIELDS, CallbackResult, parse_callback
 from logto_core.errors import CallbackError, LogtoError, OAuthError
+from logto_core.protocol.callback import MAX_QUERY_FIELDS, CallbackResult, parse_callback
 from logto_core.session import PENDING_SIGN_IN_TTL, PendingSignIn
 
 ISSUER = "https://tenant.logto.app/oidc"

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logto_core.discovery import build_discovery_request, parse_discovery_response
 from logto_core.errors import (
     DiscoveryError,
     LogtoError,
@@ -16,6 +15,7 @@ from logto_core.errors import (
     TransportError,
 )
 from logto_core.http import HttpResponse
+from logto_core.protocol.discovery import build_discovery_request, parse_discovery_response
 from tests.factories import ISSUER, config, discovery_document, json_response
 
 

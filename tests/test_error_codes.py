@@ -339,12 +339,16 @@ _CITED = re.compile(r"`([a-z_]+\.[a-z_]+)`")
 
 
 def _names_a_function(text: str) -> bool:
-    """``callback.parse_callback``: a module of logto_core and one of its names."""
+    """``callback.parse_callback``: a module of logto_core (or of its subpackages) and one
+    of its names."""
     module, name = text.split(".")
-    try:
-        return hasattr(importlib.import_module(f"logto_core.{module}"), name)
-    except ImportError:
-        return False
+    for package in ("logto_core", "logto_core.protocol", "logto_core.jose"):
+        try:
+            if hasattr(importlib.import_module(f"{package}.{module}"), name):
+                return True
+        except ImportError:
+            continue
+    return False
 
 
 DOCS = ["security.md", "tutorial.md", "storage.md", "architecture.md", "test-provider.md"]

@@ -13,15 +13,15 @@ from hypothesis import strategies as st
 from joserfc.jwk import generate_key
 
 from logto_core.errors import JwksError, LogtoError, TokenValidationError
-from logto_core.id_token import (
+from logto_core.jose.jwt import MAX_TOKEN_BYTES
+from logto_core.jose.keys import SUPPORTED_ALGORITHMS, KeySet
+from logto_core.models import IdTokenClaims
+from logto_core.protocol.id_token import (
     UnknownKeyError,
     allowed_algorithms,
     check_refreshed_id_token,
     verify_id_token,
 )
-from logto_core.jose.jwt import MAX_TOKEN_BYTES
-from logto_core.jose.keys import SUPPORTED_ALGORITHMS, KeySet
-from logto_core.models import IdTokenClaims
 from tests.jwt_factory import (
     ACCESS_TOKEN,
     ALL_ALGORITHMS,

@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logto_core.discovery import parse_discovery_response
 from logto_core.errors import LogtoError, OAuthError, ProviderResponseError
 from logto_core.http import HttpResponse
 from logto_core.jose.jwt import decode_unverified
@@ -29,10 +28,11 @@ from logto_core.json_strict import (
     StrictJsonError,
     loads,
 )
+from logto_core.protocol.discovery import parse_discovery_response
+from logto_core.protocol.token_endpoint import parse_token_response
+from logto_core.protocol.userinfo import parse_userinfo_response
 from logto_core.provider_state import ProviderState
 from logto_core.responses import read_object
-from logto_core.token_endpoint import parse_token_response
-from logto_core.userinfo import parse_userinfo_response
 from tests.factories import config, discovery_document
 from tests.jwt_factory import NOW, b64, jwks_body
 

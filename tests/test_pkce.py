@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logto_core.errors import LogtoError, LogtoUsageError
-from logto_core.pkce import (
+from logto_core.protocol.pkce import (
     RANDOM_BYTES,
     UNRESERVED_CHARACTERS,
     code_challenge_s256,

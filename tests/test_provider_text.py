@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logto_core.callback import parse_callback
 from logto_core.errors import (
     CallbackError,
     OAuthError,
@@ -21,6 +20,7 @@ from logto_core.errors import (
 )
 from logto_core.excerpts import MESSAGE_CHARS
 from logto_core.http import HttpResponse
+from logto_core.protocol.callback import parse_callback
 from logto_core.responses import raise_for_status, read_object
 from logto_core.session import PendingSignIn
 

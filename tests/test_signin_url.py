@@ -21,15 +21,15 @@ from logto_core.enums import (
     UserInfoScope,
 )
 from logto_core.errors import LogtoUsageError
-from logto_core.pkce import code_challenge_s256, is_valid_code_verifier
-from logto_core.runtime import Runtime
-from logto_core.signin_url import (
+from logto_core.protocol.pkce import code_challenge_s256, is_valid_code_verifier
+from logto_core.protocol.signin_url import (
     OPTIONAL_PARAMETERS,
     RESERVED_PARAMETERS,
     DirectSignIn,
     SignInOptions,
     build_sign_in,
 )
+from logto_core.runtime import Runtime
 
 ENDPOINT = "https://tenant.logto.app/oidc/auth"
 REDIRECT = "https://app.example.com/callback"

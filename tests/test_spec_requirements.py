@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from logto_core.discovery import parse_discovery_response
 from logto_core.errors import LogtoError, OAuthError, TransportError
 from logto_core.http import HttpResponse
 from logto_core.jose.keys import parse_jwks_response
-from logto_core.revocation import parse_revocation_response
-from logto_core.token_endpoint import parse_token_response
-from logto_core.userinfo import parse_userinfo_response
+from logto_core.protocol.discovery import parse_discovery_response
+from logto_core.protocol.revocation import parse_revocation_response
+from logto_core.protocol.token_endpoint import parse_token_response
+from logto_core.protocol.userinfo import parse_userinfo_response
 from tests.factories import ISSUER, config, discovery_document
 from tests.jwt_factory import NOW, jwks_body
 

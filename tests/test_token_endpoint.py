@@ -18,14 +18,14 @@ from logto_core.errors import (
     TransportError,
 )
 from logto_core.http import HttpRequest, HttpResponse
-from logto_core.session import PendingSignIn
-from logto_core.token_endpoint import (
+from logto_core.protocol.token_endpoint import (
     build_client_credentials,
     build_code_exchange,
     build_refresh,
     client_authentication,
     parse_token_response,
 )
+from logto_core.session import PendingSignIn
 from tests.factories import ISSUER, config, json_response, metadata
 
 ATTEMPT = PendingSignIn(

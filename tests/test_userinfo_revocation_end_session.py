@@ -4,7 +4,6 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
 
-from logto_core.end_session import build_end_session_url
 from logto_core.errors import (
     LogtoUsageError,
     OAuthError,
@@ -13,8 +12,9 @@ from logto_core.errors import (
     TransportError,
 )
 from logto_core.http import HttpResponse
-from logto_core.revocation import build_revocation_request, parse_revocation_response
-from logto_core.userinfo import build_userinfo_request, parse_userinfo_response
+from logto_core.protocol.end_session import build_end_session_url
+from logto_core.protocol.revocation import build_revocation_request, parse_revocation_response
+from logto_core.protocol.userinfo import build_userinfo_request, parse_userinfo_response
 from tests.factories import ISSUER, config, json_response, metadata
 
 

@@ -31,9 +31,9 @@ from logto_core.enums import InteractionMode
 from logto_core.errors import LogtoError
 from logto_core.http import HttpRequest
 from logto_core.models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
+from logto_core.protocol.signin_url import SignInParams
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 from logto_core.session import SessionState
-from logto_core.signin_url import SignInParams
 from logto_core.sleep import Sleep
 from logto_core.storage import MemoryStorage
 
@@ -224,9 +224,9 @@ class LogtoSession:
         **options: Unpack[SignInParams],
     ) -> str:
         """Start a sign-in: remember the attempt in the storage and return the URL to redirect
-        the browser to. The keyword options are :class:`~logto_core.signin_url.SignInParams`'s
-        (``firstScreen``, ``identifiers``, ``directSignIn``, ``loginHint``, ``prompt``,
-        ``organizationId``, ``uiLocales``, ``maxAge``, ``extraParams``)."""
+        the browser to. The keyword options (``SignInParams``) are ``firstScreen``,
+        ``identifiers``, ``directSignIn``, ``loginHint``, ``prompt``, ``organizationId``,
+        ``uiLocales``, ``maxAge`` and ``extraParams``; an unknown one is refused."""
         return self._do(ops.sign_in_op(self.core, redirectUri, interactionMode, **options))
 
     def handleSignInCallback(self, callbackUri: object) -> None:

@@ -7,7 +7,7 @@
   what may follow an unknown ``kid`` (:func:`~logto_core.jose.keys.retry_unknown_key`);
 * :mod:`logto_core.jose.chain` - the verification chain every JWT goes through, under a
   :class:`~logto_core.jose.chain.JwtRules` value for its kind (ID tokens:
-  :mod:`logto_core.id_token`).
+  :mod:`logto_core.protocol.id_token`).
 
 Everything here is pure: the time arrives as ``now``, the keys as a value.
 """

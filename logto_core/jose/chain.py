@@ -15,7 +15,7 @@
    other required claim.
 
 Only the facts of one kind of token are in the rules: the ID token's are built by
-:func:`logto_core.id_token.id_token_rules`, which adds the nonce and ``at_hash`` after the
+:func:`logto_core.protocol.id_token.id_token_rules`, which adds the nonce and ``at_hash`` after the
 chain. Every failure is a :class:`~logto_core.errors.TokenValidationError` whose ``code`` is
 the rules' ``code_prefix`` and one of :data:`CHECK_CODES` (``id_token.expired``), naming the
 claim or header parameter at fault; the messages name the token by the rules' ``name``.

@@ -2,7 +2,7 @@
 
 These helpers split a token, check its shape strictly and return the JSON header and claims.
 They never check a signature: :mod:`logto_core.jose.chain` does that (for ID tokens through
-:mod:`logto_core.id_token`), and the other helpers here only read tokens the client already
+:mod:`logto_core.protocol.id_token`), and the other helpers here only read tokens the client already
 trusts (a stored, verified ID token) or merely displays (its own access tokens, which only the
 API receiving them must verify).
 
@@ -156,7 +156,7 @@ def decode_id_token_claims(token: str) -> IdTokenClaims:
     """Decode the claims of a stored ID token that was verified when it was received.
 
     Never use it on a token fresh from the network: use
-    :func:`logto_core.id_token.verify_id_token` instead.
+    :func:`logto_core.protocol.id_token.verify_id_token` instead.
     Raises :class:`TokenValidationError` (``jwt.malformed`` or ``jwt.claims_invalid``).
     """
     _, claims = decode_unverified(token)

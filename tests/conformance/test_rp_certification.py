@@ -21,7 +21,7 @@ from logto_core.errors import (
     LogtoUsageError,
     TokenValidationError,
 )
-from logto_core.id_token import UnknownKeyError
+from logto_core.protocol.id_token import UnknownKeyError
 from logto_core.session import StorageKey
 from logto_core.storage import Storage
 from logto_core.testing import Fault

@@ -108,7 +108,7 @@ def write_reproducer(
         "import sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
         "from math import inf, nan  # noqa: F401  (repr of floats)\n"
-        "from logto_core.signin_url import SignInOptions  # noqa: F401  (repr of options)\n"
+        "from logto_core.protocol.signin_url import SignInOptions  # noqa: F401  (repr of options)\n"
         "from tests.fuzz.targets import TARGETS\n"
         f"VALUE = {value!r}\n"
         f"TARGETS[{target!r}].check(VALUE)\n",

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlencode
 from joserfc.jwk import Key, generate_key
 from joserfc.jws import JWSRegistry
 
-from logto_core.signin_url import RESERVED_PARAMETERS, SignInOptions
+from logto_core.protocol.signin_url import RESERVED_PARAMETERS, SignInOptions
 from tests import jwt_factory as jf
 
 from . import mutate as m

@@ -26,13 +26,9 @@ from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 from hypothesis import strategies as st
 
-from logto_core.callback import parse_callback
 from logto_core.config import LogtoConfig
-from logto_core.discovery import parse_discovery_response
-from logto_core.end_session import build_end_session_url
 from logto_core.errors import LogtoError
 from logto_core.http import HttpResponse
-from logto_core.id_token import verify_id_token
 from logto_core.jose.jwt import (
     b64url_encode,
     decode_access_token_claims,
@@ -41,14 +37,18 @@ from logto_core.jose.jwt import (
 )
 from logto_core.jose.keys import parse_jwks_response
 from logto_core.models import OidcProviderMetadata
-from logto_core.pkce import code_challenge_s256
+from logto_core.protocol.callback import parse_callback
+from logto_core.protocol.discovery import parse_discovery_response
+from logto_core.protocol.end_session import build_end_session_url
+from logto_core.protocol.id_token import verify_id_token
+from logto_core.protocol.pkce import code_challenge_s256
+from logto_core.protocol.signin_url import RESERVED_PARAMETERS, SignInOptions, build_sign_in
+from logto_core.protocol.token_endpoint import parse_token_response
+from logto_core.protocol.userinfo import parse_userinfo_response
 from logto_core.responses import raise_for_status, read_object
 from logto_core.runtime import Runtime
 from logto_core.session import PENDING_SIGN_IN_TTL, PendingSignIn
-from logto_core.signin_url import RESERVED_PARAMETERS, SignInOptions, build_sign_in
-from logto_core.token_endpoint import parse_token_response
 from logto_core.urls import origin_and_path
-from logto_core.userinfo import parse_userinfo_response
 from tests import jwt_factory as jf
 
 T = TypeVar("T")

@@ -10,12 +10,12 @@ from __future__ import annotations
 import pytest
 
 from logto_adapters import sync
-from logto_core.end_session import build_end_session_url
 from logto_core.errors import LogtoError, LogtoUsageError
 from logto_core.http import HttpResponse
-from logto_core.id_token import verify_id_token
-from logto_core.token_endpoint import parse_token_response
-from logto_core.userinfo import parse_userinfo_response
+from logto_core.protocol.end_session import build_end_session_url
+from logto_core.protocol.id_token import verify_id_token
+from logto_core.protocol.token_endpoint import parse_token_response
+from logto_core.protocol.userinfo import parse_userinfo_response
 from tests import jwt_factory as jf
 
 from .targets import CONFIG, KNOWN_FINDINGS

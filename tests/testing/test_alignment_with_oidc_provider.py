@@ -8,7 +8,7 @@ def test_unknown_resource_on_refresh_consumes_a_public_clients_refresh_token() -
     token rotates before the resource indicator is validated. (The SDK refuses such a
     request locally, see test_resource_not_configured_is_refused_before_any_request; this
     sends it to the provider directly.)"""
-    from logto_core.token_endpoint import build_refresh
+    from logto_core.protocol.token_endpoint import build_refresh
     from tests.harness import API, Harness
 
     h = Harness(client_id="spa")

@@ -7,9 +7,9 @@ from html import unescape
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from logto_core.http import HttpRequest
+from logto_core.protocol.signin_url import SignInOptions, build_sign_in
 from logto_core.runtime import Runtime
 from logto_core.session import SessionState
-from logto_core.signin_url import SignInOptions, build_sign_in
 from logto_core.testing import TestProvider
 from tests.harness import REDIRECT, FakeClock, make_config, make_provider
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from .errors import LogtoUsageError
-from .runtime import Runtime
+from ..errors import LogtoUsageError
+from ..runtime import Runtime
 
 RANDOM_BYTES = 32
 """Bytes of entropy behind each verifier, state and nonce (256 bits)."""

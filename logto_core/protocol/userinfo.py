@@ -5,16 +5,16 @@ from __future__ import annotations
 import hmac
 import re
 
-from .errors import (
+from ..errors import (
     LogtoUsageError,
     OAuthError,
     ProviderError,
     ProviderResponseError,
     TokenValidationError,
 )
-from .http import HttpRequest, HttpResponse
-from .models import OidcProviderMetadata, UserInfoResponse
-from .responses import raise_for_status, read_object, validate_model
+from ..http import HttpRequest, HttpResponse
+from ..models import OidcProviderMetadata, UserInfoResponse
+from ..responses import raise_for_status, read_object, validate_model
 
 
 def build_userinfo_request(metadata: OidcProviderMetadata, access_token: str) -> HttpRequest:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from .config import LogtoConfig
-from .errors import DiscoveryError
-from .http import HttpRequest, HttpResponse
-from .jose.chain import allowed_algorithms
-from .models import OidcProviderMetadata
-from .responses import read_object, validate_model
-from .urls import is_acceptable_endpoint
+from ..config import LogtoConfig
+from ..errors import DiscoveryError
+from ..http import HttpRequest, HttpResponse
+from ..jose.chain import allowed_algorithms
+from ..models import OidcProviderMetadata
+from ..responses import read_object, validate_model
+from ..urls import is_acceptable_endpoint
 
 _ENDPOINT_FIELDS = (
     "authorization_endpoint",

@@ -21,11 +21,11 @@ import math
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal, NoReturn
 
-from .errors import TokenValidationError
-from .jose.chain import JwtRules, UnknownKeyError, allowed_algorithms, verify_jwt
-from .jose.jwt import b64url_encode, validate_claims
-from .jose.keys import NEED_KEYS, KeySet, NeedKeys
-from .models import IdTokenClaims
+from ..errors import TokenValidationError
+from ..jose.chain import JwtRules, UnknownKeyError, allowed_algorithms, verify_jwt
+from ..jose.jwt import b64url_encode, validate_claims
+from ..jose.keys import NEED_KEYS, KeySet, NeedKeys
+from ..models import IdTokenClaims
 
 # typ values an ID token may carry (Logto sends none). Anything else, such as "at+jwt" or
 # "logout+jwt", is another kind of token and must not be accepted as an ID token.

@@ -14,13 +14,13 @@ from enum import Enum
 from typing import TypedDict
 from urllib.parse import parse_qsl, quote, urlencode, urlunsplit
 
-from .config import LogtoConfig
-from .enums import DirectSignInMethod, FirstScreen, Identifier, InteractionMode, Prompt
-from .errors import LogtoUsageError
+from ..config import LogtoConfig
+from ..enums import DirectSignInMethod, FirstScreen, Identifier, InteractionMode, Prompt
+from ..errors import LogtoUsageError
+from ..runtime import Runtime
+from ..session import PendingSignIn
+from ..urls import is_acceptable_endpoint, split_url
 from .pkce import code_challenge_s256, generate_code_verifier, generate_nonce, generate_state
-from .runtime import Runtime
-from .session import PendingSignIn
-from .urls import is_acceptable_endpoint, split_url
 
 OPTIONAL_PARAMETERS: tuple[str, ...] = (
     "first_screen",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from .config import LogtoConfig
-from .errors import LogtoUsageError
-from .models import OidcProviderMetadata
-from .urls import split_url
+from ..config import LogtoConfig
+from ..errors import LogtoUsageError
+from ..models import OidcProviderMetadata
+from ..urls import split_url
 
 
 def build_end_session_url(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .config import LogtoConfig
-from .errors import LogtoUsageError, ProviderResponseError
-from .http import HttpRequest, HttpResponse
-from .models import OidcProviderMetadata
-from .responses import raise_for_status
+from ..config import LogtoConfig
+from ..errors import LogtoUsageError, ProviderResponseError
+from ..http import HttpRequest, HttpResponse
+from ..models import OidcProviderMetadata
+from ..responses import raise_for_status
 from .token_endpoint import client_authentication
 
 

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, parse_qsl
 
-from .errors import CallbackError, LogtoError, OAuthError, is_oauth_error_code
-from .excerpts import excerpt
-from .session import PENDING_SIGN_IN_TTL, PendingSignIn
-from .urls import origin_and_path, split_url
+from ..errors import CallbackError, LogtoError, OAuthError, is_oauth_error_code
+from ..excerpts import excerpt
+from ..session import PENDING_SIGN_IN_TTL, PendingSignIn
+from ..urls import origin_and_path, split_url
 
 RESPONSE_PARAMETERS: tuple[str, ...] = (
     "state",

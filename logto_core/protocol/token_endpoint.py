@@ -9,13 +9,13 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote_plus
 
-from .config import LogtoConfig
-from .errors import LogtoUsageError, ProviderError, ProviderResponseError
-from .http import HttpRequest, HttpResponse
-from .jose.jwt import compact_form
-from .models import OidcProviderMetadata, TokenResponse
-from .responses import read_object, validate_model
-from .session import PendingSignIn
+from ..config import LogtoConfig
+from ..errors import LogtoUsageError, ProviderError, ProviderResponseError
+from ..http import HttpRequest, HttpResponse
+from ..jose.jwt import compact_form
+from ..models import OidcProviderMetadata, TokenResponse
+from ..responses import read_object, validate_model
+from ..session import PendingSignIn
 
 Form = list[tuple[str, str]]
 
@@ -132,7 +132,7 @@ def parse_token_response(response: HttpResponse) -> TokenResponse:
       string is read as "no scope";
     * ``id_token`` a compact JWS (OIDC Core sections 3.1.3.3 and 3.1.3.7: ``token.id_token``);
       an encrypted (JWE) ID token is not supported (``token.id_token_encrypted``). Its
-      signature and claims are checked by :func:`logto_core.id_token.verify_id_token`.
+      signature and claims are checked by :func:`logto_core.protocol.id_token.verify_id_token`.
 
     Whether an ID token must be present is the caller's business (the code exchange with
     ``openid`` requires one: ``token.id_token_missing``).
