@@ -21,14 +21,16 @@ import json
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import json_strict
 from .errors import TokenValidationError
 from .jose.jwt import decode_id_token_claims
+
+if TYPE_CHECKING:
+    from .grants import TokenCache, UserGrant
 
 MAX_PENDING_SIGN_INS = 8
 """Sign-in attempts remembered at once; the oldest is forgotten beyond this."""
@@ -160,6 +162,20 @@ class SessionState:
     legacy_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     """Official-SDK entries this session was read from, to delete at the next save."""
 
+    def __post_init__(self) -> None:
+        # The access tokens are held as a TokenCache (a read-only, bounded Mapping), whatever
+        # mapping the session was built with.
+        tokens = self.access_tokens
+        if type(tokens) is not _token_cache():
+            object.__setattr__(self, "access_tokens", _token_cache().of(tokens))
+
+    @property
+    def grant(self) -> UserGrant | None:
+        """The user's grant (ID token and refresh token); ``None`` when signed out."""
+        from .grants import UserGrant
+
+        return UserGrant.of(self)
+
     @property
     def is_authenticated(self) -> bool:
         return self.id_token is not None
@@ -187,7 +203,9 @@ class SessionState:
         access_token: tuple[TokenKey, CachedAccessToken] | None,
     ) -> SessionState:
         """The state after a successful code exchange: new tokens, an empty cache."""
-        tokens = dict([access_token]) if access_token else {}
+        tokens = _token_cache().of(None)
+        if access_token:
+            tokens = tokens.with_entry(*access_token)
         return replace(self, id_token=id_token, refresh_token=refresh_token, access_tokens=tokens)
 
     def with_refresh_token(self, refresh_token: str) -> SessionState:
@@ -197,17 +215,13 @@ class SessionState:
         return replace(self, id_token=id_token)
 
     def with_access_token(self, key: TokenKey, token: CachedAccessToken) -> SessionState:
-        tokens = dict(self.access_tokens)
-        tokens[key] = token
-        return replace(self, access_tokens=tokens)
+        cache = _token_cache().of(self.access_tokens)
+        return replace(self, access_tokens=cache.with_entry(key, token))
 
     def without_access_tokens(self, keys: Sequence[TokenKey] | None = None) -> SessionState:
         """The cache emptied (``keys=None``) or without those keys; the grant is kept."""
-        if keys is None:
-            return replace(self, access_tokens={})
-        return replace(
-            self, access_tokens={k: v for k, v in self.access_tokens.items() if k not in keys}
-        )
+        cache = _token_cache().of(self.access_tokens)
+        return replace(self, access_tokens=cache.without(keys))
 
     def cleared(self) -> SessionState:
         """All tokens forgotten; pending sign-ins (other tabs) are kept."""
@@ -241,6 +255,13 @@ class SessionState:
     def from_values(cls, values: Mapping[str, Any]) -> SessionState:
         """The session that raw storage values describe (missing keys are absent)."""
         return cls.load(values.get)
+
+
+def _token_cache() -> type[TokenCache]:
+    # grants.py builds on this module (TokenKey, CachedAccessToken): imported when first used.
+    from .grants import TokenCache
+
+    return TokenCache
 
 
 _UNREAD = object()
@@ -288,7 +309,7 @@ def decode_session(text: str) -> SessionState:
         pending=_decode_pending(data.get("pending")),
         id_token=_valid_id_token(data.get("idToken")),
         refresh_token=_token_text(data.get("refreshToken")),
-        access_tokens=MappingProxyType(_decode_tokens(data.get("accessTokens"))),
+        access_tokens=_decode_tokens(data.get("accessTokens")),
     )
 
 
@@ -326,7 +347,7 @@ def _decode_legacy(
         pending=_decode_pending(_json_or_none(pending)),
         id_token=_valid_id_token(id_token),
         refresh_token=_token_text(refresh_token),
-        access_tokens=MappingProxyType(_decode_tokens(_json_or_none(tokens))),
+        access_tokens=_decode_tokens(_json_or_none(tokens)),
         legacy_keys=frozenset(present),
     )
 
