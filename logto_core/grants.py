@@ -1,8 +1,8 @@
 """Grants as kinds: each way of obtaining tokens with its own immutable state.
 
-* :class:`TokenCache` - access tokens by :class:`~logto_core.session.TokenKey`, bounded,
-  apart from whatever grant obtained them (a user's session holds one, and so does a
-  machine-to-machine client).
+* :class:`TokenCache` (:mod:`logto_core.token_cache`) - access tokens by
+  :class:`~logto_core.session.TokenKey`, bounded, apart from whatever grant obtained them (a
+  user's session holds one, and so does a machine-to-machine client).
 * :class:`UserGrant` - the user's grant (authorization code, then refresh): the ID token
   and the refresh token of a session (:attr:`SessionState.grant
   <logto_core.session.SessionState.grant>`).
@@ -19,127 +19,18 @@ requests are built and responses read by the protocol-step pairs of the other mo
 
 from __future__ import annotations
 
-import heapq
-from collections.abc import Iterable, Iterator, Mapping
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .session import CachedAccessToken, SessionState, TokenKey
-
-# ---- the access-token cache -------------------------------------------------------------
-# session.py holds its tokens in a TokenCache and builds a SessionState when it is imported:
-# this part of the module needs nothing from session.py at run time, so that either module
-# can be imported first.
-
-DEFAULT_LIMIT = 64
-"""Entries a cache keeps by default: :data:`logto_core.session.MAX_CACHED_TOKENS`."""
-
-
-class TokenCache(Mapping["TokenKey", "CachedAccessToken"]):
-    """An immutable map of access tokens by what they were issued for, at most ``limit``
-    entries (beyond it the entries closest to expiry are dropped, never the one just
-    written). It is a read-only ``Mapping``, so it compares equal to a ``dict`` with the same
-    entries."""
-
-    __slots__ = ("_entries", "_limit")
-
-    _entries: Mapping[TokenKey, CachedAccessToken]
-    _limit: int
-
-    def __init__(
-        self,
-        entries: Mapping[TokenKey, CachedAccessToken] | None = None,
-        *,
-        limit: int = DEFAULT_LIMIT,
-    ) -> None:
-        if limit < 1:
-            raise ValueError("a token cache holds at least one entry")
-        kept = _bounded(dict(entries or {}), limit, keep=None)
-        object.__setattr__(self, "_entries", MappingProxyType(kept))
-        object.__setattr__(self, "_limit", limit)
-
-    @classmethod
-    def of(cls, entries: Mapping[TokenKey, CachedAccessToken] | None) -> TokenCache:
-        """``entries`` as a cache (itself when it is one already)."""
-        if isinstance(entries, TokenCache):
-            return entries
-        return cls(entries)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    # Mapping
-    def __getitem__(self, key: TokenKey) -> CachedAccessToken:
-        return self._entries[key]
-
-    def __iter__(self) -> Iterator[TokenKey]:
-        return iter(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __repr__(self) -> str:  # keys only: the entries hold tokens
-        return f"TokenCache(keys={list(self._entries)!r}, limit={self._limit})"
-
-    @property
-    def limit(self) -> int:
-        return self._limit
-
-    def fresh(self, key: TokenKey, now: float, margin: float) -> CachedAccessToken | None:
-        """The entry for ``key`` if it can still be handed out at ``now``
-        (:meth:`CachedAccessToken.is_fresh`), else ``None``."""
-        entry = self._entries.get(key)
-        if entry is None or not entry.is_fresh(now, margin):
-            return None
-        return entry
-
-    def with_entry(self, key: TokenKey, entry: CachedAccessToken) -> TokenCache:
-        """The cache with ``entry`` for ``key`` (replacing any), within the limit."""
-        entries = dict(self._entries)
-        entries.pop(key, None)  # a replaced entry moves to the end, as the newest
-        entries[key] = entry
-        return self._new(_bounded(entries, self._limit, keep=key))
-
-    def without(self, keys: Iterable[TokenKey] | None = None) -> TokenCache:
-        """The cache emptied (``keys=None``) or without those keys."""
-        if keys is None:
-            return self._new({})
-        gone = set(keys)
-        if not gone & self._entries.keys():
-            return self
-        return self._new({k: v for k, v in self._entries.items() if k not in gone})
-
-    def _new(self, entries: dict[TokenKey, CachedAccessToken]) -> TokenCache:
-        cache = object.__new__(type(self))
-        object.__setattr__(cache, "_entries", MappingProxyType(entries))
-        object.__setattr__(cache, "_limit", self._limit)
-        return cache
-
-
-def _bounded(
-    entries: dict[TokenKey, CachedAccessToken], limit: int, *, keep: TokenKey | None
-) -> dict[TokenKey, CachedAccessToken]:
-    """``entries`` without those closest to expiry beyond ``limit`` (``keep`` is never
-    dropped; among equal expiries the older entry goes first). Insertion order is kept."""
-    excess = len(entries) - limit
-    if excess <= 0:
-        return entries
-    candidates = [
-        (entry.expires_at, position, key)
-        for position, (key, entry) in enumerate(entries.items())
-        if key != keep
-    ]
-    dropped = {key for _, _, key in heapq.nsmallest(excess, candidates)}
-    return {k: v for k, v in entries.items() if k not in dropped}
-
-
-EMPTY_CACHE = TokenCache()
-
+from .config import LogtoConfig
+from .errors import ProviderError
+from .http import HttpRequest, HttpResponse
+from .jose.jwt import decode_unverified
+from .models import OidcProviderMetadata, TokenResponse
+from .session import UNKNOWN_LIFETIME, CachedAccessToken, SessionState, TokenKey
+from .token_cache import DEFAULT_LIMIT, EMPTY_CACHE, TokenCache
+from .token_endpoint import build_client_credentials, parse_token_response
 
 # ---- the user's grant -------------------------------------------------------------------
 
@@ -164,4 +55,123 @@ class UserGrant:
         return cls(session.id_token, session.refresh_token)
 
 
-__all__ = ["DEFAULT_LIMIT", "EMPTY_CACHE", "TokenCache", "UserGrant"]
+MAX_JWT_LIFETIME = 24 * 3600.0
+"""Longest lifetime read from a JWT access token's ``exp`` when it has no ``iat`` and the
+response no ``expires_in``."""
+
+
+def cache_entry(token: TokenResponse, now: float) -> CachedAccessToken:
+    """The cache entry of a token received at ``now``, bounded as the session's tokens are:
+    it lives ``expires_in`` seconds, never longer than the JWT says of itself (``exp - iat``,
+    in the provider's own clock; without ``iat``, never past ``exp`` and at most
+    :data:`MAX_JWT_LIFETIME`); without either, :data:`~logto_core.session.UNKNOWN_LIFETIME`.
+    ``obtained_at`` lets freshness notice a clock that went back."""
+    lifetime = float(token.expires_in) if token.expires_in is not None else None
+    claims = _jwt_times(token.access_token)
+    if claims is not None:
+        iat, exp = claims
+        own = exp - iat if iat is not None else exp - now
+        lifetime = min(lifetime, own) if lifetime is not None else min(own, MAX_JWT_LIFETIME)
+    if lifetime is None:
+        lifetime = UNKNOWN_LIFETIME
+    return CachedAccessToken(
+        token=token.access_token,
+        expires_at=now + max(lifetime, 0.0),
+        scope=token.scope,
+        obtained_at=now,
+    )
+
+
+def _jwt_times(access_token: str) -> tuple[float | None, float] | None:
+    """``(iat, exp)`` of a JWT access token, read and not verified (only used to expire the
+    cache early), or ``None`` for an opaque token or one without ``exp``."""
+    if access_token.count(".") != 2:
+        return None
+    try:
+        claims = decode_unverified(access_token)[1]
+    except ProviderError:
+        return None
+    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
+    return None if exp is None else (iat, exp)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+# ---- client credentials (machine to machine) --------------------------------------------
+
+
+def client_credentials_key(
+    resource: str | None = None,
+    organization_id: str | None = None,
+    scopes: Sequence[str] | None = None,
+) -> TokenKey:
+    """What a machine-to-machine token is for (the normalised :class:`TokenKey`)."""
+    return TokenKey.of(resource, organization_id, scopes)
+
+
+@dataclass(frozen=True, slots=True)
+class NeedToken:
+    """No fresh token for ``key``: send :meth:`request` and give the answer to
+    :meth:`ClientCredentialsState.on_response`."""
+
+    key: TokenKey
+
+    def request(self, config: LogtoConfig, metadata: OidcProviderMetadata) -> HttpRequest:
+        """The client credentials token request for :attr:`key`
+        (:func:`~logto_core.token_endpoint.build_client_credentials`)."""
+        return build_client_credentials(
+            config,
+            metadata,
+            resource=self.key.resource,
+            organization_id=self.key.organization_id,
+            scopes=self.key.scopes,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentialsState:
+    """A machine-to-machine client's tokens: no user, no refresh token, no ID token; only
+    the access tokens obtained, by (resource, organization, scopes)."""
+
+    tokens: TokenCache = field(default_factory=TokenCache)
+
+    def token_for(self, key: TokenKey, now: float, margin: float) -> CachedAccessToken | NeedToken:
+        """The cached token for ``key`` if it is still fresh at ``now``, else what to ask."""
+        entry = self.tokens.fresh(key, now, margin)
+        return entry if entry is not None else NeedToken(key)
+
+    def adopted(self, key: TokenKey, token: TokenResponse, now: float) -> ClientCredentialsState:
+        """The state with ``token`` (received at ``now``) cached for ``key``. A refresh token
+        or an ID token the provider sent along is not kept: this grant has neither."""
+        return ClientCredentialsState(self.tokens.with_entry(key, cache_entry(token, now)))
+
+    def on_response(
+        self, key: TokenKey, response: HttpResponse, now: float
+    ) -> tuple[ClientCredentialsState, CachedAccessToken]:
+        """Read the token endpoint's answer
+        (:func:`~logto_core.token_endpoint.parse_token_response`: its typed errors,
+        ``OAuthError`` for an error answer, are raised as they are) and cache the token.
+        A failure leaves the state as it was (the caller keeps ``self``)."""
+        state = self.adopted(key, parse_token_response(response), now)
+        return state, state.tokens[key]
+
+    def without(self, keys: Iterable[TokenKey] | None = None) -> ClientCredentialsState:
+        """Forget every token (``keys=None``) or those keys' (e.g. a token an API refused)."""
+        return ClientCredentialsState(self.tokens.without(keys))
+
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "EMPTY_CACHE",
+    "MAX_JWT_LIFETIME",
+    "ClientCredentialsState",
+    "NeedToken",
+    "TokenCache",
+    "UserGrant",
+    "cache_entry",
+    "client_credentials_key",
+]

@@ -28,9 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import json_strict
 from .errors import TokenValidationError
 from .jose.jwt import decode_id_token_claims
+from .token_cache import DEFAULT_LIMIT, TokenCache
 
 if TYPE_CHECKING:
-    from .grants import TokenCache, UserGrant
+    from .grants import UserGrant
 
 MAX_PENDING_SIGN_INS = 8
 """Sign-in attempts remembered at once; the oldest is forgotten beyond this."""
@@ -48,7 +49,7 @@ MAX_STORED_BYTES = 256 * 1024
 """A stored session value longer than this is ignored (it holds a few tokens; a cookie session
 cannot even carry 4 KiB), so a hostile value cannot cost the SDK time or memory."""
 
-MAX_CACHED_TOKENS = 64
+MAX_CACHED_TOKENS = DEFAULT_LIMIT  # 64
 """Access tokens kept in one session at most; entries beyond it are dropped when read."""
 
 VERSION = 1
@@ -166,13 +167,13 @@ class SessionState:
         # The access tokens are held as a TokenCache (a read-only, bounded Mapping), whatever
         # mapping the session was built with.
         tokens = self.access_tokens
-        if type(tokens) is not _token_cache():
-            object.__setattr__(self, "access_tokens", _token_cache().of(tokens))
+        if type(tokens) is not TokenCache:
+            object.__setattr__(self, "access_tokens", TokenCache.of(tokens))
 
     @property
     def grant(self) -> UserGrant | None:
         """The user's grant (ID token and refresh token); ``None`` when signed out."""
-        from .grants import UserGrant
+        from .grants import UserGrant  # grants.py builds on this module
 
         return UserGrant.of(self)
 
@@ -203,7 +204,7 @@ class SessionState:
         access_token: tuple[TokenKey, CachedAccessToken] | None,
     ) -> SessionState:
         """The state after a successful code exchange: new tokens, an empty cache."""
-        tokens = _token_cache().of(None)
+        tokens = TokenCache.of(None)
         if access_token:
             tokens = tokens.with_entry(*access_token)
         return replace(self, id_token=id_token, refresh_token=refresh_token, access_tokens=tokens)
@@ -215,12 +216,12 @@ class SessionState:
         return replace(self, id_token=id_token)
 
     def with_access_token(self, key: TokenKey, token: CachedAccessToken) -> SessionState:
-        cache = _token_cache().of(self.access_tokens)
+        cache = TokenCache.of(self.access_tokens)
         return replace(self, access_tokens=cache.with_entry(key, token))
 
     def without_access_tokens(self, keys: Sequence[TokenKey] | None = None) -> SessionState:
         """The cache emptied (``keys=None``) or without those keys; the grant is kept."""
-        cache = _token_cache().of(self.access_tokens)
+        cache = TokenCache.of(self.access_tokens)
         return replace(self, access_tokens=cache.without(keys))
 
     def cleared(self) -> SessionState:
@@ -255,13 +256,6 @@ class SessionState:
     def from_values(cls, values: Mapping[str, Any]) -> SessionState:
         """The session that raw storage values describe (missing keys are absent)."""
         return cls.load(values.get)
-
-
-def _token_cache() -> type[TokenCache]:
-    # grants.py builds on this module (TokenKey, CachedAccessToken): imported when first used.
-    from .grants import TokenCache
-
-    return TokenCache
 
 
 _UNREAD = object()
