@@ -48,6 +48,7 @@ from .errors import (
     TokenValidationError,
     TransportError,
 )
+from .grants import DeviceAuthorizationError
 from .protocol.id_token import UnknownKeyError
 from .testing._wire import Rejection
 
@@ -560,6 +561,30 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "the code exchange returned no id_token although openid was requested",
     ),
     ErrorCode(
+        "device.unsupported",
+        DiscoveryError,
+        "the provider advertises no device_authorization_endpoint",
+        "enable the device flow for this (native) application in " + _CONSOLE,
+    ),
+    ErrorCode(
+        "device.status",
+        ProviderResponseError,
+        "the device authorization endpoint answered a 2xx status other than 200",
+    ),
+    ErrorCode(
+        "device.response_invalid",
+        ProviderError,
+        "a device authorization response member (named in the message) is missing, of the "
+        "wrong type or out of bounds (RFC 8628 section 3.2)",
+        "check LogtoConfig.endpoint points at a Logto tenant",
+    ),
+    ErrorCode(
+        "device.verification_uri_insecure",
+        ProviderError,
+        "the device authorization response's verification_uri(_complete) is not https",
+        "check LogtoConfig.endpoint points at a Logto tenant served over https",
+    ),
+    ErrorCode(
         "userinfo.signed_unsupported",
         ProviderError,
         "the provider answered userinfo with a signed JWT, which the SDK does not support",
@@ -649,6 +674,26 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         SignInRequiredError,
         "the session was signed out, or replaced by another sign-in, while the call ran",
         "sign the user in again",
+    ),
+    ErrorCode(
+        "device",
+        DeviceAuthorizationError,
+        "a device authorization ended without a grant (class default; raised codes are "
+        "device.access_denied, device.expired)",
+        "start a new device authorization",
+    ),
+    ErrorCode(
+        "device.access_denied",
+        DeviceAuthorizationError,
+        "the user refused the device sign-in on the verification page",
+        "start a new device authorization if the user wants to try again",
+    ),
+    ErrorCode(
+        "device.expired",
+        DeviceAuthorizationError,
+        "the device code expired (the provider said expired_token, or its expires_in passed) "
+        "before the user approved",
+        "start a new device authorization and show the user its new code",
     ),
     ErrorCode(
         "callback.malformed",

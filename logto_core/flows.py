@@ -33,7 +33,6 @@ learnt on the way (discovery, keys, the JWKS refetch cooldown) is still kept.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -50,8 +49,9 @@ from .errors import (
     SignInRequiredError,
 )
 from .exchange import exchange
+from .grants import cache_entry
 from .http import HttpRequest, HttpResponse
-from .jose.jwt import decode_id_token_claims, decode_unverified
+from .jose.jwt import decode_id_token_claims
 from .jose.keys import (
     NEED_KEYS,
     KeySet,
@@ -76,7 +76,7 @@ from .protocol.token_endpoint import build_code_exchange, build_refresh, parse_t
 from .protocol.userinfo import build_userinfo_request, parse_userinfo_response
 from .provider_state import ProviderCache, ProviderState, newest
 from .runtime import Runtime
-from .session import UNKNOWN_LIFETIME, CachedAccessToken, SessionState, TokenKey
+from .session import SessionState, TokenKey
 from .sleep import Sleep
 from .transport_policy import DIRECT, ExchangePolicy
 
@@ -284,47 +284,6 @@ def _verified_id_token(
     return claims
 
 
-def _cache_entry(token: TokenResponse, now: float) -> CachedAccessToken:
-    """The cache entry of a token received at ``now``: it lives ``expires_in`` seconds, never
-    longer than the JWT says of itself (``exp - iat``, the lifetime in the provider's own
-    clock, so a skew between the two clocks neither stretches nor shortens it; without
-    ``iat``, never past ``exp``); without either, a short conservative lifetime.
-    ``obtained_at`` lets freshness notice a clock that went back."""
-    lifetime = float(token.expires_in) if token.expires_in is not None else None
-    claims = _jwt_times(token.access_token)
-    if claims is not None:
-        iat, exp = claims
-        own = exp - iat if iat is not None else exp - now
-        lifetime = min(lifetime, own) if lifetime is not None else min(own, 24 * 3600.0)
-    if lifetime is None:
-        lifetime = UNKNOWN_LIFETIME
-    return CachedAccessToken(
-        token=token.access_token,
-        expires_at=now + max(lifetime, 0.0),
-        scope=token.scope,
-        obtained_at=now,
-    )
-
-
-def _jwt_times(access_token: str) -> tuple[float | None, float] | None:
-    """``(iat, exp)`` of a JWT access token (read, not verified: the client only uses them
-    to expire its own cache early), or ``None`` for an opaque token or one without ``exp``."""
-    if access_token.count(".") != 2:
-        return None
-    try:
-        claims = decode_unverified(access_token)[1]
-    except ProviderError:
-        return None
-    exp, iat = _number(claims.get("exp")), _number(claims.get("iat"))
-    return None if exp is None else (iat, exp)
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
 # ---- sign-in ----------------------------------------------------------------------------
 
 
@@ -383,7 +342,7 @@ def _handle_callback(run: _Run, callback_url: str) -> Step[IdTokenClaims]:
     run.session = run.session.signed_in(
         id_token=token.id_token,
         refresh_token=token.refresh_token,
-        access_token=(TokenKey(), _cache_entry(token, now)),
+        access_token=(TokenKey(), cache_entry(token, now)),
     )
     return claims
 
@@ -464,7 +423,7 @@ def _access_token(run: _Run, key: TokenKey, *, force: bool = False) -> Step[str]
         run.session = run.session.with_refresh_token(token.refresh_token)
     if token.id_token is not None:
         yield from _accept_refreshed_id_token(run, metadata, token)
-    entry = _cache_entry(token, run.runtime.now())
+    entry = cache_entry(token, run.runtime.now())
     run.session = run.session.with_access_token(key, entry)
     return entry.token
 

@@ -25,6 +25,7 @@ Purpose = Literal[
     "userinfo",
     "revocation",
     "introspection",
+    "device_authorization",
     "other",
 ]
 

@@ -30,7 +30,7 @@ from .scrub import Scrubber, request_secrets
 
 T = TypeVar("T")
 
-CLIENT_AUTHENTICATING = frozenset({"token", "revocation", "introspection"})
+CLIENT_AUTHENTICATING = frozenset({"token", "revocation", "introspection", "device_authorization"})
 """Requests that authenticate the client, so that ``invalid_client`` is about its credentials."""
 
 

@@ -21,14 +21,17 @@ import json
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import json_strict
 from .errors import TokenValidationError
 from .jose.jwt import decode_id_token_claims
+from .token_cache import DEFAULT_LIMIT, TokenCache
+
+if TYPE_CHECKING:
+    from .grants import UserGrant
 
 MAX_PENDING_SIGN_INS = 8
 """Sign-in attempts remembered at once; the oldest is forgotten beyond this."""
@@ -46,7 +49,7 @@ MAX_STORED_BYTES = 256 * 1024
 """A stored session value longer than this is ignored (it holds a few tokens; a cookie session
 cannot even carry 4 KiB), so a hostile value cannot cost the SDK time or memory."""
 
-MAX_CACHED_TOKENS = 64
+MAX_CACHED_TOKENS = DEFAULT_LIMIT  # 64
 """Access tokens kept in one session at most; entries beyond it are dropped when read."""
 
 VERSION = 1
@@ -160,6 +163,20 @@ class SessionState:
     legacy_keys: frozenset[str] = field(default=frozenset(), compare=False, repr=False)
     """Official-SDK entries this session was read from, to delete at the next save."""
 
+    def __post_init__(self) -> None:
+        # The access tokens are held as a TokenCache (a read-only, bounded Mapping), whatever
+        # mapping the session was built with.
+        tokens = self.access_tokens
+        if type(tokens) is not TokenCache:
+            object.__setattr__(self, "access_tokens", TokenCache.of(tokens))
+
+    @property
+    def grant(self) -> UserGrant | None:
+        """The user's grant (ID token and refresh token); ``None`` when signed out."""
+        from .grants import UserGrant  # grants.py builds on this module
+
+        return UserGrant.of(self)
+
     @property
     def is_authenticated(self) -> bool:
         return self.id_token is not None
@@ -187,7 +204,9 @@ class SessionState:
         access_token: tuple[TokenKey, CachedAccessToken] | None,
     ) -> SessionState:
         """The state after a successful code exchange: new tokens, an empty cache."""
-        tokens = dict([access_token]) if access_token else {}
+        tokens = TokenCache.of(None)
+        if access_token:
+            tokens = tokens.with_entry(*access_token)
         return replace(self, id_token=id_token, refresh_token=refresh_token, access_tokens=tokens)
 
     def with_refresh_token(self, refresh_token: str) -> SessionState:
@@ -197,17 +216,13 @@ class SessionState:
         return replace(self, id_token=id_token)
 
     def with_access_token(self, key: TokenKey, token: CachedAccessToken) -> SessionState:
-        tokens = dict(self.access_tokens)
-        tokens[key] = token
-        return replace(self, access_tokens=tokens)
+        cache = TokenCache.of(self.access_tokens)
+        return replace(self, access_tokens=cache.with_entry(key, token))
 
     def without_access_tokens(self, keys: Sequence[TokenKey] | None = None) -> SessionState:
         """The cache emptied (``keys=None``) or without those keys; the grant is kept."""
-        if keys is None:
-            return replace(self, access_tokens={})
-        return replace(
-            self, access_tokens={k: v for k, v in self.access_tokens.items() if k not in keys}
-        )
+        cache = TokenCache.of(self.access_tokens)
+        return replace(self, access_tokens=cache.without(keys))
 
     def cleared(self) -> SessionState:
         """All tokens forgotten; pending sign-ins (other tabs) are kept."""
@@ -288,7 +303,7 @@ def decode_session(text: str) -> SessionState:
         pending=_decode_pending(data.get("pending")),
         id_token=_valid_id_token(data.get("idToken")),
         refresh_token=_token_text(data.get("refreshToken")),
-        access_tokens=MappingProxyType(_decode_tokens(data.get("accessTokens"))),
+        access_tokens=_decode_tokens(data.get("accessTokens")),
     )
 
 
@@ -326,7 +341,7 @@ def _decode_legacy(
         pending=_decode_pending(_json_or_none(pending)),
         id_token=_valid_id_token(id_token),
         refresh_token=_token_text(refresh_token),
-        access_tokens=MappingProxyType(_decode_tokens(_json_or_none(tokens))),
+        access_tokens=_decode_tokens(_json_or_none(tokens)),
         legacy_keys=frozenset(present),
     )
 
