@@ -1,5 +1,5 @@
 """What both clients share besides their public names (those are in :mod:`.public`):
-shared fetches of provider metadata, the revocation settings, storage errors, fork safety.
+the exchange policy and its waits, the revocation settings, storage errors, fork safety.
 The flight table and per-session locks are in :mod:`._flights`, background jobs in
 :mod:`._background`.
 
@@ -10,17 +10,13 @@ The clients share their protocol logic through :mod:`logto_core` (the operations
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import os
-import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Literal
 
-from logto_core.errors import LogtoUsageError, StorageError, TransportError
-from logto_core.http import HttpRequest, HttpResponse
-from logto_core.operations import copied
+from logto_core.errors import LogtoUsageError, StorageError
 from logto_core.runtime import Runtime
 from logto_core.session import StorageKey
 from logto_core.sleep import Sleep
@@ -47,112 +43,6 @@ async def sleep_async(effect: Sleep, runtime: Runtime) -> object:
     """:func:`sleep` on the running event loop."""
     await asyncio.sleep(effect.seconds(runtime.now()))
     return None
-
-
-class SharedGets:
-    """Identical idempotent requests (discovery, JWKS) in flight at the same moment share one
-    answer, across the client's threads and event loops: when the cached keys of a busy client
-    go stale, its concurrent users make one JWKS request, not one each. Other requests (token,
-    userinfo, revocation) are always sent as they are."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._inflight: dict[str, concurrent.futures.Future[HttpResponse]] = {}
-
-    def send(
-        self, request: HttpRequest, send: Callable[[HttpRequest], HttpResponse], wait: float
-    ) -> HttpResponse:
-        lead, future = self._claim(request)
-        if not lead:
-            try:
-                return future.result(timeout=wait)
-            except concurrent.futures.TimeoutError:
-                raise _gave_up(request) from None
-            except TransportError as error:
-                shared = error
-            raise _copy(shared)
-        try:
-            response = send(request)
-        except BaseException as error:
-            self._settle(request, future, None, error)
-            raise
-        self._settle(request, future, response, None)
-        return response
-
-    async def send_async(
-        self,
-        request: HttpRequest,
-        send: Callable[[HttpRequest], Awaitable[HttpResponse]],
-        wait: float,
-    ) -> HttpResponse:
-        lead, future = self._claim(request)
-        if not lead:
-            try:
-                return await asyncio.wait_for(asyncio.wrap_future(future), wait)
-            except asyncio.TimeoutError:
-                raise _gave_up(request) from None
-            except TransportError as error:
-                shared = error
-            raise _copy(shared)
-        try:
-            response = await send(request)
-        except BaseException as error:
-            self._settle(request, future, None, error)
-            raise
-        self._settle(request, future, response, None)
-        return response
-
-    def _claim(self, request: HttpRequest) -> tuple[bool, concurrent.futures.Future[HttpResponse]]:
-        key = request.url
-        with self._lock:
-            existing = None if not request.idempotent else self._inflight.get(key)
-            if existing is not None:
-                return False, existing
-            future: concurrent.futures.Future[HttpResponse] = concurrent.futures.Future()
-            future.set_running_or_notify_cancel()
-            if request.idempotent:
-                self._inflight[key] = future
-            return True, future
-
-    def _settle(
-        self,
-        request: HttpRequest,
-        future: concurrent.futures.Future[HttpResponse],
-        response: HttpResponse | None,
-        error: BaseException | None,
-    ) -> None:
-        with self._lock:
-            if self._inflight.get(request.url) is future:
-                del self._inflight[request.url]
-        if response is not None:
-            future.set_result(response)
-        elif isinstance(error, TransportError):
-            future.set_exception(_copy(error))
-        else:
-            future.set_exception(
-                TransportError(
-                    f"{request.method} {request.url.partition('?')[0]}: the shared request "
-                    "was interrupted",
-                    code="transport.failed",
-                )
-            )
-
-
-def _copy(error: TransportError) -> TransportError:
-    """A fresh error for each waiter: an exception object raised in several threads at once
-    would share (and overwrite) one traceback. Its cause (a TLS failure's reason) is kept;
-    raised outside the handler, it carries no context."""
-    clone = copied(error)
-    assert isinstance(clone, TransportError)
-    return clone
-
-
-def _gave_up(request: HttpRequest) -> TransportError:
-    return TransportError(
-        f"{request.method} {request.url.partition('?')[0]}: gave up waiting for the same "
-        "request made by another caller",
-        code="transport.timeout",
-    )
 
 
 RevocationMode = Literal["inline", "background"]

@@ -1,5 +1,6 @@
-"""The coordinator: how the callers of one grant (or one callback) agree that exactly one of
-them does the work and the others take its result.
+"""The coordinator: how the callers of one grant (or one callback, or one discovery or JWKS
+fetch: :mod:`logto_core.shared_fetch`) agree that exactly one of them does the work and the
+others take its result.
 
 An operation claims a key (:class:`~logto_core.operations.Claim`); the coordinator answers a
 ticket (:mod:`logto_core.singleflight`): *lead* (do the work, then publish), *follow* (wait

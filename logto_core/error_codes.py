@@ -760,6 +760,13 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "try again; check the coordinator's store if it keeps happening",
     ),
     ErrorCode(
+        "coordination.result_too_large",
+        TransportError,
+        "a discovery or JWKS response fetched by a concurrent caller was too large to share "
+        "through the coordinator (the caller that fetched it got it)",
+        "try again; check what the provider's endpoint answers (a key set is a few KiB)",
+    ),
+    ErrorCode(
         "storage.read",
         StorageError,
         "the application's storage raised reading the session (its exception is __cause__)",

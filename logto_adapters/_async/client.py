@@ -26,12 +26,14 @@ from typing import TypeVar
 from typing_extensions import Unpack
 
 from logto_core import operations as ops
+from logto_core import shared_fetch
 from logto_core.config import LogtoConfig
 from logto_core.context import Context
 from logto_core.coordination import AsyncCoordinator
 from logto_core.enums import InteractionMode
 from logto_core.errors import LogtoError
-from logto_core.http import HttpRequest
+from logto_core.exchange import exchange
+from logto_core.http import HttpRequest, HttpResponse
 from logto_core.models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
 from logto_core.protocol.signin_url import SignInParams
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
@@ -43,7 +45,6 @@ from .._common import (
     DEFAULT_REVOCATION_TIMEOUT,
     DEFAULT_TIMEOUT,
     ForkSafe,
-    SharedGets,
     checked_revocation_timeout,
     exchange_policy,
     refresh_wait_bound,
@@ -79,11 +80,16 @@ class Logto(ForkSafe):
         )
         runtime = options.get("runtime")
         self.runtime = runtime if runtime is not None else DEFAULT_RUNTIME
+        # The retries of discovery and JWKS fetches are the shared fetch's (the followers of
+        # a fetch share the leader's final outcome, see logto_core.shared_fetch): the flows
+        # exchange each request once, within the same deadline. (Other requests are never
+        # retried.)
+        self._fetches = exchange_policy(timeout, options.get("max_retries", 2))
         self.core = Context(
             config,
             runtime=self.runtime,
             provider_cache=options.get("provider_cache"),
-            exchange=exchange_policy(timeout, options.get("max_retries", 2)),
+            exchange=exchange_policy(timeout, 0),
         )
         self._sending = kit.Sending(options, timeout, self.runtime)
         self._refresh_wait = refresh_wait_bound(timeout, options.get("refresh_wait"))
@@ -97,8 +103,7 @@ class Logto(ForkSafe):
         track_forks(self)
 
     def _start_process_state(self) -> None:
-        """What only makes sense inside one process: in-flight requests, locks, shielding."""
-        self._gets = SharedGets()
+        """What only makes sense inside one process: locks, shielding."""
         self._locks = KeyedLocks()
         self._shield = kit.Shield()
 
@@ -154,7 +159,7 @@ class Logto(ForkSafe):
         """The effects that do not touch a session's storage; ``perform`` is the session's
         interpreter, for shielded work."""
         if isinstance(effect, HttpRequest):
-            return await self._gets.send_async(effect, self._sending.send, self._refresh_wait)
+            return await self._send(effect)
         if isinstance(effect, Sleep):
             return await kit.sleep(effect, self.runtime)
         if isinstance(effect, ops.Claim):
@@ -177,18 +182,44 @@ class Logto(ForkSafe):
         assert isinstance(effect, ops.Shielded), effect
         return await self._shield.run(effect.operation, perform)
 
+    async def _send(self, request: HttpRequest) -> HttpResponse:
+        """A flow's exchange. Discovery and JWKS are the core's shared fetch (identical
+        ones in flight at once make one exchange, through the coordinator, across threads,
+        loops and processes sharing it); other requests go to the transport as they are."""
+        if not request.idempotent:
+            return await self._sending.send(request)
+        fetch = shared_fetch.fetch(request, self._fetches, self.runtime)
+        response: HttpResponse = await kit.run(fetch, self._perform_fetch)
+        return response
+
+    async def _perform_fetch(self, effect: ops.Effect) -> object:
+        """The effects of a shared fetch: its attempts go to the transport as they are."""
+        if isinstance(effect, HttpRequest):
+            return await self._sending.send(effect)
+        if isinstance(effect, shared_fetch.FetchClaim):
+            return await self._coordinator.claim(effect.key, lease=effect.lease)
+        return await self._perform_shared(effect, self._perform_fetch)
+
     async def _revoke_later(self, refresh_token: str) -> None:
         """Revoke a signed-out session's refresh token in the background (the caller's
         request, and its storage, may be gone by the time it is sent), waiting for it at most
         the revocation timeout in inline mode."""
         send = self._sending.background_sender()
-        wait = self._refresh_wait
 
-        async def perform(effect: ops.Effect) -> object:
+        async def attempt(effect: ops.Effect) -> object:
             if isinstance(effect, Sleep):  # a retry's backoff
                 return await kit.sleep(effect, self.runtime)
             assert isinstance(effect, HttpRequest), effect  # a revocation sends requests only
-            return await self._gets.send_async(effect, send, wait)
+            return await send(effect)
+
+        async def perform(effect: ops.Effect) -> object:
+            # Its discovery (rare: the sign-in cached the metadata) retries as the client's
+            # fetches do, but is not shared: it runs apart from the caller (on a loop of its
+            # own in the asyncio client), where a coordinator bound to the caller's loop or
+            # thread could not be used.
+            if isinstance(effect, HttpRequest) and effect.idempotent:
+                return await kit.run(exchange(effect, self._fetches, runtime=self.runtime), attempt)
+            return await attempt(effect)
 
         async def revoke() -> LogtoError | None:
             return await kit.run(ops.revoke_op(self.core, refresh_token), perform)

@@ -95,7 +95,8 @@ class AsyncOptions(TypedDict, total=False):
     :param provider_cache: what ``exportProviderCache()`` returned earlier (discovery and key
         sets with their fetch times), so that a short-lived process need not fetch them again;
         stale entries are refetched as usual.
-    :param coordinator: where concurrent callers of one grant agree on one refresh (an
+    :param coordinator: where concurrent callers of one grant agree on one refresh, and
+        identical discovery and JWKS fetches on one exchange (an
         :class:`~logto_core.coordination.AsyncCoordinator`); by default a
         ``MemoryCoordinator`` of this process. Processes sharing sessions need one they share.
     """

@@ -75,7 +75,8 @@ class SyncOptions(TypedDict, total=False):
     :param provider_cache: what ``exportProviderCache()`` returned earlier (discovery and key
         sets with their fetch times), so that a short-lived process need not fetch them again;
         stale entries are refetched as usual.
-    :param coordinator: where concurrent callers of one grant agree on one refresh (a
+    :param coordinator: where concurrent callers of one grant agree on one refresh, and
+        identical discovery and JWKS fetches on one exchange (a
         :class:`~logto_core.coordination.Coordinator`); by default a ``MemoryCoordinator``
         of this process. Processes sharing sessions need one they share.
     """

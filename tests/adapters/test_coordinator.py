@@ -1,6 +1,7 @@
 """A coordinator passed to ``Logto`` carries the single flight: both clients claim, wait,
-publish and end through it, and what crosses it is text and digests, never live objects or
-tokens (the seam a coordinator shared between processes plugs into)."""
+publish and end through it (refreshes, callbacks, and the shared discovery and JWKS
+fetches), and what crosses it is text and digests, never live objects or tokens (the seam a
+coordinator shared between processes plugs into)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class Recording:
         self.published: list[str] = []
 
     def saw(self, method: str, key: str) -> None:
-        assert isinstance(key, str) and key.split(":", 1)[0] in {"grant", "callback"}
+        assert isinstance(key, str) and key.split(":", 1)[0] in {"grant", "callback", "fetch"}
         assert len(key.split(":", 1)[1]) == 64  # a SHA-256 digest, not a token
         self.calls.append((method, key))
 
@@ -42,6 +43,14 @@ class Recording:
         assert isinstance(result, str)
         json.loads(result)  # text another process can read
         self.published.append(result)
+
+    def fetched(self) -> set[str]:
+        """The keys of the fetches published (each a URL's digest)."""
+        return {key for method, key in self.calls if method == "publish" and "fetch:" in key}
+
+    def methods(self, *kinds: str) -> list[str]:
+        """The methods called for keys of these kinds (``grant``, ``callback``, ``fetch``)."""
+        return [method for method, key in self.calls if key.split(":", 1)[0] in kinds]
 
 
 class RecordingCoordinator(sync.MemoryCoordinator):
@@ -113,9 +122,10 @@ def test_the_sync_client_coordinates_through_the_given_coordinator(
         REQUESTS, lambda: logto.session(RecordStorage(storage)).getAccessToken(API)
     )
     assert refreshes(served) == 1 and len(set(tokens)) == 1 and tokens[0] is not None
-    methods = [method for method, _ in record.calls]
+    methods = record.methods("grant", "callback")
     assert methods.count("claim") >= REQUESTS + 1  # the callback, then every request
     assert methods.count("publish") == 2  # one code exchange, one refresh
+    assert len(record.fetched()) == 2  # discovery and the key set, through it too
     logto.session(RecordStorage(storage)).signOut()
     assert record.calls[-1][0] == "end"
     assert all(token not in "".join(k for _, k in record.calls) for token in tokens if token)
@@ -142,7 +152,8 @@ def test_the_async_client_coordinates_through_the_given_coordinator(
 
     tokens = asyncio.run(requests())
     assert refreshes(served) == 1 and len(set(tokens)) == 1 and tokens[0] is not None
-    methods = [method for method, _ in record.calls]
+    methods = record.methods("grant", "callback")
     assert methods.count("publish") == 2
+    assert len(record.fetched()) == 2
     asyncio.run(logto.session(RecordStorage(storage)).signOut())
     assert record.calls[-1][0] == "end"
