@@ -4,22 +4,25 @@ A flow (:mod:`logto_core.flows`) only needs HTTP. A client method needs more: it
 session from the storage, runs flows, saves what changed, and makes sure that concurrent
 callers never present one refresh token twice (:mod:`logto_core.singleflight`). Each client
 method here is an *operation*: a generator that yields an :data:`Effect` (a small frozen
-value describing one thing to do) and receives its result through ``send()``. An adapter runs
-it with :func:`logto_core.driver.run_operation` (or its async twin) and a ``perform`` callable
-that knows how to do each effect with its own storage, transport and locks; a failure of an
-effect is thrown into the operation where it was yielded.
+value describing one thing to do) and receives its result through ``send()``. Every operation
+takes one :class:`~logto_core.context.Context`. An adapter runs it with
+:func:`logto_core.driver.run_operation` (or its async twin) and a ``perform`` callable that
+knows how to do each effect with its own storage, transport, coordinator and locks; a
+failure of an effect is thrown into the operation where it was yielded.
 
 ==================  ==============================================================  ==========
 effect              what the adapter does                                           result
 ==================  ==============================================================  ==========
 ``HttpRequest``     send this one attempt, within its ``timeout`` (failures raise   response
-                    :class:`TransportError`; retries are the flow's own)
+                    :class:`TransportError`); the clients run idempotent GETs
+                    through :mod:`logto_core.shared_fetch` (one retried exchange
+                    shared by concurrent callers, over the coordinator)
 ``Sleep``           wait until ``until`` on the runtime's clock (bounded)           ``None``
 ``LoadSession``     read the session from the storage                               session
 ``SaveSession``     apply the change to the stored session, atomically per session  ``Saved``
-``Claim``           claim the flight of a key (under the table's lock)              ticket
-``AwaitFlight``     wait for the leader's handle, bounded                           result
-``Publish``         record a leader's result, resolve its handle                    ``None``
+``Claim``           claim the flight of a key with the coordinator, leased          ticket
+``AwaitFlight``     wait for the leader's published text, bounded                   text
+``Publish``         hand a leader's result (text) to its followers, keep it         ``None``
 ``EndFlight``       mark a key ended (a grant signed out or replaced)               ``None``
 ``Shielded``        run a sub-operation to its end even if the caller goes away     its value
 ==================  ==============================================================  ==========
