@@ -224,4 +224,23 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-__all__ = ["BackgroundJobs"]
+class RevocationJobs:
+    """What both clients' revocation runners share: the jobs, their bound at exit, and the
+    queries; each kit adds how a job starts and how closing waits (a thread, or a loop)."""
+
+    def __init__(self, exit_wait: float) -> None:
+        self._exit_wait = exit_wait
+        self._jobs = BackgroundJobs("logto-revocation", exit_wait=exit_wait)
+
+    def wait(self, timeout: float | None) -> bool:
+        return self._jobs.wait(timeout)
+
+    @property
+    def pending(self) -> int:
+        return self._jobs.pending
+
+    def after_fork_in_child(self) -> None:
+        self._jobs.after_fork_in_child()
+
+
+__all__ = ["BackgroundJobs", "RevocationJobs"]

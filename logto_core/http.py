@@ -97,6 +97,8 @@ class HttpRequest:
         self, attempt: int, *, connect: float | None, total: float | None
     ) -> HttpRequest:
         """This request as attempt number ``attempt``, with that attempt's timeouts."""
+        if (attempt, total, connect) == (self.attempt, self.timeout, self.connect_timeout):
+            return self  # a first attempt without a deadline: nothing to change
         return replace(self, attempt=attempt, timeout=total, connect_timeout=connect)
 
     @property

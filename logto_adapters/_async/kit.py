@@ -30,7 +30,7 @@ from logto_core.session import SessionState, StorageKey, decode_session, read_se
 from logto_core.storage import Storage
 from logto_core.transport_policy import Timeout
 
-from .._background import BackgroundJobs
+from .._background import RevocationJobs
 from .._common import RevocationMode, ordered, sleep_async, storage_failed
 from ..coordination import AsyncMemoryCoordinator
 from ..transport_httpx import ClientFactory, HttpxTransport
@@ -240,14 +240,10 @@ def _shielded_done(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-class Revocations:
+class Revocations(RevocationJobs):
     """Sign-outs' revocations, on a background event loop in a daemon thread (the caller's
     loop may close as soon as the view returns, as in Flask's async views), finished at
     ``aclose()`` and at interpreter exit within the revocation timeout."""
-
-    def __init__(self, exit_wait: float) -> None:
-        self._exit_wait = exit_wait
-        self._jobs = BackgroundJobs("logto-revocation", exit_wait=exit_wait)
 
     async def run(
         self,
@@ -268,16 +264,6 @@ class Revocations:
         if self._jobs.pending:
             await asyncio.to_thread(self._jobs.wait, self._exit_wait)
         self._jobs.shutdown()
-
-    def wait(self, timeout: float | None) -> bool:
-        return self._jobs.wait(timeout)
-
-    @property
-    def pending(self) -> int:
-        return self._jobs.pending
-
-    def after_fork_in_child(self) -> None:
-        self._jobs.after_fork_in_child()
 
 
 # ---- storage ----------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from logto_core.session import SessionState
 from logto_core.storage import Storage
 from logto_core.transport_policy import Timeout
 
-from .._background import BackgroundJobs
+from .._background import RevocationJobs
 from .._common import RevocationMode, ordered, sleep, storage_failed
 from ..coordination import MemoryCoordinator
 from ..transport_requests import RequestsTransport
@@ -161,13 +161,9 @@ class Shield:
         self._pool.shutdown(wait=False)
 
 
-class Revocations:
+class Revocations(RevocationJobs):
     """Sign-outs' revocations, on a daemon thread, finished at ``close()`` and at interpreter
     exit within the revocation timeout."""
-
-    def __init__(self, exit_wait: float) -> None:
-        self._exit_wait = exit_wait
-        self._jobs = BackgroundJobs("logto-revocation", exit_wait=exit_wait)
 
     def run(self, job: Callable[[], LogtoError | None], *, inline: bool, timeout: float) -> None:
         """Start ``job``; with ``inline``, wait for it at most ``timeout`` seconds."""
@@ -179,16 +175,6 @@ class Revocations:
         """Wait for those still running (bounded), then stop the background thread."""
         self._jobs.wait(self._exit_wait)
         self._jobs.shutdown()
-
-    def wait(self, timeout: float | None) -> bool:
-        return self._jobs.wait(timeout)
-
-    @property
-    def pending(self) -> int:
-        return self._jobs.pending
-
-    def after_fork_in_child(self) -> None:
-        self._jobs.after_fork_in_child()
 
 
 # ---- storage ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import math
 from collections.abc import Callable, Collection, Mapping
+from functools import lru_cache
 from typing import Any, Literal, NoReturn
 
 from ..errors import TokenValidationError
@@ -58,12 +59,24 @@ def id_token_rules(
     max_age: float | None = None,
 ) -> JwtRules:
     """The chain's rules for an ID token issued by ``issuer`` to ``client_id``."""
+    return _rules(issuer, client_id, frozenset(algorithms), clock_tolerance, max_age)
+
+
+@lru_cache(maxsize=64)
+def _rules(
+    issuer: str,
+    client_id: str,
+    algorithms: frozenset[str],
+    clock_tolerance: float,
+    max_age: float | None,
+) -> JwtRules:
+    # Rules are frozen values, the same for every token of one configuration: built once.
     return JwtRules(
         name="ID token",
         code_prefix="id_token",
         issuer=issuer,
         audience=client_id,
-        algorithms=frozenset(algorithms),
+        algorithms=algorithms,
         types=_ID_TOKEN_TYPES,
         typ_required=False,
         required_claims=("sub", "exp", "iat"),
