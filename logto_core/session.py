@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import json_strict
 from .errors import TokenValidationError
 from .jose.jwt import decode_id_token_claims
-from .token_cache import DEFAULT_LIMIT, TokenCache
+from .token_cache import DEFAULT_LIMIT, EMPTY_CACHE, TokenCache
 
 if TYPE_CHECKING:
     from .grants import UserGrant
@@ -168,7 +168,8 @@ class SessionState:
         # mapping the session was built with.
         tokens = self.access_tokens
         if type(tokens) is not TokenCache:
-            object.__setattr__(self, "access_tokens", TokenCache.of(tokens))
+            cache = TokenCache.of(tokens) if tokens else EMPTY_CACHE  # most sessions: none
+            object.__setattr__(self, "access_tokens", cache)
 
     @property
     def grant(self) -> UserGrant | None:
