@@ -549,7 +549,7 @@ below comes from that one run; run the command again to regenerate this file and
   thread's CPU time and interleaves the variants, so that other processes on the machine
   disturb the comparison as little as possible. Benchmark 2 drives `logto_core` directly with
   an in-memory provider (no network): prepared callbacks are replayed through
-  `LogtoCore.handle_sign_in_callback` and the stored value (`SessionState.writes`).
+  `flows.handle_sign_in_callback` (with one `Context`) and the stored value (`SessionState.writes`).
 * **Expired tokens** (4, 5): every client asks for a resource whose tokens live one second, so
   each call must refresh. Our clients' clock is moved forward 11 s between calls or waves:
   a refresh result is shared with callers holding the same refresh token for 10 s.
