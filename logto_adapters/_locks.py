@@ -64,38 +64,37 @@ class KeyedLocks:
         self._release(key)
 
     @contextlib.contextmanager
-    def held(self, key: Hashable | None) -> Iterator[None]:
-        if key is None:
+    def _owned(self, key: Hashable | None) -> Iterator[None]:
+        """The lock of ``key``, acquired already: released on the way out."""
+        try:
             yield
-            return
-        waiter = self._acquire(key)
+        finally:
+            if key is not None:
+                self._release(key)
+
+    @contextlib.contextmanager
+    def held(self, key: Hashable | None) -> Iterator[None]:
+        waiter = None if key is None else self._acquire(key)
         if waiter is not None:
             try:
                 waiter.result()
             except BaseException:  # interrupted while waiting
                 self._abandon(key, waiter)
                 raise
-        try:
+        with self._owned(key):
             yield
-        finally:
-            self._release(key)
 
     @contextlib.asynccontextmanager
     async def held_async(self, key: Hashable | None) -> AsyncIterator[None]:
-        if key is None:
-            yield
-            return
-        waiter = self._acquire(key)
+        waiter = None if key is None else self._acquire(key)
         if waiter is not None:
             try:
                 await asyncio.wrap_future(waiter)
             except BaseException:  # cancelled while waiting
                 self._abandon(key, waiter)
                 raise
-        try:
+        with self._owned(key):
             yield
-        finally:
-            self._release(key)
 
 
 __all__ = ["KeyedLocks"]

@@ -79,17 +79,7 @@ class _Steps(Generic[E, T]):
 
     def start(self) -> E | None:
         """The first effect to perform (``None`` when the run is already over)."""
-        try:
-            effect = next(self._operation)
-        except StopIteration as stop:
-            self.done, self.value = True, stop.value
-            return None
-        except BaseException as failure:
-            log.operation_failed(failure)
-            raise
-        self.effect = effect
-        log.sending(effect)
-        return effect
+        return self._step(None, None, first=True)
 
     def answer(self, result: object) -> E | None:
         """The effect just performed gave ``result``; the next effect to perform."""
@@ -111,15 +101,26 @@ class _Steps(Generic[E, T]):
         else:
             self._counted += 1
         over = self._counted + max(0, self._uncounted - WAITS_PER_EFFECT * self._max)
-        operation = self._operation
         if over >= self._max + CLEANUP_EFFECTS:
-            operation.close()
+            self._operation.close()
             raise _effect_limit(self._max)
         if over >= self._max and not self._stopping:
             self._stopping = True  # from here on every effect counts
             result, error = None, _effect_limit(self._max)
+        return self._step(result, error)
+
+    def _step(
+        self, result: object, error: BaseException | None, *, first: bool = False
+    ) -> E | None:
+        """Advance the operation to its next effect (log it), or to its end."""
+        operation = self._operation
         try:
-            effect = operation.send(result) if error is None else operation.throw(error)
+            if first:
+                effect = next(operation)
+            elif error is None:
+                effect = operation.send(result)
+            else:
+                effect = operation.throw(error)
         except StopIteration as stop:
             self.done, self.value, self.effect = True, stop.value, None
             return None
