@@ -35,7 +35,7 @@ waiting on it.
 from __future__ import annotations
 
 from . import public
-from ._async.client import Logto, LogtoClient, LogtoSession
+from ._async.client import Logto, LogtoClient, LogtoM2MClient, LogtoSession
 from ._async.kit import AnyStorage, AsyncOptions, AsyncStorage, AsyncTransport
 from .coordination import AsyncMemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
@@ -50,6 +50,7 @@ __all__ = [
     "AsyncTransport",
     "Logto",
     "LogtoClient",
+    "LogtoM2MClient",
     "LogtoSession",
     "MemoryCoordinator",
 ]

@@ -27,11 +27,13 @@ from logto_core.errors import (
     OAuthError,
     ProviderError,
     ProviderResponseError,
+    ScopeNotGrantedError,
     SignInRequiredError,
     StorageError,
     TokenValidationError,
     TransportError,
 )
+from logto_core.grants import CancelFlag, DeviceAuthorization, DeviceAuthorizationError
 from logto_core.models import (
     AccessTokenClaims,
     IdTokenClaims,
@@ -41,17 +43,26 @@ from logto_core.models import (
 )
 from logto_core.protocol.id_token import UnknownKeyError
 from logto_core.protocol.signin_url import DirectSignIn, SignInParams
+from logto_core.protocol.token_exchange import ExchangedToken, TokenType
 from logto_core.storage import MemoryStorage, Storage
 
 LogtoException = LogtoError
 """The official SDK's name for the base error; ``except LogtoException`` keeps working."""
 
+DeviceSignIn = DeviceAuthorization
+"""What ``startDeviceSignIn`` returns: the user code and where to enter it."""
+
 __all__ = [
     "AccessTokenClaims",
     "CallbackError",
+    "CancelFlag",
     "ConfigError",
+    "DeviceAuthorization",
+    "DeviceAuthorizationError",
+    "DeviceSignIn",
     "DirectSignIn",
     "DiscoveryError",
+    "ExchangedToken",
     "FirstScreen",
     "FlowLimitError",
     "IdTokenClaims",
@@ -70,11 +81,13 @@ __all__ = [
     "ProviderError",
     "ProviderResponseError",
     "ReservedResource",
+    "ScopeNotGrantedError",
     "SignInParams",
     "SignInRequiredError",
     "Storage",
     "StorageError",
     "TokenResponse",
+    "TokenType",
     "TokenValidationError",
     "TransportError",
     "UnknownKeyError",

@@ -24,10 +24,18 @@ the client was used starts clean in the child (no shared connections or in-fligh
 from __future__ import annotations
 
 from . import public
-from ._sync.client import Logto, LogtoClient, LogtoSession
+from ._sync.client import Logto, LogtoClient, LogtoM2MClient, LogtoSession
 from ._sync.kit import SyncOptions, Transport
 from .coordination import MemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
 
-__all__ = ["Logto", "LogtoClient", "LogtoSession", "MemoryCoordinator", "SyncOptions", "Transport"]
+__all__ = [
+    "Logto",
+    "LogtoClient",
+    "LogtoM2MClient",
+    "LogtoSession",
+    "MemoryCoordinator",
+    "SyncOptions",
+    "Transport",
+]
 __all__ += public.__all__

@@ -187,14 +187,56 @@ def dropped_token(key: TokenKey, token: str) -> Change:
     return apply
 
 
+def cached_token(key: TokenKey, entry: CachedAccessToken) -> Change:
+    """Cache ``entry`` for ``key`` (a machine-to-machine token: there is no grant to
+    compare on, and a newer token is as good as any)."""
+
+    def apply(current: SessionState) -> SessionState:
+        return current.with_access_token(key, entry)
+
+    return apply
+
+
+def dropped_tokens(keys: Sequence[TokenKey] | None) -> Change:
+    """Forget the cached access tokens of ``keys`` (every one when ``None``), keeping the
+    grant: the next call for one of them asks the provider."""
+
+    def apply(current: SessionState) -> SessionState | None:
+        if not current.access_tokens:
+            return None
+        return current.without_access_tokens(keys)
+
+    return apply
+
+
+def device_signed_in(after: SessionState) -> Change:
+    """Replace whatever grant the session held with the one a device sign-in obtained
+    (``after``'s tokens); pending browser sign-ins are kept."""
+
+    def apply(current: SessionState) -> SessionState | None:
+        if after.id_token is None:
+            return None
+        entry = after.access_tokens.get(TokenKey())
+        return current.signed_in(
+            id_token=after.id_token,
+            refresh_token=after.refresh_token,
+            access_token=(TokenKey(), entry) if entry is not None else None,
+        )
+
+    return apply
+
+
 __all__ = [
     "Change",
     "Refreshed",
     "SignedIn",
     "added_pending",
+    "cached_token",
     "cleared_if",
     "consumed",
+    "device_signed_in",
     "dropped_token",
+    "dropped_tokens",
     "refreshed",
     "signed_in",
     "signed_out",

@@ -75,15 +75,18 @@ class Context:
         resource: str | None = None,
         organizationId: str | None = None,
         scopes: Sequence[str] | None = None,
+        *,
+        not_before: float | None = None,
     ) -> str | None:
         """The cached token for that key if it is still fresh (refreshed ``tokenExpiryMargin``
-        before it expires), else ``None``: a flow is needed. The one place that decides."""
+        before it expires) and, with ``not_before``, obtained since then; else ``None``: a
+        flow is needed. The one place that decides."""
         cached = session.access_tokens.get(TokenKey.of(resource or None, organizationId, scopes))
-        if cached is not None and cached.is_fresh(
-            self.runtime.now(), self.config.tokenExpiryMargin
-        ):
-            return cached.token
-        return None
+        if cached is None or not cached.is_fresh(self.runtime.now(), self.config.tokenExpiryMargin):
+            return None
+        if not_before is not None and not (cached.obtained_at or 0.0) >= not_before:
+            return None
+        return cached.token
 
     @staticmethod
     def token_key(

@@ -43,6 +43,7 @@ from .errors import (
     OAuthError,
     ProviderError,
     ProviderResponseError,
+    ScopeNotGrantedError,
     SignInRequiredError,
     StorageError,
     TokenValidationError,
@@ -185,6 +186,36 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         LogtoUsageError,
         "a token was asked for a resource that was not requested at sign-in",
         "add it to LogtoConfig.resources and sign in again",
+    ),
+    ErrorCode(
+        "usage.m2m_target",
+        LogtoUsageError,
+        "a machine-to-machine token was asked for without a resource or an organization",
+        "pass resource= (an API identifier) or organizationId=",
+    ),
+    ErrorCode(
+        "usage.m2m_secret",
+        LogtoUsageError,
+        "LogtoM2MClient was given a configuration without appSecret",
+        "set appSecret (a machine-to-machine app's, from the Logto Console)",
+    ),
+    ErrorCode(
+        "usage.device_sign_in",
+        LogtoUsageError,
+        "waitForDeviceSignIn was given something startDeviceSignIn did not return",
+        _USAGE_FIX,
+    ),
+    ErrorCode(
+        "usage.token_exchange_token",
+        LogtoUsageError,
+        "exchangeToken was given an empty or malformed subject or actor token",
+        _USAGE_FIX,
+    ),
+    ErrorCode(
+        "usage.token_exchange_type",
+        LogtoUsageError,
+        "exchangeToken was given a subject token type Logto does not exchange",
+        "use TokenType.access_token or TokenType.personal_access_token",
     ),
     ErrorCode(
         "usage.sign_in_option",
@@ -694,6 +725,30 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "the device code expired (the provider said expired_token, or its expires_in passed) "
         "before the user approved",
         "start a new device authorization and show the user its new code",
+    ),
+    ErrorCode(
+        "device.cancelled",
+        DeviceAuthorizationError,
+        "the wait for a device sign-in was cancelled (its cancel flag was set)",
+        "wait again with the same authorization while it lives, or start a new one",
+    ),
+    ErrorCode(
+        "device.wait_timeout",
+        TransportError,
+        "waitForDeviceSignIn gave up after its timeout, before the user approved",
+        "wait again with the same authorization while it lives, or start a new one",
+    ),
+    ErrorCode(
+        "scope_not_granted",
+        ScopeNotGrantedError,
+        "a token was issued without scopes that were asked for (named in missing)",
+        "assign the app (or user) a role with those permissions in the Logto Console",
+    ),
+    ErrorCode(
+        "token_exchange.issued_token_type",
+        ProviderError,
+        "a token exchange answered an issued_token_type that is not an access token",
+        "check LogtoConfig.endpoint points at a Logto tenant",
     ),
     ErrorCode(
         "callback.malformed",

@@ -10,6 +10,7 @@ which is what callers branch on:
   (state mismatch, replay, foreign issuer).
 * :class:`OAuthError` - the provider answered with a well-formed OAuth error.
 * :class:`SignInRequiredError` - there is no usable grant: the user must sign in again.
+* :class:`ScopeNotGrantedError` - a token came without scopes asked for (the roles at Logto).
 * :class:`TransportError` - the request could not be completed (adapters raise it).
 
 Messages never contain a client secret, authorization code, code verifier or token: they are
@@ -216,6 +217,18 @@ class SignInRequiredError(LogtoError):
     """
 
     code = "sign_in_required"
+
+
+class ScopeNotGrantedError(LogtoError):
+    """A token was issued without some of the scopes asked for: Logto grants only what the
+    app's (or the user's) roles allow. ``missing`` names them, space-separated. Nothing was
+    cached: asking again asks the provider again."""
+
+    code = "scope_not_granted"
+
+    def __init__(self, message: str, *, missing: str, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.missing = missing
 
 
 class TransportError(LogtoError):

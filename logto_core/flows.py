@@ -24,6 +24,12 @@ flow                         session transitions
 ``fetch_user_info``          as ``get_access_token``; a 401 drops that token and refreshes once
 ``sign_out_local``           every token cleared; pending attempts kept; never a request
 ``revoke_refresh_token``     none (it touches no session): RFC 7009, best effort
+``client_credentials_token`` none (no user): a machine-to-machine token, checked and cached
+                             by the operation
+``start_device_sign_in``     none: the device authorization (RFC 8628)
+``poll_device``              granted: + ID token, refresh token, opaque access token, as
+                             after a callback; otherwise none
+``exchange_token``           none (the token is another user's): RFC 8693
 ===========================  ==============================================================
 
 Errors that leave the session unchanged (transport faults, invalid provider data) are
@@ -33,11 +39,11 @@ learnt on the way (discovery, keys, the JWKS refetch cooldown) is still kept.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from . import log, reporting
+from . import hints, log, reporting
 from .config import LogtoConfig
 from .enums import ORGANIZATION_URN_PREFIX
 from .errors import (
@@ -46,10 +52,22 @@ from .errors import (
     LogtoUsageError,
     OAuthError,
     ProviderError,
+    ScopeNotGrantedError,
     SignInRequiredError,
 )
 from .exchange import exchange
-from .grants import cache_entry
+from .grants import (
+    DeviceAuthorization,
+    DevicePolling,
+    Failed,
+    Granted,
+    NeedToken,
+    build_device_authorization,
+    build_device_token_request,
+    cache_entry,
+    on_poll_response,
+    parse_device_authorization_response,
+)
 from .http import HttpRequest, HttpResponse
 from .jose.jwt import decode_id_token_claims
 from .jose.keys import (
@@ -60,7 +78,12 @@ from .jose.keys import (
     parse_jwks_response,
     retry_unknown_key,
 )
-from .models import IdTokenClaims, OidcProviderMetadata, TokenResponse, UserInfoResponse
+from .models import (
+    IdTokenClaims,
+    OidcProviderMetadata,
+    TokenResponse,
+    UserInfoResponse,
+)
 from .protocol.callback import parse_callback
 from .protocol.discovery import build_discovery_request, parse_discovery_response
 from .protocol.end_session import build_end_session_url
@@ -73,10 +96,16 @@ from .protocol.id_token import (
 from .protocol.revocation import build_revocation_request, parse_revocation_response
 from .protocol.signin_url import SignInOptions, build_sign_in
 from .protocol.token_endpoint import build_code_exchange, build_refresh, parse_token_response
+from .protocol.token_exchange import (
+    ExchangedToken,
+    TokenType,
+    build_token_exchange,
+    parse_token_exchange_response,
+)
 from .protocol.userinfo import build_userinfo_request, parse_userinfo_response
 from .provider_state import ProviderCache, ProviderState, newest
 from .runtime import Runtime
-from .session import SessionState, TokenKey
+from .session import CachedAccessToken, SessionState, TokenKey
 from .sleep import Sleep
 from .transport_policy import DIRECT, ExchangePolicy
 
@@ -563,17 +592,178 @@ def _revoke(run: _Run, refresh_token: str) -> Step[LogtoError | None]:
     return None
 
 
+# ---- machine to machine (client credentials) --------------------------------------------
+
+
+def client_credentials_token(ctx: Context, key: TokenKey) -> Flow[CachedAccessToken]:
+    """A machine-to-machine token for ``key`` (RFC 6749 section 4.4), as a cache entry: the
+    operation caches it. Scopes asked for and not granted fail with
+    :class:`ScopeNotGrantedError`; Logto's refusals are :class:`OAuthError` with a hint."""
+    run = _new_run(ctx, SessionState())
+    return _guarded(run, _client_credentials(run, key))
+
+
+def _client_credentials(run: _Run, key: TokenKey) -> Step[CachedAccessToken]:
+    metadata = yield from _metadata(run)
+    response = yield from run.send(NeedToken(key).request(run.config, metadata))
+    try:
+        token = parse_token_response(response)
+    except OAuthError as error:
+        _hinted(error, hints.client_credentials(error.error))
+        raise
+    entry = cache_entry(token, run.runtime.now())
+    check_granted(key, entry)
+    return entry
+
+
+def check_granted(key: TokenKey, entry: CachedAccessToken) -> None:
+    """Refuse a token that lacks scopes ``key`` asked for: Logto leaves out the scopes the
+    app's roles do not grant, and an API would then answer 403 with no word of why. A token
+    whose response named no scope has the scopes asked for (RFC 6749 section 5.1)."""
+    if not key.scopes or entry.scope is None:
+        return
+    missing = sorted(set(key.scopes) - set(entry.scope.split()))
+    if missing:
+        shown = " ".join(missing)
+        raise ScopeNotGrantedError(
+            f"the token lacks the scopes {shown[:200]!r}: Logto grants an app only the "
+            "permissions of its roles; assign it a role with them in the Logto Console",
+            missing=shown,
+        )
+
+
+def _hinted(error: OAuthError, hint: str | None) -> OAuthError:
+    if hint is not None and error.hint is None:
+        error.add_hint(hint)
+    return error
+
+
+# ---- device sign-in (RFC 8628) ----------------------------------------------------------
+
+
+def start_device_sign_in(ctx: Context) -> Flow[DeviceAuthorization]:
+    """The device authorization for the configured scopes and resources (section 3.1)."""
+    run = _new_run(ctx, SessionState())
+    return _guarded(run, _device_authorization(run))
+
+
+def _device_authorization(run: _Run) -> Step[DeviceAuthorization]:
+    metadata = yield from _metadata(run)
+    response = yield from run.send(build_device_authorization(run.config, metadata))
+    try:
+        return parse_device_authorization_response(response, run.config, run.runtime.now())
+    except OAuthError as error:
+        _hinted(error, hints.device_authorization(error.error))
+        raise
+
+
+def poll_device(ctx: Context, session: SessionState, polling: DevicePolling) -> Flow[DevicePolling]:
+    """One poll of the token endpoint (section 3.4) and the polling state after it (the
+    schedule is :func:`logto_core.grants.advance`'s). Granted: the ID token is verified as
+    after a code exchange (there is no nonce in this grant) and the session is signed in
+    with the new grant; a failure to verify fails the flow. Call it when ``polling.step``
+    is a due :class:`~logto_core.grants.Poll`."""
+    run = _new_run(ctx, session)
+    return _guarded(run, _poll_device(run, polling))
+
+
+def _poll_device(run: _Run, polling: DevicePolling) -> Step[DevicePolling]:
+    metadata = yield from _metadata(run)
+    response = yield from run.send(
+        build_device_token_request(run.config, metadata, polling.authorization)
+    )
+    polling = on_poll_response(polling, run.runtime.now(), response)
+    outcome = polling.outcome
+    if isinstance(outcome, Failed) and isinstance(outcome.error, OAuthError):
+        _hinted(outcome.error, hints.device_authorization(outcome.error.error))
+    if not isinstance(outcome, Granted):
+        return polling
+    token = outcome.token
+    if token.id_token is None:
+        raise ProviderError(
+            "the device grant returned no id_token although openid was requested",
+            code="token.id_token_missing",
+        )
+    yield from _verified_id_token(
+        run, metadata, token.id_token, expected_nonce=None, access_token=token.access_token
+    )
+    run.session = run.session.signed_in(
+        id_token=token.id_token,
+        refresh_token=token.refresh_token,
+        access_token=(TokenKey(), cache_entry(token, run.runtime.now())),
+    )
+    return polling
+
+
+# ---- token exchange (RFC 8693) ----------------------------------------------------------
+
+
+def exchange_token(
+    ctx: Context,
+    subject_token: str,
+    subject_token_type: TokenType | str,
+    *,
+    resource: str | None = None,
+    organization_id: str | None = None,
+    scopes: Sequence[str] | None = None,
+    actor_token: str | None = None,
+) -> Flow[ExchangedToken]:
+    """Exchange a subject token (and an optional actor token) for an access token. It
+    touches no session: the token is the subject's."""
+    run = _new_run(ctx, SessionState())
+    request = _ExchangeRequest(
+        subject_token, subject_token_type, resource, organization_id, scopes, actor_token
+    )
+    return _guarded(run, _exchange(run, request))
+
+
+@dataclass(frozen=True, slots=True)
+class _ExchangeRequest:
+    subject_token: str = field(repr=False)
+    subject_token_type: TokenType | str
+    resource: str | None
+    organization_id: str | None
+    scopes: Sequence[str] | None
+    actor_token: str | None = field(repr=False)
+
+
+def _exchange(run: _Run, request: _ExchangeRequest) -> Step[ExchangedToken]:
+    metadata = yield from _metadata(run)
+    response = yield from run.send(
+        build_token_exchange(
+            run.config,
+            metadata,
+            subject_token=request.subject_token,
+            subject_token_type=request.subject_token_type,
+            resource=request.resource,
+            organization_id=request.organization_id,
+            scopes=request.scopes,
+            actor_token=request.actor_token,
+        )
+    )
+    try:
+        return parse_token_exchange_response(response, run.runtime.now())
+    except OAuthError as error:
+        _hinted(error, hints.token_exchange(error.error, error.error_description))
+        raise
+
+
 __all__ = [
     "MAX_REQUESTS_PER_FLOW",
     "Flow",
     "LocalSignOut",
     "Outcome",
+    "check_granted",
     "check_target",
+    "client_credentials_token",
+    "exchange_token",
     "fetch_user_info",
     "get_access_token",
     "handle_sign_in_callback",
+    "poll_device",
     "revoke_refresh_token",
     "sign_in",
     "sign_out_local",
+    "start_device_sign_in",
     "user_info_with_token",
 ]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from .config import LogtoConfig
 from .errors import (
@@ -371,6 +372,13 @@ def build_device_token_request(
     return HttpRequest.post_form(metadata.token_endpoint, form, headers=headers, purpose="token")
 
 
+class CancelFlag(Protocol):
+    """What can cancel a wait for a device sign-in: ``threading.Event``, ``asyncio.Event``,
+    or anything with ``is_set()``."""
+
+    def is_set(self) -> bool: ...
+
+
 # ---- polling, as a pure state machine ---------------------------------------------------
 
 
@@ -519,6 +527,7 @@ __all__ = [
     "MAX_INTERVAL",
     "MAX_JWT_LIFETIME",
     "SLOW_DOWN_STEP",
+    "CancelFlag",
     "ClientCredentialsState",
     "DeviceAuthorization",
     "DeviceAuthorizationError",

@@ -38,7 +38,7 @@ the caller, so an interruption stops the waiting, never the work.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -49,17 +49,29 @@ from .changes import Change, Refreshed, SignedIn
 from .context import Context
 from .enums import InteractionMode
 from .errors import (
+    FlowLimitError,
     LogtoError,
+    LogtoUsageError,
     OAuthError,
     SignInRequiredError,
     TransportError,
 )
 from .flows import LocalSignOut, Outcome
+from .grants import (
+    ClientCredentialsState,
+    DeviceAuthorization,
+    DeviceAuthorizationError,
+    DevicePolling,
+    Failed,
+    Granted,
+    start_polling,
+)
 from .http import HttpRequest
 from .models import AccessTokenClaims, UserInfoResponse
 from .protocol.callback import matching_attempt
 from .protocol.signin_url import SignInOptions, SignInParams
-from .session import PENDING_SIGN_IN_TTL, SessionState, TokenKey
+from .protocol.token_exchange import ExchangedToken, TokenType
+from .session import PENDING_SIGN_IN_TTL, CachedAccessToken, SessionState, TokenKey
 from .singleflight import (
     KEEP_SECONDS,
     SUCCESSION_KEEP,
@@ -69,9 +81,11 @@ from .singleflight import (
     Lead,
     Ticket,
     callback_key,
+    client_credentials_key,
     grant_key,
 )
 from .sleep import Sleep
+from .token_cache import TokenCache
 
 T = TypeVar("T")
 
@@ -358,21 +372,28 @@ def revoke_op(ctx: Context, refresh_token: str) -> Operation[LogtoError | None]:
 
 
 def access_token_op(
-    ctx: Context, resource: str | None = None, organizationId: str | None = None
+    ctx: Context,
+    resource: str | None = None,
+    organizationId: str | None = None,
+    *,
+    force: bool = False,
 ) -> Operation[Outcome[str]]:
     """A token for (resource, organization): from the cache, or through the grant's single
     flight, so that callers holding one refresh token never present it twice (whatever
     token each of them wants), and a result the stored session missed (a rotation an
     interrupted request or a failing storage did not keep) is adopted, not refreshed again.
-    Usage mistakes raise; the outcome carries the rest (:class:`SignInRequiredError` among
-    them)."""
+    ``force``: a token obtained before this call is not good enough (the user's roles
+    changed); the refresh still goes through the single flight, and a kept result is still
+    adopted first (its refresh token may be the only live one). Usage mistakes raise; the
+    outcome carries the rest (:class:`SignInRequiredError` among them)."""
     key = ctx.token_key(resource, organizationId)
     # Before anything: a wrong resource costs a public client its grant.
     flows.check_target(ctx.config, key)
     session: SessionState = yield LoadSession()
+    not_before = ctx.runtime.now() if force else None
     adopted: set[str] = set()  # flights whose kept result this caller took already
     for _ in range(MAX_ROUNDS):
-        cached = ctx.cached_access_token(session, resource, organizationId)
+        cached = ctx.cached_access_token(session, resource, organizationId, not_before=not_before)
         if cached is not None:
             return Outcome(cached, session, ctx.provider)
         refresh_token = session.refresh_token
@@ -380,7 +401,9 @@ def access_token_op(
             # No grant to coordinate on: the flow says why (and makes no request).
             return (yield from flows.get_access_token(ctx, session, key))
         flight = grant_key(refresh_token)
-        ticket = yield Shielded(_claim_refresh(ctx, Claim(flight, flight in adopted), session, key))
+        # A forced refresh must not be answered from the token it replaces.
+        start = session.without_access_tokens([key]) if not_before is not None else session
+        ticket = yield Shielded(_claim_refresh(ctx, Claim(flight, flight in adopted), start, key))
         if isinstance(ticket, Led):  # this caller led: the refresh is done
             refreshed: Refreshed = ticket.result
             yield SaveSession(changes.refreshed(refresh_token, refreshed), refresh_token)
@@ -466,15 +489,62 @@ def _interrupted(what: str) -> TransportError:
     )
 
 
-def get_access_token_op(ctx: Context, resource: str = "") -> Operation[str | None]:
-    """``getAccessToken``: ``None`` when the user must sign in; other failures raise."""
-    return value_or_none((yield from access_token_op(ctx, resource or None)))
+def get_access_token_op(
+    ctx: Context,
+    resource: str = "",
+    organizationId: str | None = None,
+    *,
+    force: bool = False,
+) -> Operation[str | None]:
+    """``getAccessToken``: ``None`` when the user must sign in; other failures raise. With
+    ``organizationId``, the token for the resource within that organization."""
+    outcome = yield from access_token_op(ctx, resource or None, organizationId, force=force)
+    return value_or_none(outcome)
 
 
-def access_token_claims_op(ctx: Context, resource: str = "") -> Operation[AccessTokenClaims]:
+def access_token_claims_op(
+    ctx: Context,
+    resource: str = "",
+    organizationId: str | None = None,
+    *,
+    force: bool = False,
+) -> Operation[AccessTokenClaims]:
     """``getAccessTokenClaims``: the claims of :func:`get_access_token_op`'s token."""
-    token = yield from get_access_token_op(ctx, resource)
+    token = yield from get_access_token_op(ctx, resource, organizationId, force=force)
     return ctx.access_token_claims(required(token))
+
+
+_RELEASED = changes.encode_result(Refreshed(None, None, TokenKey(" released"), None, None))
+"""What a flight claimed only to be released answers a caller that joined it meanwhile:
+no token for anyone, no error (that caller then looks again, and refreshes)."""
+
+
+def clear_tokens_op(ctx: Context, keys: list[TokenKey] | None = None) -> Operation[None]:
+    """``clearAccessTokens``: forget cached access tokens (every one when ``keys`` is
+    ``None``), never the grant: the next call for them refreshes. A refresh result the
+    coordinator keeps for callers that just missed it would hand a dropped token back: it
+    is forgotten too, unless it holds the successor of the session's refresh token (then
+    the session adopts the successor, and only drops the access tokens)."""
+    session: SessionState = yield LoadSession()
+    if session.refresh_token is not None:
+        yield from _forget_kept(session.refresh_token)
+    yield SaveSession(changes.dropped_tokens(keys), session.refresh_token)
+
+
+def _forget_kept(refresh_token: str) -> Operation[None]:
+    flight = grant_key(refresh_token)
+    ticket: Ticket = yield Claim(flight)
+    if isinstance(ticket, Done):
+        kept = changes.decode_refreshed(ticket.result)
+        if kept.retires_token:  # the only live token may be in it: keep the grant
+            successor = Refreshed(
+                kept.refresh_token, kept.id_token, kept.token_key, None, kept.error
+            )
+            yield SaveSession(changes.refreshed(refresh_token, successor), refresh_token)
+            return
+        ticket = yield Claim(flight, supersede=True)
+    if isinstance(ticket, Lead):  # nothing runs: release the flight, keeping nothing
+        yield Publish(flight, ticket, _RELEASED, 0.0)
 
 
 def organization_token_op(ctx: Context, organizationId: str) -> Operation[str | None]:
@@ -512,7 +582,193 @@ def user_info_op(ctx: Context) -> Operation[UserInfoResponse]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+# ---- machine to machine -----------------------------------------------------------------
+
+
+def m2m_token_op(ctx: Context, key: TokenKey) -> Operation[CachedAccessToken]:
+    """``LogtoM2MClient.getAccessToken``: the cached token for ``key`` while it is fresh,
+    else one client-credentials request shared by every concurrent caller of the app (the
+    coordinator's single flight, keyed by app and token key), cached in the client's
+    storage. Failures raise (there is no user to sign in)."""
+    if key.resource is None and key.organization_id is None:
+        raise LogtoUsageError(
+            "a machine-to-machine token is for an API resource (resource=, its API identifier "
+            "in the Logto Console) or an organization (organizationId=): give one",
+            code="usage.m2m_target",
+        )
+    flight = client_credentials_key(ctx.config.endpoint, ctx.config.appId, key.encode())
+    session: SessionState = yield LoadSession()
+    cached = _fresh_client_token(ctx, session, key)
+    if cached is not None:
+        return cached
+    ticket = yield Shielded(_claim_client_credentials(ctx, Claim(flight), key))
+    if isinstance(ticket, Led):
+        result: Refreshed = ticket.result
+    else:
+        assert not isinstance(ticket, Ended)  # machine-to-machine keys are never ended
+        text = (yield AwaitFlight(ticket)) if isinstance(ticket, Follow) else ticket.result
+        result = changes.decode_refreshed(text)
+    if result.error is not None:
+        raise copied(result.error)
+    if result.entry is None:  # not a token request's result: another kind of flight's
+        raise _interrupted("token request")
+    yield SaveSession(changes.cached_token(key, result.entry))
+    return result.entry
+
+
+def _fresh_client_token(
+    ctx: Context, session: SessionState, key: TokenKey
+) -> CachedAccessToken | None:
+    step = ClientCredentialsState(TokenCache.of(session.access_tokens)).token_for(
+        key, ctx.runtime.now(), ctx.config.tokenExpiryMargin
+    )
+    return step if isinstance(step, CachedAccessToken) else None
+
+
+def _claim_client_credentials(
+    ctx: Context, claim: Claim, key: TokenKey
+) -> Operation[Led | Follow[Any] | Done | Ended]:
+    """Claim the token's flight and, when leading, request it and publish the result to the
+    callers waiting for it."""
+    ticket: Ticket = yield claim
+    if not isinstance(ticket, Lead):
+        return ticket
+    result = Refreshed(None, None, key, None, _interrupted("token request"))
+    closed = False
+    try:
+        # Looked at again under the lead: a flight that ended between this caller's read
+        # and its claim has stored its token already (nothing is kept to say so).
+        session: SessionState = yield LoadSession()
+        cached = _fresh_client_token(ctx, session, key)
+        if cached is not None:
+            result = Refreshed(None, None, key, cached, None)
+        else:
+            outcome = yield from flows.client_credentials_token(ctx, key)
+            ctx.adopt(outcome.provider)
+            result = Refreshed(None, None, key, outcome.value, outcome.error)
+            if outcome.value is not None:  # stored before anyone is told: see above
+                yield SaveSession(changes.cached_token(key, outcome.value))
+    except GeneratorExit:  # closed by its driver: it can no longer yield anything
+        closed = True
+        raise
+    finally:
+        if not closed:
+            # Nothing is kept: the token is in the client's storage by the time it matters,
+            # and a kept copy would outlive clearAccessTokens.
+            yield Publish(claim.key, ticket, changes.encode_result(result), 0.0)
+    return Led(result)
+
+
+def m2m_token_claims_op(ctx: Context, key: TokenKey) -> Operation[AccessTokenClaims]:
+    """``LogtoM2MClient.getAccessTokenClaims``."""
+    entry = yield from m2m_token_op(ctx, key)
+    return ctx.access_token_claims(entry.token)
+
+
+# ---- device sign-in ---------------------------------------------------------------------
+
+MAX_DEVICE_STEPS = 20_000
+"""Effects one wait for a device sign-in may take (polls and sleeps): far more than a code
+that lives at most :data:`~logto_core.grants.MAX_DEVICE_LIFETIME` needs; a bound all the
+same."""
+
+CANCEL_CHECK_SECONDS = 0.5
+"""How often a wait that can be cancelled looks at its cancel flag."""
+
+
+def start_device_sign_in_op(ctx: Context) -> Operation[DeviceAuthorization]:
+    """``startDeviceSignIn``: the device authorization, nothing stored."""
+    outcome = yield from flows.start_device_sign_in(ctx)
+    ctx.adopt(outcome.provider)
+    return outcome.unwrap()
+
+
+def wait_device_sign_in_op(
+    ctx: Context,
+    authorization: DeviceAuthorization,
+    *,
+    timeout: float | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> Operation[None]:
+    """``waitForDeviceSignIn``: poll on the schedule :func:`logto_core.grants.advance`
+    keeps (never sooner than the interval, ``slow_down`` adding to it, never past the
+    expiry) until the user approved or refused, then store the grant as a callback does.
+    Each poll runs shielded: once it may have reached the provider, a granted answer is
+    stored even if the caller went away. Gives up with ``device.wait_timeout`` after
+    ``timeout`` seconds, or ``device.cancelled`` once ``cancelled()`` says so (looked at
+    every :data:`CANCEL_CHECK_SECONDS`); the authorization stays usable for another wait."""
+    now = ctx.runtime.now()
+    deadline = now + timeout if timeout is not None else None
+    polling = start_polling(authorization, now)
+    for _ in range(MAX_DEVICE_STEPS):
+        step = polling.step
+        if isinstance(step, Failed):
+            raise copied(step.error)
+        if isinstance(step, Granted):
+            return
+        now = ctx.runtime.now()
+        if cancelled is not None and cancelled():
+            raise DeviceAuthorizationError(
+                "the wait for the device sign-in was cancelled", code="device.cancelled"
+            )
+        if deadline is not None and now >= deadline:
+            raise TransportError(
+                "gave up waiting for the device sign-in (timeout); the code stays valid "
+                "until it expires: wait again to go on",
+                code="device.wait_timeout",
+            )
+        if not step.due(now):
+            until = step.at if deadline is None else min(step.at, deadline)
+            if cancelled is not None:
+                until = min(until, now + CANCEL_CHECK_SECONDS)
+            yield Sleep(until)
+            continue
+        polling = yield Shielded(_poll_and_store(ctx, polling))
+    raise FlowLimitError("a device sign-in wait exceeded its bound", code="flow_limit")
+
+
+def _poll_and_store(ctx: Context, polling: DevicePolling) -> Operation[DevicePolling]:
+    session: SessionState = yield LoadSession()
+    outcome = yield from flows.poll_device(ctx, session, polling)
+    ctx.adopt(outcome.provider)
+    after = outcome.unwrap()
+    if isinstance(after.outcome, Granted):
+        saved: Saved = yield SaveSession(changes.device_signed_in(outcome.session))
+        yield from _replaced(saved)
+    return after
+
+
+# ---- token exchange ---------------------------------------------------------------------
+
+
+def exchange_token_op(
+    ctx: Context,
+    subjectToken: str,
+    subjectTokenType: TokenType | str,
+    *,
+    resource: str | None = None,
+    organizationId: str | None = None,
+    scopes: Sequence[str] | None = None,
+    actorToken: str | None = None,
+) -> Operation[ExchangedToken]:
+    """``exchangeToken``: one token exchange request; nothing stored (the token is the
+    subject's, not the session's), nothing shared (an impersonation token is single-use)."""
+    outcome = yield from flows.exchange_token(
+        ctx,
+        subjectToken,
+        subjectTokenType,
+        resource=resource,
+        organization_id=organizationId,
+        scopes=scopes,
+        actor_token=actorToken,
+    )
+    ctx.adopt(outcome.provider)
+    return outcome.unwrap()
+
+
 __all__ = [
+    "CANCEL_CHECK_SECONDS",
+    "MAX_DEVICE_STEPS",
     "MAX_ROUNDS",
     "AwaitFlight",
     "Claim",
@@ -528,13 +784,19 @@ __all__ = [
     "access_token_claims_op",
     "access_token_op",
     "callback_op",
+    "clear_tokens_op",
     "copied",
+    "exchange_token_op",
     "get_access_token_op",
+    "m2m_token_claims_op",
+    "m2m_token_op",
     "organization_token_claims_op",
     "organization_token_op",
     "required",
     "revoke_op",
     "sign_in_op",
     "sign_out_op",
+    "start_device_sign_in_op",
     "user_info_op",
+    "wait_device_sign_in_op",
 ]

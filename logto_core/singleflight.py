@@ -67,6 +67,12 @@ def callback_key(state: str) -> str:
     return "callback:" + digest(state)
 
 
+def client_credentials_key(endpoint: str, app_id: str, token_key: str) -> str:
+    """The flight key of a machine-to-machine token (``token_key`` encoded): the app's own,
+    whatever else shares the coordinator."""
+    return "m2m:" + digest(f"{endpoint}\n{app_id}\n{token_key}")
+
+
 @dataclass(frozen=True, slots=True)
 class Lead(Generic[H]):
     """Run the work, then publish its result and resolve ``handle`` with it."""

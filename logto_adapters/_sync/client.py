@@ -19,6 +19,7 @@ work that the caller's cancellation cannot stop.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TypeVar
 
 from typing_extensions import Unpack
@@ -29,13 +30,15 @@ from logto_core.config import LogtoConfig
 from logto_core.context import Context
 from logto_core.coordination import Coordinator
 from logto_core.enums import InteractionMode
-from logto_core.errors import LogtoError
+from logto_core.errors import LogtoError, LogtoUsageError
 from logto_core.exchange import exchange
+from logto_core.grants import CancelFlag, DeviceAuthorization
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
 from logto_core.protocol.signin_url import SignInParams
+from logto_core.protocol.token_exchange import ExchangedToken, TokenType
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
-from logto_core.session import SessionState
+from logto_core.session import SessionState, TokenKey
 from logto_core.sleep import Sleep
 from logto_core.storage import MemoryStorage
 
@@ -148,8 +151,36 @@ class Logto(ForkSafe):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def exchangeToken(
+        self,
+        subjectToken: str,
+        subjectTokenType: TokenType | str,
+        *,
+        resource: str | None = None,
+        organizationId: str | None = None,
+        scopes: Sequence[str] | None = None,
+        actorToken: str | None = None,
+    ) -> ExchangedToken:
+        """Exchange a subject token (RFC 8693) for an access token: an impersonation token
+        from the Management API (``TokenType.access_token``) or a personal access token
+        (``TokenType.personal_access_token``), for ``resource`` (a JWT), an organization, or
+        the OIDC scopes; ``actorToken``, the acting user's opaque access token, puts
+        ``act`` in the issued token. Nothing is stored or cached: the token is the subject's.
+        Logto's refusals raise :class:`OAuthError` with a hint."""
+        operation = ops.exchange_token_op(
+            self.core,
+            subjectToken,
+            subjectTokenType,
+            resource=resource,
+            organizationId=organizationId,
+            scopes=scopes,
+            actorToken=actorToken,
+        )
+        return kit.run(operation, self._perform_app)
+
     export_provider_cache = exportProviderCache
     wait_for_revocations = waitForRevocations
+    exchange_token = exchangeToken
 
     # ---- what every session shares ------------------------------------------------------
 
@@ -177,6 +208,10 @@ class Logto(ForkSafe):
             return None
         assert isinstance(effect, ops.Shielded), effect
         return self._shield.run(effect.operation, perform)
+
+    def _perform_app(self, effect: ops.Effect) -> object:
+        """The effects of an operation that touches no session (a token exchange)."""
+        return self._perform_shared(effect, self._perform_app)
 
     def _send(self, request: HttpRequest) -> HttpResponse:
         """A flow's exchange. Discovery and JWKS are the core's shared fetch (identical
@@ -299,20 +334,113 @@ class LogtoSession:
         """The userinfo endpoint's answer for the signed-in user."""
         return self._do(ops.user_info_op(self.core))
 
-    def getAccessToken(self, resource: str = "") -> str | None:
+    def getAccessToken(
+        self,
+        resource: str = "",
+        organizationId: str | None = None,
+        *,
+        forceRefresh: bool = False,
+    ) -> str | None:
         """An access token for ``resource`` ("" for the userinfo token), refreshed when
-        needed; ``None`` when the user must sign in. Other failures raise."""
+        needed; ``None`` when the user must sign in. Other failures raise. With
+        ``organizationId``, the token for the API resource within that organization (Logto
+        adds its ``organization_id`` claim; needs ``UserInfoScope.organizations``).
+        ``forceRefresh``: do not answer from a token obtained before this call (after a
+        change of the user's roles); concurrent callers still share one refresh."""
         # A page view's common case, answered without starting an operation (an async
         # storage must be awaited: it takes the operation's path).
-        session = kit.read_now(self.storage)
-        cached = self.core.cached_access_token(session, resource) if session else None
-        if cached is not None:
-            return cached
-        return self._do(ops.get_access_token_op(self.core, resource))
+        if not forceRefresh:
+            session = kit.read_now(self.storage)
+            cached = (
+                self.core.cached_access_token(session, resource, organizationId)
+                if session
+                else None
+            )
+            if cached is not None:
+                return cached
+        operation = ops.get_access_token_op(self.core, resource, organizationId, force=forceRefresh)
+        return self._do(operation)
 
-    def getAccessTokenClaims(self, resource: str = "") -> AccessTokenClaims:
+    def getAccessTokenClaims(
+        self,
+        resource: str = "",
+        organizationId: str | None = None,
+        *,
+        forceRefresh: bool = False,
+    ) -> AccessTokenClaims:
         """Claims of :meth:`getAccessToken`'s token (decoded, not verified)."""
-        return self._do(ops.access_token_claims_op(self.core, resource))
+        operation = ops.access_token_claims_op(
+            self.core, resource, organizationId, force=forceRefresh
+        )
+        return self._do(operation)
+
+    def clearAccessTokens(
+        self, resource: str | None = None, organizationId: str | None = None
+    ) -> None:
+        """Forget cached access tokens, keeping the grant: every one when called without
+        arguments, else only the token of ``resource`` and/or ``organizationId``. The next
+        :meth:`getAccessToken` for them refreshes (e.g. after the user's roles changed)."""
+        keys = None
+        if resource or organizationId:
+            keys = [TokenKey.of(resource, organizationId)]
+        self._do(ops.clear_tokens_op(self.core, keys))
+
+    # ---- device sign-in (RFC 8628) ------------------------------------------------------
+
+    def startDeviceSignIn(self) -> DeviceAuthorization:
+        """Start a device sign-in for the configured scopes and resources (an app with no
+        browser of its own: a command-line tool, a TV). Show the user
+        ``verification_uri`` and ``user_code`` (or ``verification_uri_complete``, which
+        carries the code), then call :meth:`waitForDeviceSignIn`. Needs a native app with
+        the device flow enabled at Logto. Nothing is stored yet."""
+        return self._do(ops.start_device_sign_in_op(self.core))
+
+    def waitForDeviceSignIn(
+        self,
+        started: DeviceAuthorization,
+        timeout: float | None = None,
+        cancel: CancelFlag | None = None,
+    ) -> None:
+        """Poll until the user approved the device sign-in ``started`` (at the provider's
+        interval, slower when it says ``slow_down``), then store the tokens: the session is
+        signed in as after :meth:`handleSignInCallback` (ID token verified). Raises
+        :class:`DeviceAuthorizationError` when the user refused (``device.access_denied``)
+        or the code expired (``device.expired``); ``device.wait_timeout`` after ``timeout``
+        seconds and ``device.cancelled`` once ``cancel.is_set()`` (a ``threading.Event`` or
+        an ``asyncio.Event``) leave the code usable for another wait. The asyncio client's
+        wait is also cancelled with its task."""
+        if not isinstance(started, DeviceAuthorization):
+            raise LogtoUsageError(
+                "waitForDeviceSignIn takes what startDeviceSignIn returned",
+                code="usage.device_sign_in",
+            )
+        cancelled = cancel.is_set if cancel is not None else None
+        operation = ops.wait_device_sign_in_op(
+            self.core, started, timeout=timeout, cancelled=cancelled
+        )
+        self._do(operation)
+
+    # ---- token exchange (RFC 8693) ------------------------------------------------------
+
+    def exchangeToken(
+        self,
+        subjectToken: str,
+        subjectTokenType: TokenType | str,
+        *,
+        resource: str | None = None,
+        organizationId: str | None = None,
+        scopes: Sequence[str] | None = None,
+        actorToken: str | None = None,
+    ) -> ExchangedToken:
+        """See :meth:`Logto.exchangeToken`: the session is neither read nor changed."""
+        return self.logto.exchangeToken(
+            subjectToken,
+            subjectTokenType,
+            resource=resource,
+            organizationId=organizationId,
+            scopes=scopes,
+            actorToken=actorToken,
+        )
 
     def getOrganizationToken(self, organizationId: str) -> str | None:
         """An organization token; ``None`` when the user must sign in. Needs
@@ -339,6 +467,10 @@ class LogtoSession:
     get_access_token_claims = getAccessTokenClaims
     get_organization_token = getOrganizationToken
     get_organization_token_claims = getOrganizationTokenClaims
+    clear_access_tokens = clearAccessTokens
+    start_device_sign_in = startDeviceSignIn
+    wait_for_device_sign_in = waitForDeviceSignIn
+    exchange_token = exchangeToken
 
     # ---- storage ------------------------------------------------------------------------
 
@@ -424,4 +556,94 @@ class LogtoClient(LogtoSession):
         self.close()
 
 
-__all__ = ["Logto", "LogtoClient", "LogtoSession"]
+class LogtoM2MClient:
+    """A machine-to-machine client (client credentials, RFC 6749 section 4.4) for a Logto
+    machine-to-machine app: tokens for an API resource, an organization, or a resource
+    within an organization, with no user. Each token is cached under (resource,
+    organization, scopes) until ``tokenExpiryMargin`` before it expires; concurrent callers
+    wanting the same token share one request (the coordinator's single flight). ``storage``
+    keeps the cache (a private :class:`MemoryStorage` when omitted: a command-line tool may
+    pass one that survives the process); the options are those of :class:`Logto`.
+    """
+
+    __slots__ = ("_session", "logto")
+
+    def __init__(
+        self,
+        config: LogtoConfig,
+        storage: AnyStorage | None = None,
+        **options: Unpack[SyncOptions],
+    ) -> None:
+        if isinstance(config, LogtoConfig) and not config.is_confidential:
+            raise LogtoUsageError(
+                "LogtoM2MClient needs appSecret: a machine-to-machine app authenticates "
+                "with its secret (both are on the application's page in the Logto Console)",
+                code="usage.m2m_secret",
+            )
+        self.logto = Logto(config, **options)
+        self._session = LogtoSession(self.logto, storage)
+
+    @property
+    def config(self) -> LogtoConfig:
+        return self.logto.config
+
+    def getAccessToken(
+        self,
+        resource: str | None = None,
+        organizationId: str | None = None,
+        scopes: Sequence[str] | None = None,
+    ) -> str:
+        """An access token for the API ``resource`` (its API identifier in the Logto
+        Console; Logto's Management API on a self-hosted tenant is
+        ``https://default.logto.app/api``), for the organization ``organizationId``, or for
+        the resource within the organization; ``scopes`` (a subset of the app's
+        permissions) when given must all be granted (:class:`ScopeNotGrantedError`
+        otherwise). Failures raise: :class:`OAuthError` (with a hint) when Logto refuses."""
+        key = TokenKey.of(resource, organizationId, scopes)
+        session = kit.read_now(self._session.storage)
+        if session is not None:
+            cached = self.logto.core.cached_access_token(session, resource, organizationId, scopes)
+            if cached is not None:
+                return cached
+        entry = self._session._do(ops.m2m_token_op(self.logto.core, key))
+        return entry.token
+
+    def getAccessTokenClaims(
+        self,
+        resource: str | None = None,
+        organizationId: str | None = None,
+        scopes: Sequence[str] | None = None,
+    ) -> AccessTokenClaims:
+        """Claims of :meth:`getAccessToken`'s token (decoded, not verified)."""
+        key = TokenKey.of(resource, organizationId, scopes)
+        return self._session._do(ops.m2m_token_claims_op(self.logto.core, key))
+
+    def clearAccessTokens(
+        self,
+        resource: str | None = None,
+        organizationId: str | None = None,
+        scopes: Sequence[str] | None = None,
+    ) -> None:
+        """Forget cached tokens: every one when called without arguments, else the token of
+        that (resource, organization, scopes)."""
+        keys = None
+        if resource or organizationId or scopes:
+            keys = [TokenKey.of(resource, organizationId, scopes)]
+        self._session._do(ops.clear_tokens_op(self.logto.core, keys))
+
+    def close(self) -> None:
+        """Close the connections this client opened (see :meth:`Logto.close`)."""
+        self.logto.close()
+
+    def __enter__(self) -> LogtoM2MClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    get_access_token = getAccessToken
+    get_access_token_claims = getAccessTokenClaims
+    clear_access_tokens = clearAccessTokens
+
+
+__all__ = ["Logto", "LogtoClient", "LogtoM2MClient", "LogtoSession"]
