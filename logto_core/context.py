@@ -79,12 +79,14 @@ class Context:
         not_before: float | None = None,
     ) -> str | None:
         """The cached token for that key if it is still fresh (refreshed ``tokenExpiryMargin``
-        before it expires) and, with ``not_before``, obtained since then; else ``None``: a
+        before it expires) and, with ``not_before``, obtained after then; else ``None``: a
         flow is needed. The one place that decides."""
         cached = session.access_tokens.get(TokenKey.of(resource or None, organizationId, scopes))
         if cached is None or not cached.is_fresh(self.runtime.now(), self.config.tokenExpiryMargin):
             return None
-        if not_before is not None and not (cached.obtained_at or 0.0) >= not_before:
+        # Strictly after: a token obtained at the very instant of a forced call (a frozen test
+        # clock) may predate what the caller wants it to reflect.
+        if not_before is not None and not (cached.obtained_at or 0.0) > not_before:
             return None
         return cached.token
 
