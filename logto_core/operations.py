@@ -672,6 +672,10 @@ MAX_DEVICE_STEPS = 20_000
 that lives at most :data:`~logto_core.grants.MAX_DEVICE_LIFETIME` needs; a bound all the
 same."""
 
+DEVICE_WAIT_EFFECTS = MAX_DEVICE_STEPS + 8
+"""The effect bound to run :func:`wait_device_sign_in_op` with (one effect per step, and a
+few to spare): the driver's default bound is for operations of a few flows."""
+
 CANCEL_CHECK_SECONDS = 0.5
 """How often a wait that can be cancelled looks at its cancel flag."""
 
@@ -768,6 +772,7 @@ def exchange_token_op(
 
 __all__ = [
     "CANCEL_CHECK_SECONDS",
+    "DEVICE_WAIT_EFFECTS",
     "MAX_DEVICE_STEPS",
     "MAX_ROUNDS",
     "AwaitFlight",

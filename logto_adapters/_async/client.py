@@ -449,7 +449,7 @@ class LogtoSession:
         operation = ops.wait_device_sign_in_op(
             self.core, started, timeout=timeout, cancelled=cancelled
         )
-        await self._do(operation)
+        await kit.run(operation, self._perform, max_effects=ops.DEVICE_WAIT_EFFECTS)
 
     # ---- token exchange (RFC 8693) ------------------------------------------------------
 

@@ -418,7 +418,7 @@ class LogtoSession:
         operation = ops.wait_device_sign_in_op(
             self.core, started, timeout=timeout, cancelled=cancelled
         )
-        self._do(operation)
+        kit.run(operation, self._perform, max_effects=ops.DEVICE_WAIT_EFFECTS)
 
     # ---- token exchange (RFC 8693) ------------------------------------------------------
 

@@ -115,9 +115,7 @@ def test_concurrent_forced_refreshes_share_one_request(served: Any, clock: Clock
         await first.handleSignInCallback(served.provider.approve(url, USER))
         await first.getAccessToken(API)
         sessions = [logto.session(storage) for _ in range(10)]
-        tokens = await asyncio.gather(
-            *(s.getAccessToken(API, forceRefresh=True) for s in sessions)
-        )
+        tokens = await asyncio.gather(*(s.getAccessToken(API, forceRefresh=True) for s in sessions))
         await logto.aclose()
         return tokens
 
