@@ -6,7 +6,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from logto_adapters.testing import serve_provider
+from logto_core.jose.jwt import decode_unverified
 from logto_core.testing import TestProvider
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,3 +54,108 @@ def _now() -> float:
     import time
 
     return time.time()
+
+
+M2M_SECRET = "m" * 32
+MANAGEMENT_API = "https://default.logto.app/api"
+
+
+def _namespace(served: Any, **values: Any) -> dict[str, Any]:
+    return {"ENDPOINT": served.url, "API": API, "__name__": "example", **values}
+
+
+def test_the_management_api_example_sends_a_cached_machine_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import requests
+
+    code = example("machine-to-machine.md", "management-api")
+    sent: list[tuple[str, dict[str, str]]] = []
+
+    class Answer:
+        def raise_for_status(self) -> None:
+            return None
+
+        def json(self) -> list[dict[str, object]]:
+            return [{"id": "u1"}]
+
+    def fake_get(url: str, *, headers: dict[str, str], timeout: float) -> Answer:
+        sent.append((url, headers))
+        return Answer()
+
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client("m2m", secret=M2M_SECRET, kind="m2m")
+        provider.add_resource(MANAGEMENT_API, ["all"])
+        provider.grant_permissions("m2m", MANAGEMENT_API, ["all"])
+        namespace = _namespace(served, APP_ID="m2m", APP_SECRET=M2M_SECRET)
+        exec(compile(code, "docs/machine-to-machine.md", "exec"), namespace)
+        monkeypatch.setattr(requests, "get", fake_get)
+        assert namespace["list_users"]() == [{"id": "u1"}]
+        assert namespace["list_users"]() == [{"id": "u1"}]
+        namespace["m2m"].close()
+        assert sum(1 for e in provider.log if e.grant_type == "client_credentials") == 1
+    (url, headers), _ = sent
+    assert url == f"{served.url}/api/users"
+    token = headers["Authorization"].removeprefix("Bearer ")
+    assert decode_unverified(token)[1]["aud"] == MANAGEMENT_API
+
+
+def test_the_role_change_example_sees_new_scopes() -> None:
+    code = example("api-tokens.md", "role-change")
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client("app", secret="s" * 32, redirect_uris=[REDIRECT], kind="traditional")
+        provider.add_user("ada", name="Ada")
+        provider.add_resource(API, ["read"])
+        namespace = _namespace(served, APP_ID="app", APP_SECRET="s" * 32)
+        exec(compile(code, "docs/api-tokens.md", "exec"), namespace)
+        client = namespace["client"]
+        client.handleSignInCallback(provider.approve(client.signIn(REDIRECT), "ada"))
+        assert namespace["scopes_now"]() == []
+        provider.grant_permissions("ada", API, ["read"])  # the role change
+        assert (client.getAccessTokenClaims(API).scope or "") == ""  # the cache still answers
+        assert namespace["scopes_now"]() == ["read"]
+        client.close()
+
+
+def test_the_personal_access_token_example_exchanges_for_the_api() -> None:
+    code = example("token-exchange.md", "personal-access-token")
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client("app", secret="s" * 32, redirect_uris=[REDIRECT], kind="traditional")
+        provider.add_user("ada", name="Ada")
+        provider.add_resource(API, ["read"])
+        pat = provider.create_personal_access_token("ada")
+        namespace = _namespace(served, APP_ID="app", APP_SECRET="s" * 32)
+        exec(compile(code, "docs/token-exchange.md", "exec"), namespace)
+        token = namespace["api_token_for"](pat)
+        assert namespace["api_token_for"](pat) != token  # reusable, and never cached
+        namespace["logto"].close()
+    claims = decode_unverified(token)[1]
+    assert claims["sub"] == "ada" and claims["aud"] == API
+
+
+def test_the_device_cli_example_signs_in_then_stays_signed_in(tmp_path: Path) -> None:
+    code = example("device-sign-in.md", "device-cli")
+    lines: list[str] = []
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client("cli", kind="native", device_flow=True)
+        provider.devices.interval = 1
+        provider.add_user("ada", name="Ada")
+        provider.add_resource(API, ["read"])
+
+        def shown(text: str) -> None:
+            lines.append(text)
+            if " and enter " in text:  # the user does what the tool says, on their phone
+                provider.approve_device(text.rsplit(" ", 1)[-1], "ada")
+
+        for _ in range(2):  # the second run finds the stored session
+            namespace = _namespace(served, APP_ID="cli", SESSION_DIR=str(tmp_path), print=shown)
+            exec(compile(code, "docs/device-sign-in.md", "exec"), namespace)
+            assert namespace["main"]() == 0
+            namespace["client"].close()
+    assert lines[-1] == lines[-2] == "Signed in as ada"
+    assert sum(" and enter " in line for line in lines) == 1
+    assert any("user_code=" in line for line in lines)
