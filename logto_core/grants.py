@@ -274,7 +274,7 @@ def parse_device_authorization_response(
     * ``verification_uri`` REQUIRED and ``verification_uri_complete`` OPTIONAL: at most
       :data:`MAX_URI_CHARS`, https (or http on loopback in development mode), else
       ``device.verification_uri_insecure``;
-    * ``expires_in`` REQUIRED: a number > 0 (polling stops after at most
+    * ``expires_in`` REQUIRED: a number of seconds, at least 1 (polling stops after at most
       :data:`MAX_DEVICE_LIFETIME`);
     * ``interval`` OPTIONAL (:data:`DEFAULT_INTERVAL`): a number from 1 to
       :data:`MAX_INTERVAL`.
@@ -295,8 +295,10 @@ def parse_device_authorization_response(
         else None
     )
     expires_in = _number_member(payload, "expires_in")
-    if expires_in is None or not expires_in > 0:
-        raise _invalid("expires_in", "a number of seconds greater than 0")
+    # At least a second: a shorter life cannot be polled once, and a tiny positive number
+    # added to the clock would leave the expiry equal to now.
+    if expires_in is None or not expires_in >= 1:
+        raise _invalid("expires_in", "a number of seconds, at least 1")
     interval = _number_member(payload, "interval")
     if interval is None:
         interval = DEFAULT_INTERVAL

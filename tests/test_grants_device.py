@@ -177,6 +177,7 @@ def test_defaults_and_bounds() -> None:
         {"verification_uri_complete": False},
         {"expires_in": None},
         {"expires_in": 0},
+        {"expires_in": 0.5},
         {"expires_in": -5},
         {"expires_in": "600"},
         {"expires_in": True},
