@@ -5,8 +5,13 @@ from __future__ import annotations
 PUBLIC_APP = "public-app"
 WEB_APP = "web-app"
 WEB_APP_SECRET = "web-app-secret-0123456789abcdef"
+DEVICE_APP = "device-app"  # native, device flow (RFC 8628) and refresh token only
 M2M_APP = "m2m-app"
 M2M_APP_SECRET = "m2m-app-secret-0123456789abcdef"
+
+DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DEVICE_CODE_TTL = 600  # seconds, like Logto's
+DEVICE_INTERVAL = 5  # seconds: the provider names no interval, so RFC 8628's default
 
 API_A = "https://api-a.example.com"
 API_B = "https://api-b.example.com/v1"
