@@ -77,6 +77,13 @@ class RealProvider:
     def advance(self, seconds: float) -> None:
         self._admin("POST", "advance", seconds=seconds)
 
+    def set_device_interval(self, seconds: float | None) -> None:
+        """The ``interval`` device authorization responses name from now on (``None``:
+        none, so clients poll every 5 s; the reset between tests restores that). A short
+        one keeps a client's real wait between polls short."""
+        params = {} if seconds is None else {"seconds": seconds}
+        self._admin("POST", "device-interval", **params)
+
     def rotate_keys(self) -> list[str]:
         kids: list[str] = self._admin("POST", "rotate-keys")["kids"]
         return kids

@@ -22,6 +22,9 @@ ALICE = ("alice", "wonderland", "u_alice")
 BOB = ("bob", "builder", "u_bob")
 ALICE_ORG = "acme"
 OTHER_ORG = "globex"  # alice is not a member
+M2M_ORG = "acme"  # the machine-to-machine app is a member (not of globex)
+M2M_PERMISSIONS = {API_A: ["read", "write"]}  # the M2M app's API permissions
+M2M_ORG_SCOPES = ["read:docs", "write:docs"]  # its organization permissions in acme
 
 # Where the Python-driven relying party "lives"; never contacted (the test reads the redirect).
 APP_BASE = "http://127.0.0.1:9"

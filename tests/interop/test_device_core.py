@@ -255,3 +255,16 @@ def test_slow_down_grows_the_interval(real_provider: RealProvider, device: Devic
     state = device.wait_and_poll(state)
     assert isinstance(state.step, Granted)
     assert state.polls == 5
+
+
+def test_a_named_interval_is_kept_to(real_provider: RealProvider, device: Device) -> None:
+    """An interval the provider names replaces the default, and the provider holds the
+    client to it (Logto names none; the test provider can, see set_device_interval)."""
+    real_provider.set_device_interval(2)
+    authorization = device.authorize()
+    assert authorization.interval == 2
+    state = device.wait_and_poll(start_polling(authorization, device.clock()))
+    assert isinstance(state.step, Poll) and state.interval == 2
+    device.clock.advance(1)  # half the interval
+    state = device.poll(state)
+    assert isinstance(state.step, Poll) and state.interval == 2 + 5  # slow_down

@@ -10,8 +10,11 @@
 // Test-only routes (loopback only, never part of Logto):
 //   POST /__test/rotate-keys          new ES384 signing key; the previous one stays published
 //   POST /__test/advance?seconds=N    move the provider's clock forward by N seconds
+//   POST /__test/device-interval?seconds=N
+//                                     the `interval` device authorization responses name from
+//                                     now on (without `seconds`: none, so clients use 5 s)
 //   POST /__test/reset                clock back to real time, request counts and device
-//                                     polling records cleared
+//                                     polling records cleared, no device interval named
 //   GET  /__test/state                {"offset": seconds, "kids": [...], "requests": {path: n}}
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -77,9 +80,13 @@ function denied(description) {
   return error;
 }
 
-function memberScopes(organizationId, accountId) {
+/** The organization scopes a member holds (what its organization roles grant): the user's,
+ * or with no user (client credentials) the machine-to-machine app's; undefined for a
+ * non-member. */
+function memberScopes(organizationId, accountId, clientId) {
   const organization = ORGANIZATIONS[organizationId];
-  return organization?.members[accountId];
+  if (organization === undefined) return undefined;
+  return accountId === undefined ? organization.applications[clientId] : organization.members[accountId];
 }
 
 /** Scopes of `indicator` this request may receive: the user's (or the M2M app's) permissions. */
@@ -91,10 +98,12 @@ function allowedScopes(ctx, indicator, client) {
       // At sign-in: everything the user holds in any organization (filtered per org later).
       return Object.values(ORGANIZATIONS).flatMap((org) => org.members[accountId] ?? []);
     }
-    const scopes = memberScopes(organizationId, accountId);
+    const scopes = memberScopes(organizationId, accountId, client.clientId);
     if (scopes === undefined) throw denied('user is not a member of the organization');
     return scopes;
   }
+  // A machine-to-machine app's API permissions (also for an API within an organization:
+  // simplified, Logto takes those from the app's organization roles).
   if (accountId === undefined) return M2M_PERMISSIONS[client.clientId]?.[indicator] ?? [];
   return USERS[accountId]?.permissions[indicator] ?? [];
 }
@@ -108,7 +117,7 @@ async function getResourceServerInfo(ctx, indicator, client) {
     if (refreshToken && !refreshToken.scopes.has(ORGANIZATIONS_SCOPE)) {
       throw new errors.InsufficientScope('refresh token has no organizations scope', ORGANIZATIONS_SCOPE);
     }
-  } else if (organizationId !== undefined && memberScopes(organizationId, accountIdOf(ctx)) === undefined) {
+  } else if (organizationId !== undefined && memberScopes(organizationId, accountIdOf(ctx), client.clientId) === undefined) {
     throw denied('user is not a member of the organization');
   }
   const info = {
@@ -314,7 +323,7 @@ const refreshWithOrganization = (builtIn) => async (ctx) => {
   if (params.organization_id) {
     const refreshToken = await provider.RefreshToken.find(String(params.refresh_token ?? ''));
     if (refreshToken && refreshToken.clientId === ctx.oidc.client.clientId && !refreshToken.consumed) {
-      if (memberScopes(params.organization_id, refreshToken.accountId) === undefined) {
+      if (memberScopes(params.organization_id, refreshToken.accountId, refreshToken.clientId) === undefined) {
         throw denied('user is not a member of the organization');
       }
       if (!refreshToken.scopes.has(ORGANIZATIONS_SCOPE)) {
@@ -346,15 +355,26 @@ const DEFAULT_DEVICE_INTERVAL_S = 5;
 const SLOW_DOWN_STEP_S = 5;
 // The provider sees arrivals, the client times its sends: a client that waits exactly the
 // interval between two sends may see the first arrive later than the second (a busy event
-// loop), so arrivals closer than the interval by less than this are not "too fast".
+// loop), so arrivals closer than the interval by less than a fifth of it (at most 1 s) are
+// not "too fast".
 const POLL_TOLERANCE_MS = 1000;
+const tolerance = (interval) => Math.min(POLL_TOLERANCE_MS, interval * 200);
 const devicePolls = new Map();
+// The `interval` a device authorization response names (test-only: undefined, the default,
+// names none, as Logto does). A short one keeps a client's real wait between polls short.
+let deviceInterval;
+
+/** Name the interval (when a test set one) and hold the new device code to it. */
+function onDeviceAuthorization(_ctx, body) {
+  if (deviceInterval !== undefined) body.interval = deviceInterval;
+  devicePolls.set(body.device_code, { at: undefined, interval: deviceInterval ?? DEFAULT_DEVICE_INTERVAL_S });
+}
 
 const pacedDeviceCode = (builtIn) => async (ctx) => {
   const key = String(ctx.oidc.params.device_code ?? '');
   const now = Date.now();
   const last = devicePolls.get(key);
-  if (last !== undefined && now - last.at < last.interval * 1000 - POLL_TOLERANCE_MS) {
+  if (last?.at !== undefined && now - last.at < last.interval * 1000 - tolerance(last.interval)) {
     // Too early: the interval grows by 5 s for this and every later poll (section 3.5).
     devicePolls.set(key, { at: now, interval: last.interval + SLOW_DOWN_STEP_S });
     throw new errors.SlowDown();
@@ -373,6 +393,8 @@ function buildProvider(issuer) {
   provider.registerGrantType('refresh_token', refreshWithOrganization(builtIn.get('refresh_token')), withOrg(refreshTokenGrant.parameters), ['resource']);
   provider.registerGrantType('client_credentials', clientCredentialsWithTarget(builtIn.get('client_credentials')), withOrg(clientCredentialsGrant.parameters), ['resource']);
   provider.registerGrantType(deviceCodeGrant.grantType, pacedDeviceCode(builtIn.get(deviceCodeGrant.grantType)), [...deviceCodeGrant.parameters, 'resource'], ['resource']);
+  // Emitted once the response body is set, before it is sent: the handler may add to it.
+  provider.on('device_authorization.success', onDeviceAuthorization);
   provider.on('server_error', (_ctx, error) => console.error('server_error', error));
   if (process.env.INTEROP_DEBUG) {
     provider.on('grant.error', (_ctx, error) => console.error('grant.error', error.error, error.error_description, error.error_detail));
@@ -447,7 +469,13 @@ function admin(state, req, res, url) {
     clockOffsetMs += Number(url.searchParams.get('seconds') ?? '0') * 1000;
     return send(res, 200, JSON.stringify({ offset: clockOffsetMs / 1000 }), 'application/json');
   }
+  if (req.method === 'POST' && url.pathname === '/__test/device-interval') {
+    const seconds = url.searchParams.get('seconds');
+    deviceInterval = seconds === null ? undefined : Number(seconds);
+    return send(res, 200, JSON.stringify({ interval: deviceInterval ?? null }), 'application/json');
+  }
   if (req.method === 'POST' && url.pathname === '/__test/reset') {
+    deviceInterval = undefined;
     clockOffsetMs = 0;
     requestCounts.clear();
     devicePolls.clear();

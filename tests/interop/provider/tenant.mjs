@@ -83,10 +83,15 @@ export const USERS = {
   },
 };
 
-/** Organizations: members and the organization-permission scopes their roles grant. */
+/** Organizations: members (users, and machine-to-machine apps) and the
+ * organization-permission scopes their roles grant. */
 export const ORGANIZATIONS = {
-  acme: { name: 'Acme', members: { u_alice: ['read:docs'], u_bob: ['read:docs', 'write:docs'] } },
-  globex: { name: 'Globex', members: { u_bob: ['read:docs'] } },
+  acme: {
+    name: 'Acme',
+    members: { u_alice: ['read:docs'], u_bob: ['read:docs', 'write:docs'] },
+    applications: { 'm2m-app': ['read:docs', 'write:docs'] },
+  },
+  globex: { name: 'Globex', members: { u_bob: ['read:docs'] }, applications: {} },
 };
 
 /** The machine-to-machine app's role permissions. */
