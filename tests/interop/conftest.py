@@ -464,6 +464,19 @@ def make_driver(kind: str, provider: RealProvider, clock: Clock, **config: Any) 
     return Driver(kind, client)
 
 
+def make_m2m_driver(
+    kind: str, provider: RealProvider, clock: Clock, secret: str = M2M_APP_SECRET, **config: Any
+) -> Driver:
+    """A machine-to-machine client (``LogtoM2MClient``) of the tenant's M2M app."""
+    module: Any = sync if kind == "sync" else aio
+    client = module.LogtoM2MClient(
+        module.LogtoConfig(endpoint=provider.base, appId=M2M_APP, appSecret=secret, **config),
+        runtime=Runtime(clock=clock),
+        timeout=(2.0, 10.0),
+    )
+    return Driver(kind, client)
+
+
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
