@@ -80,6 +80,11 @@ function denied(description) {
   return error;
 }
 
+/** Logto's refusal of a non-member, in its words for a user or a machine-to-machine app. */
+const notAMember = (accountId) => denied(accountId === undefined
+  ? 'app has not associated with the organization'
+  : 'user is not a member of the organization');
+
 /** The organization scopes a member holds (what its organization roles grant): the user's,
  * or with no user (client credentials) the machine-to-machine app's; undefined for a
  * non-member. */
@@ -99,7 +104,7 @@ function allowedScopes(ctx, indicator, client) {
       return Object.values(ORGANIZATIONS).flatMap((org) => org.members[accountId] ?? []);
     }
     const scopes = memberScopes(organizationId, accountId, client.clientId);
-    if (scopes === undefined) throw denied('user is not a member of the organization');
+    if (scopes === undefined) throw notAMember(accountId);
     return scopes;
   }
   // A machine-to-machine app's API permissions (also for an API within an organization:
@@ -118,7 +123,7 @@ async function getResourceServerInfo(ctx, indicator, client) {
       throw new errors.InsufficientScope('refresh token has no organizations scope', ORGANIZATIONS_SCOPE);
     }
   } else if (organizationId !== undefined && memberScopes(organizationId, accountIdOf(ctx), client.clientId) === undefined) {
-    throw denied('user is not a member of the organization');
+    throw notAMember(accountIdOf(ctx));
   }
   const info = {
     scope: allowedScopes(ctx, indicator, client).join(' '),
