@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import re
 import selectors
 import shutil
 import socket
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urljoin
 
 import pytest
@@ -28,7 +29,7 @@ import requests
 from logto_adapters import aio, sync
 from logto_core.runtime import Runtime
 
-from .tenant import APP_BASE, M2M_APP, M2M_APP_SECRET, REDIRECT
+from .tenant import ALICE, APP_BASE, M2M_APP, M2M_APP_SECRET, REDIRECT
 
 PROVIDER_DIR = Path(__file__).parent / "provider"
 START_TIMEOUT = 20.0
@@ -75,6 +76,13 @@ class RealProvider:
 
     def advance(self, seconds: float) -> None:
         self._admin("POST", "advance", seconds=seconds)
+
+    def set_device_interval(self, seconds: float | None) -> None:
+        """The ``interval`` device authorization responses name from now on (``None``:
+        none, so clients poll every 5 s; the reset between tests restores that). A short
+        one keeps a client's real wait between polls short."""
+        params = {} if seconds is None else {"seconds": seconds}
+        self._admin("POST", "device-interval", **params)
 
     def rotate_keys(self) -> list[str]:
         kids: list[str] = self._admin("POST", "rotate-keys")["kids"]
@@ -200,24 +208,39 @@ def clock(real_provider: RealProvider) -> Clock:
 
 
 class _Forms(HTMLParser):
-    """Collects each form's action, method and named inputs."""
+    """Collects each form's action, method, named inputs (``fields``, what a submit sends) and
+    named buttons (``buttons``: a button's value is sent only when it is the one pressed). A
+    control belongs to the form it sits in, or to the one its ``form`` attribute names (the
+    device-flow and sign-out pages put their buttons after the form)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.forms: list[dict[str, Any]] = []
+        self._open: dict[str, Any] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
         if tag == "form":
-            self.forms.append({**values, "fields": {}})
-        elif self._is_field(tag, values) and self.forms:
-            self.forms[-1]["fields"][values["name"]] = values.get("value", "")
+            self._open = {**values, "fields": {}, "buttons": {}}
+            self.forms.append(self._open)
+            return
+        name = values.get("name")
+        owner = self._owner(values)
+        if not name or owner is None:
+            return
+        if tag == "input":
+            owner["fields"][name] = values.get("value", "")
+        elif tag == "button" and values.get("value"):
+            owner["buttons"][name] = values["value"]
 
-    @staticmethod
-    def _is_field(tag: str, values: dict[str, str]) -> bool:
-        """A named input, or a named button carrying a value."""
-        named = bool(values.get("name"))
-        return named and (tag == "input" or (tag == "button" and bool(values.get("value"))))
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = None
+
+    def _owner(self, values: dict[str, str]) -> dict[str, Any] | None:
+        if "form" in values:
+            return next((form for form in self.forms if form.get("id") == values["form"]), None)
+        return self._open
 
 
 def parse_forms(html: str) -> list[dict[str, Any]]:
@@ -293,6 +316,121 @@ class HttpBrowser:
         return f"{scheme}://{rest.split('/', 1)[0]}/"
 
 
+# ---- the user's side of the device flow (RFC 8628 section 3.3), with plain HTTP ---------------
+
+DEVICE_HOPS = 16  # code entry, confirmation, login, consent, resume: about ten requests
+
+
+@dataclass
+class DeviceVisit:
+    """How a visit to the provider's device pages ended: ``approved`` (the success page), or
+    the code-entry page shown again with ``reason`` (oidc-provider's error name:
+    ``AbortedError`` after a refusal, ``ExpiredError``, ``NotFoundError``,
+    ``AlreadyUsedError``)."""
+
+    approved: bool
+    reason: str | None
+    login_form_shown: bool
+    """Whether the user filled in the login form (not when the browser's session sufficed)."""
+
+
+_REASON = re.compile(r'id="error" data-reason="([^"]*)"')
+
+
+def device_visit(
+    provider: RealProvider,
+    code: str,
+    username: str = ALICE[0],
+    password: str = ALICE[1],
+    *,
+    deny: Literal["confirm", "login"] | None = None,
+    browser: HttpBrowser | None = None,
+) -> DeviceVisit:
+    """Play the user at the device pages: ``code`` is the ``user_code`` (typed into the
+    page at ``<issuer>/device``) or the ``verification_uri_complete`` (opened, which submits
+    the code itself). Then confirm, sign in with the login form (skipped when ``browser``
+    already holds a session), consent (the provider approves it), and end on the success
+    page. ``deny``: refuse instead, with the confirmation page's Abort button (``"confirm"``)
+    or the login page's Cancel (``"login"``, which oidc-provider turns into the device code's
+    ``access_denied`` too). Bounded: at most :data:`DEVICE_HOPS` requests of
+    ``HTTP_TIMEOUT`` each."""
+    http = (browser or HttpBrowser()).http
+    typed: str | None = None
+    url = code
+    if "://" not in code:
+        typed, url = code, f"{provider.issuer}/device"
+    shown = False
+    response = http.get(url, allow_redirects=False, timeout=HTTP_TIMEOUT)
+    for _ in range(DEVICE_HOPS):
+        if response.is_redirect:
+            target = urljoin(response.url, response.headers["location"])
+            response = http.get(target, allow_redirects=False, timeout=HTTP_TIMEOUT)
+            continue
+        html = response.text
+        if 'id="device-success"' in html:
+            return DeviceVisit(approved=True, reason=None, login_form_shown=shown)
+        forms = {form.get("id", ""): form for form in parse_forms(html)}
+        reason = _REASON.search(html)
+        if reason is not None:  # the code-entry page again, saying why
+            return DeviceVisit(approved=False, reason=reason[1], login_form_shown=shown)
+        if "op.deviceInputForm" in forms:
+            assert typed is not None, "the provider asked for the code a second time"
+            form, data = forms["op.deviceInputForm"], {"user_code": typed}
+            typed = None
+        elif "op.deviceConfirmForm" in forms:
+            # Its hidden confirm=yes goes with either button; pressing Abort adds abort=yes,
+            # which oidc-provider reads first.
+            form = forms["op.deviceConfirmForm"]
+            data = {"abort": form["buttons"]["abort"]} if deny == "confirm" else {}
+        elif "login" in forms and deny == "login":
+            form, data = forms["abort"], {}
+        elif "login" in forms:
+            if shown:
+                raise AssertionError("the provider refused the credentials")
+            shown = True
+            form, data = forms["login"], {"username": username, "password": password}
+        elif len(forms) == 1 and "" in forms:
+            # verification_uri_complete: oidc-provider's self-submitting form (xsrf + code).
+            form, data = forms[""], {}
+        else:
+            raise AssertionError(f"unexpected device page: {html[:500]}")
+        response = http.post(
+            urljoin(response.url, form["action"]),
+            data={**form["fields"], **data},
+            allow_redirects=False,
+            timeout=HTTP_TIMEOUT,
+        )
+    raise AssertionError("too many hops through the device pages")
+
+
+def approve_device(
+    provider: RealProvider,
+    code: str,
+    username: str = ALICE[0],
+    password: str = ALICE[1],
+    *,
+    browser: HttpBrowser | None = None,
+) -> DeviceVisit:
+    """The user approves the device sign-in (see :func:`device_visit`); fails otherwise."""
+    visit = device_visit(provider, code, username, password, browser=browser)
+    assert visit.approved, f"the device sign-in was not approved: {visit.reason}"
+    return visit
+
+
+def deny_device(
+    provider: RealProvider,
+    code: str,
+    *,
+    at: Literal["confirm", "login"] = "confirm",
+    browser: HttpBrowser | None = None,
+) -> DeviceVisit:
+    """The user refuses the device sign-in (see :func:`device_visit`): the device code then
+    answers ``access_denied``."""
+    visit = device_visit(provider, code, deny=at, browser=browser)
+    assert not visit.approved and visit.reason == "AbortedError", visit
+    return visit
+
+
 # ---- both clients through one interface ------------------------------------------------------
 
 
@@ -320,6 +458,19 @@ def make_driver(kind: str, provider: RealProvider, clock: Clock, **config: Any) 
     module: Any = sync if kind == "sync" else aio
     client = module.LogtoClient(
         module.LogtoConfig(endpoint=provider.base, **config),
+        runtime=Runtime(clock=clock),
+        timeout=(2.0, 10.0),
+    )
+    return Driver(kind, client)
+
+
+def make_m2m_driver(
+    kind: str, provider: RealProvider, clock: Clock, secret: str = M2M_APP_SECRET, **config: Any
+) -> Driver:
+    """A machine-to-machine client (``LogtoM2MClient``) of the tenant's M2M app."""
+    module: Any = sync if kind == "sync" else aio
+    client = module.LogtoM2MClient(
+        module.LogtoConfig(endpoint=provider.base, appId=M2M_APP, appSecret=secret, **config),
         runtime=Runtime(clock=clock),
         timeout=(2.0, 10.0),
     )

@@ -10,7 +10,11 @@
 // Test-only routes (loopback only, never part of Logto):
 //   POST /__test/rotate-keys          new ES384 signing key; the previous one stays published
 //   POST /__test/advance?seconds=N    move the provider's clock forward by N seconds
-//   POST /__test/reset                clock back to real time, request counts cleared
+//   POST /__test/device-interval?seconds=N
+//                                     the `interval` device authorization responses name from
+//                                     now on (without `seconds`: none, so clients use 5 s)
+//   POST /__test/reset                clock back to real time, request counts and device
+//                                     polling records cleared, no device interval named
 //   GET  /__test/state                {"offset": seconds, "kids": [...], "requests": {path: n}}
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -19,6 +23,7 @@ import { parseArgs } from 'node:util';
 
 import Provider, { errors } from 'oidc-provider';
 import * as clientCredentialsGrant from 'oidc-provider/lib/actions/grants/client_credentials.js';
+import * as deviceCodeGrant from 'oidc-provider/lib/actions/grants/device_code.js';
 import * as refreshTokenGrant from 'oidc-provider/lib/actions/grants/refresh_token.js';
 import { createMemoryAdapter } from 'oidc-provider/lib/adapters/memory_adapter.js';
 // oidc-provider's internal registry: where its built-in grant handlers sit, already bound.
@@ -57,6 +62,7 @@ function accountIdOf(ctx) {
     entities.Account?.accountId
     ?? entities.RefreshToken?.accountId
     ?? entities.AuthorizationCode?.accountId
+    ?? entities.DeviceCode?.accountId
     ?? ctx.oidc.session?.accountId
   );
 }
@@ -74,9 +80,18 @@ function denied(description) {
   return error;
 }
 
-function memberScopes(organizationId, accountId) {
+/** Logto's refusal of a non-member, in its words for a user or a machine-to-machine app. */
+const notAMember = (accountId) => denied(accountId === undefined
+  ? 'app has not associated with the organization'
+  : 'user is not a member of the organization');
+
+/** The organization scopes a member holds (what its organization roles grant): the user's,
+ * or with no user (client credentials) the machine-to-machine app's; undefined for a
+ * non-member. */
+function memberScopes(organizationId, accountId, clientId) {
   const organization = ORGANIZATIONS[organizationId];
-  return organization?.members[accountId];
+  if (organization === undefined) return undefined;
+  return accountId === undefined ? organization.applications[clientId] : organization.members[accountId];
 }
 
 /** Scopes of `indicator` this request may receive: the user's (or the M2M app's) permissions. */
@@ -88,10 +103,12 @@ function allowedScopes(ctx, indicator, client) {
       // At sign-in: everything the user holds in any organization (filtered per org later).
       return Object.values(ORGANIZATIONS).flatMap((org) => org.members[accountId] ?? []);
     }
-    const scopes = memberScopes(organizationId, accountId);
-    if (scopes === undefined) throw denied('user is not a member of the organization');
+    const scopes = memberScopes(organizationId, accountId, client.clientId);
+    if (scopes === undefined) throw notAMember(accountId);
     return scopes;
   }
+  // A machine-to-machine app's API permissions (also for an API within an organization:
+  // simplified, Logto takes those from the app's organization roles).
   if (accountId === undefined) return M2M_PERMISSIONS[client.clientId]?.[indicator] ?? [];
   return USERS[accountId]?.permissions[indicator] ?? [];
 }
@@ -105,8 +122,8 @@ async function getResourceServerInfo(ctx, indicator, client) {
     if (refreshToken && !refreshToken.scopes.has(ORGANIZATIONS_SCOPE)) {
       throw new errors.InsufficientScope('refresh token has no organizations scope', ORGANIZATIONS_SCOPE);
     }
-  } else if (organizationId !== undefined && memberScopes(organizationId, accountIdOf(ctx)) === undefined) {
-    throw denied('user is not a member of the organization');
+  } else if (organizationId !== undefined && memberScopes(organizationId, accountIdOf(ctx), client.clientId) === undefined) {
+    throw notAMember(accountIdOf(ctx));
   }
   const info = {
     scope: allowedScopes(ctx, indicator, client).join(' '),
@@ -174,7 +191,30 @@ function loginPage(uid, clientId, error) {
   <label>Username <input id="username" name="username" autocomplete="username"></label>
   <label>Password <input id="password" name="password" type="password"></label>
   <button id="submit" type="submit">Sign in</button>
+</form>
+<form id="abort" method="post" action="/interaction/${escape(uid)}/abort">
+  <button id="cancel" type="submit">Cancel</button>
 </form>`);
+}
+
+// The device flow's pages (RFC 8628 section 3.3), Logto's paths: /oidc/device. `form` is
+// oidc-provider's own (it carries the xsrf token); each page says where it stands in an id,
+// for the tests that play the user with plain HTTP.
+async function userCodeInputSource(ctx, form, _out, err) {
+  // A re-rendered page names the reason (AbortedError after a refusal, NotFoundError, ...).
+  const reason = err ? `<p id="error" data-reason="${escape(err.name ?? 'error')}">${escape(err.message ?? 'error')}</p>` : '';
+  ctx.body = page('Enter your code', `${reason}
+<div id="device-input">${form}<button id="continue" type="submit" form="op.deviceInputForm">Continue</button></div>`);
+}
+
+async function userCodeConfirmSource(ctx, form, client, _deviceInfo, userCode) {
+  ctx.body = page('Confirm the device', `<p>Sign in to <code>${escape(client.clientId)}</code> with code <code id="user-code">${escape(userCode)}</code>?</p>
+<div id="device-confirm">${form}<button id="confirm" type="submit" form="op.deviceConfirmForm">Continue</button>
+<button id="deny" type="submit" form="op.deviceConfirmForm" name="abort" value="yes">Abort</button></div>`);
+}
+
+async function successSource(ctx) {
+  ctx.body = page('Device signed in', `<p id="device-success">${escape(ctx.oidc.client.clientId)} is signed in; you can close this page.</p>`);
 }
 
 /** The end-session page: like Logto, no question when the RP proved who it is. */
@@ -200,7 +240,28 @@ async function renderError(ctx, out) {
 const cookieKeys = [randomBytes(32).toString('hex')];
 // One in-memory store for every provider instance, so grants survive a key rotation (which
 // builds a new instance with the new key set).
-const adapter = createMemoryAdapter(0);
+const memoryAdapter = createMemoryAdapter(0);
+
+// Logto's adapter reads a database row whatever its expiry (rows are deleted later), so a
+// device code polled after its expiry is still found and answered `expired_token` (RFC 8628
+// section 3.5), and its user code gets the "expired" page. The memory adapter drops entries at expiry
+// (`invalid_grant`, "not found"): keep device codes a day past it. Their expiry itself is
+// checked by oidc-provider against the payload's `exp`, unchanged.
+const EXPIRED_DEVICE_CODE_RETENTION_S = 24 * 3600;
+
+const adapter = (model) => {
+  const inner = memoryAdapter(model);
+  if (model !== 'DeviceCode') return inner;
+  return new Proxy(inner, {
+    get(target, name) {
+      if (name === 'upsert') {
+        return (id, payload, expiresIn) => target.upsert(id, payload, typeof expiresIn === 'number' ? expiresIn + EXPIRED_DEVICE_CODE_RETENTION_S : expiresIn);
+      }
+      const value = target[name];
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+};
 
 function configuration() {
   return {
@@ -230,6 +291,10 @@ function configuration() {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      // Logto's device flow: /oidc/device/auth and /oidc/device (oidc-provider's default
+      // routes under the /oidc mount). oidc-provider's response (which Logto serves) names no
+      // `interval`, so clients poll every 5 s, RFC 8628's default.
+      deviceFlow: { enabled: true, userCodeInputSource, userCodeConfirmSource, successSource },
       introspection: { enabled: true, allowedPolicy: async (_ctx, client) => client.clientAuthMethod !== 'none' },
       revocation: { enabled: true },
       rpInitiatedLogout: { enabled: true, logoutSource, postLogoutSuccessSource },
@@ -244,6 +309,7 @@ function configuration() {
       AccessToken: 3600,
       AuthorizationCode: 60,
       ClientCredentials: 3600,
+      DeviceCode: 600,
       IdToken: 3600,
       RefreshToken: 14 * 24 * 3600,
       Grant: 180 * 24 * 3600,
@@ -262,7 +328,7 @@ const refreshWithOrganization = (builtIn) => async (ctx) => {
   if (params.organization_id) {
     const refreshToken = await provider.RefreshToken.find(String(params.refresh_token ?? ''));
     if (refreshToken && refreshToken.clientId === ctx.oidc.client.clientId && !refreshToken.consumed) {
-      if (memberScopes(params.organization_id, refreshToken.accountId) === undefined) {
+      if (memberScopes(params.organization_id, refreshToken.accountId, refreshToken.clientId) === undefined) {
         throw denied('user is not a member of the organization');
       }
       if (!refreshToken.scopes.has(ORGANIZATIONS_SCOPE)) {
@@ -284,6 +350,44 @@ const clientCredentialsWithTarget = (builtIn) => async (ctx) => {
   return builtIn(ctx);
 };
 
+/** When each device code was last polled, and the interval it is held to (RFC 8628 section
+ * 3.5). oidc-provider v9 defines `slow_down` but never answers it: its device-code grant
+ * answers an early poll `authorization_pending` (and so, as far as this suite knows, does
+ * Logto, which runs that grant). This provider enforces the interval, so a client's pacing
+ * and its back-off meet a server that checks them; a client that keeps to the interval never
+ * sees the difference. Keyed by the device code as sent; the test reset clears it. */
+const DEFAULT_DEVICE_INTERVAL_S = 5;
+const SLOW_DOWN_STEP_S = 5;
+// The provider sees arrivals, the client times its sends: a client that waits exactly the
+// interval between two sends may see the first arrive later than the second (a busy event
+// loop), so arrivals closer than the interval by less than a fifth of it (at most 1 s) are
+// not "too fast".
+const POLL_TOLERANCE_MS = 1000;
+const tolerance = (interval) => Math.min(POLL_TOLERANCE_MS, interval * 200);
+const devicePolls = new Map();
+// The `interval` a device authorization response names (test-only: undefined, the default,
+// names none, as Logto does). A short one keeps a client's real wait between polls short.
+let deviceInterval;
+
+/** Name the interval (when a test set one) and hold the new device code to it. */
+function onDeviceAuthorization(_ctx, body) {
+  if (deviceInterval !== undefined) body.interval = deviceInterval;
+  devicePolls.set(body.device_code, { at: undefined, interval: deviceInterval ?? DEFAULT_DEVICE_INTERVAL_S });
+}
+
+const pacedDeviceCode = (builtIn) => async (ctx) => {
+  const key = String(ctx.oidc.params.device_code ?? '');
+  const now = Date.now();
+  const last = devicePolls.get(key);
+  if (last?.at !== undefined && now - last.at < last.interval * 1000 - tolerance(last.interval)) {
+    // Too early: the interval grows by 5 s for this and every later poll (section 3.5).
+    devicePolls.set(key, { at: now, interval: last.interval + SLOW_DOWN_STEP_S });
+    throw new errors.SlowDown();
+  }
+  devicePolls.set(key, { at: now, interval: last?.interval ?? DEFAULT_DEVICE_INTERVAL_S });
+  return builtIn(ctx);
+};
+
 function buildProvider(issuer) {
   const provider = new Provider(issuer, configuration());
   provider.proxy = false;
@@ -293,6 +397,9 @@ function buildProvider(issuer) {
   const withOrg = (names) => [...names, 'resource', 'organization_id'];
   provider.registerGrantType('refresh_token', refreshWithOrganization(builtIn.get('refresh_token')), withOrg(refreshTokenGrant.parameters), ['resource']);
   provider.registerGrantType('client_credentials', clientCredentialsWithTarget(builtIn.get('client_credentials')), withOrg(clientCredentialsGrant.parameters), ['resource']);
+  provider.registerGrantType(deviceCodeGrant.grantType, pacedDeviceCode(builtIn.get(deviceCodeGrant.grantType)), [...deviceCodeGrant.parameters, 'resource'], ['resource']);
+  // Emitted once the response body is set, before it is sent: the handler may add to it.
+  provider.on('device_authorization.success', onDeviceAuthorization);
   provider.on('server_error', (_ctx, error) => console.error('server_error', error));
   if (process.env.INTEROP_DEBUG) {
     provider.on('grant.error', (_ctx, error) => console.error('grant.error', error.error, error.error_description, error.error_detail));
@@ -346,6 +453,11 @@ async function interaction(provider, req, res, path) {
     }
     return provider.interactionFinished(req, res, { login: { accountId: entry[0] } }, { mergeWithLastSubmission: false });
   }
+  if (req.method === 'POST' && action === 'abort') {
+    // The user cancels sign-in: access_denied to the client (a device code records it).
+    const result = { error: 'access_denied', error_description: 'End-User aborted interaction' };
+    return provider.interactionFinished(req, res, result, { mergeWithLastSubmission: false });
+  }
   return send(res, 404, page('Error', 'not found'));
 }
 
@@ -362,9 +474,16 @@ function admin(state, req, res, url) {
     clockOffsetMs += Number(url.searchParams.get('seconds') ?? '0') * 1000;
     return send(res, 200, JSON.stringify({ offset: clockOffsetMs / 1000 }), 'application/json');
   }
+  if (req.method === 'POST' && url.pathname === '/__test/device-interval') {
+    const seconds = url.searchParams.get('seconds');
+    deviceInterval = seconds === null ? undefined : Number(seconds);
+    return send(res, 200, JSON.stringify({ interval: deviceInterval ?? null }), 'application/json');
+  }
   if (req.method === 'POST' && url.pathname === '/__test/reset') {
+    deviceInterval = undefined;
     clockOffsetMs = 0;
     requestCounts.clear();
+    devicePolls.clear();
     return send(res, 200, '{}', 'application/json');
   }
   if (req.method === 'GET' && url.pathname === '/__test/state') {

@@ -4,6 +4,8 @@ export const ORGANIZATIONS_SCOPE = 'urn:logto:scope:organizations';
 export const ORGANIZATIONS_RESOURCE = 'urn:logto:resource:organizations';
 export const organizationAudience = (id) => `urn:logto:organization:${id}`;
 
+export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
 export const API_A = 'https://api-a.example.com';
 export const API_B = 'https://api-b.example.com/v1';
 
@@ -36,6 +38,16 @@ export const clients = (appBaseUrls) => {
     redirect_uris: APP_REDIRECTS,
     post_logout_redirect_uris: APP_POST_LOGOUT,
     grant_types: ['authorization_code', 'refresh_token'],
+  },
+  {
+    // A native app for device sign-in (RFC 8628: a TV or a CLI): public, no redirect URIs;
+    // the user approves on another device at /oidc/device.
+    client_id: 'device-app',
+    application_type: 'native',
+    token_endpoint_auth_method: 'none',
+    redirect_uris: [],
+    response_types: [],
+    grant_types: [DEVICE_CODE_GRANT, 'refresh_token'],
   },
   {
     // A machine-to-machine app.
@@ -71,10 +83,15 @@ export const USERS = {
   },
 };
 
-/** Organizations: members and the organization-permission scopes their roles grant. */
+/** Organizations: members (users, and machine-to-machine apps) and the
+ * organization-permission scopes their roles grant. */
 export const ORGANIZATIONS = {
-  acme: { name: 'Acme', members: { u_alice: ['read:docs'], u_bob: ['read:docs', 'write:docs'] } },
-  globex: { name: 'Globex', members: { u_bob: ['read:docs'] } },
+  acme: {
+    name: 'Acme',
+    members: { u_alice: ['read:docs'], u_bob: ['read:docs', 'write:docs'] },
+    applications: { 'm2m-app': ['read:docs', 'write:docs'] },
+  },
+  globex: { name: 'Globex', members: { u_bob: ['read:docs'] }, applications: {} },
 };
 
 /** The machine-to-machine app's role permissions. */
