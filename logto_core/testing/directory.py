@@ -215,6 +215,13 @@ class Directory:
         """Organization-scoped scopes of ``indicator`` granted to ``principal`` in ``org_id``."""
         return set(self.org_resource_permissions.get((org_id, principal, indicator), set()))
 
+    def user_permitted(self, sub: str, indicator: str, org_id: str | None) -> set[str]:
+        """Scopes of ``indicator`` a user's token may carry: through their organization roles
+        in ``org_id`` for an organization-scoped token, else through their roles."""
+        if org_id is not None:
+            return self.org_permitted(org_id, sub, indicator)
+        return self.permitted(sub, indicator)
+
     def organizations_of(self, principal: str) -> list[Organization]:
         """Organizations ``principal`` belongs to, in registration order."""
         return [org for org in self.organizations.values() if principal in org.members]

@@ -13,7 +13,14 @@ from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 
 from . import endpoints, signin_page
-from ._wire import MAX_FORM_BYTES, Rejection, error_response, parse_pairs, single_params
+from ._wire import (
+    MAX_FORM_BYTES,
+    Rejection,
+    TokenRequest,
+    error_response,
+    parse_pairs,
+    single_params,
+)
 from .authorize import (
     UnredirectableRequestError,
     parse_request,
@@ -26,7 +33,7 @@ from .directory import ClientKind, Directory
 from .faults import Fault, FaultQueue
 from .grants import GrantStore
 from .keys import KeyRing, SigningKey
-from .token_endpoint import TokenEndpoint, TokenRequest
+from .token_endpoint import TokenEndpoint
 from .tokens import TokenMinter
 
 _SENSITIVE = frozenset(

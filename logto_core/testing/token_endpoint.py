@@ -8,8 +8,8 @@ from typing import Any
 from logto_core.enums import ORGANIZATION_URN_PREFIX, OAuthScope, UserInfoScope
 from logto_core.http import HttpRequest, HttpResponse
 
-from ._wire import NO_STORE, Rejection
-from .claims import USER_SCOPES
+from ._wire import NO_STORE, Rejection, TokenRequest
+from .claims import OIDC_SCOPES
 from .clientauth import authenticate_client
 from .directory import Client, Directory, User
 from .faults import Fault
@@ -17,27 +17,7 @@ from .grants import ACCESS_TOKEN_TTL, ORGANIZATION_TOKEN_TTL, Grant, GrantStore
 from .tokens import AccessTokenSpec, TokenMinter, scope_text
 
 SUPPORTED_GRANTS = ("authorization_code", "refresh_token", "client_credentials")
-OIDC_SCOPES = frozenset(USER_SCOPES | {OAuthScope.offline_access.value})
 ORGANIZATIONS_SCOPE = UserInfoScope.organizations.value
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRequest:
-    """A parsed token request: single values plus every ``resource`` sent."""
-
-    params: dict[str, str]
-    resources: list[str]
-
-    def require(self, name: str) -> str:
-        value = self.params.get(name)
-        if value is None:
-            raise Rejection("invalid_request", f"missing required parameter '{name}'")
-        return value
-
-    def single_resource(self) -> str | None:
-        if len(self.resources) > 1:
-            raise Rejection("invalid_target", "only a single resource indicator value is supported")
-        return self.resources[0] if self.resources else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,10 +96,7 @@ class TokenEndpoint:
             return AccessGrant(None, scopes & OIDC_SCOPES)
         self._resource_for_grant(grant, resource)
         api = directory.resources[resource]
-        if org_id is not None:
-            allowed = directory.org_permitted(org_id, grant.sub, resource)
-        else:
-            allowed = directory.permitted(grant.sub, resource)
+        allowed = directory.user_permitted(grant.sub, resource, org_id)
         return AccessGrant(
             AccessTokenSpec(
                 grant.sub,
@@ -148,6 +125,20 @@ class TokenEndpoint:
         }
 
     # -- grants --------------------------------------------------------------------------
+    def _sign_in_tokens(
+        self, grant: Grant, resource: str | None, now: float, fault: Fault | None
+    ) -> dict[str, Any]:
+        """What a grant the user just approved gives: the access token, an ID token with
+        ``openid``, a refresh token with ``offline_access``."""
+        user = self._live_user(grant)
+        access = self._user_access(grant, grant.scopes, resource, None)
+        body = self._access_fields(grant, access, now)
+        if UserInfoScope.openid.value in grant.scopes:
+            body["id_token"] = self._minter.id_token(grant, user, grant.scopes, now, fault)
+        if OAuthScope.offline_access.value in grant.scopes:
+            body["refresh_token"] = self._store.issue_refresh(grant, now).value
+        return body
+
     def _authorization_code(
         self, client: Client, request: TokenRequest, now: float, fault: Fault | None
     ) -> dict[str, Any]:
@@ -160,13 +151,7 @@ class TokenEndpoint:
             code_verifier=request.params.get("code_verifier"),
             now=now,
         )
-        user = self._live_user(grant)
-        access = self._user_access(grant, grant.scopes, resource, None)
-        body = self._access_fields(grant, access, now)
-        body["id_token"] = self._minter.id_token(grant, user, grant.scopes, now, fault)
-        if OAuthScope.offline_access.value in grant.scopes:
-            body["refresh_token"] = self._store.issue_refresh(grant, now).value
-        return body
+        return self._sign_in_tokens(grant, resource, now, fault)
 
     def _refresh_token(
         self, client: Client, request: TokenRequest, now: float, fault: Fault | None
