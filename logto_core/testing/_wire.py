@@ -29,6 +29,9 @@ ERROR_STATUS: dict[str, int] = {
     "unsupported_token_type": 400,
     "unauthorized_client": 400,
     "invalid_token": 401,
+    "authorization_pending": 400,
+    "slow_down": 400,
+    "expired_token": 400,
     "server_error": 500,
 }
 
@@ -45,6 +48,9 @@ _MESSAGES: dict[str, str] = {
     "unsupported_token_type": "The token type is not supported.",
     "unauthorized_client": "The client is not authorized to use this grant type.",
     "invalid_token": "The access token is invalid.",
+    "authorization_pending": "The authorization request is still pending.",
+    "slow_down": "The client is polling too quickly.",
+    "expired_token": "The device code has expired.",
 }
 
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}

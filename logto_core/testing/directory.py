@@ -34,6 +34,8 @@ class Client:
     redirect_uris: tuple[str, ...]
     post_logout_redirect_uris: tuple[str, ...]
     always_issue_refresh_token: bool = False
+    device_flow: bool = False
+    """May use the device authorization grant (Logto: a native app with device flow on)."""
 
     @property
     def confidential(self) -> bool:
@@ -103,6 +105,7 @@ class Directory:
         redirect_uris: Iterable[str],
         post_logout_redirect_uris: Iterable[str],
         always_issue_refresh_token: bool,
+        device_flow: bool = False,
     ) -> Client:
         if not client_id:
             raise _usage("client_id must not be empty")
@@ -112,6 +115,8 @@ class Directory:
             raise _usage(f"a {kind} application needs a secret")
         if kind not in CONFIDENTIAL_KINDS and secret is not None:
             raise _usage(f"a {kind} application is public and has no secret")
+        if device_flow and kind == "m2m":
+            raise _usage("a machine-to-machine application cannot use the device flow")
         client = Client(
             client_id=client_id,
             kind=kind,
@@ -119,6 +124,7 @@ class Directory:
             redirect_uris=tuple(redirect_uris),
             post_logout_redirect_uris=tuple(post_logout_redirect_uris),
             always_issue_refresh_token=always_issue_refresh_token,
+            device_flow=device_flow,
         )
         self.clients[client_id] = client
         return client

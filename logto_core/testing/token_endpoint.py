@@ -1,4 +1,5 @@
-"""The token endpoint: authorization_code, refresh_token and client_credentials grants."""
+"""The token endpoint: the authorization_code, refresh_token, client_credentials and
+device_code grants."""
 
 from __future__ import annotations
 
@@ -11,12 +12,18 @@ from logto_core.http import HttpRequest, HttpResponse
 from ._wire import NO_STORE, Rejection, TokenRequest
 from .claims import OIDC_SCOPES
 from .clientauth import authenticate_client
+from .device import DEVICE_CODE_GRANT, DeviceFlow
 from .directory import Client, Directory, User
 from .faults import Fault
 from .grants import ACCESS_TOKEN_TTL, ORGANIZATION_TOKEN_TTL, Grant, GrantStore
 from .tokens import AccessTokenSpec, TokenMinter, scope_text
 
-SUPPORTED_GRANTS = ("authorization_code", "refresh_token", "client_credentials")
+SUPPORTED_GRANTS = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    DEVICE_CODE_GRANT,
+)
 ORGANIZATIONS_SCOPE = UserInfoScope.organizations.value
 
 
@@ -31,10 +38,18 @@ class AccessGrant:
 class TokenEndpoint:
     """Answers ``POST /oidc/token``."""
 
-    def __init__(self, *, directory: Directory, store: GrantStore, minter: TokenMinter) -> None:
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        store: GrantStore,
+        minter: TokenMinter,
+        devices: DeviceFlow,
+    ) -> None:
         self._directory = directory
         self._store = store
         self._minter = minter
+        self._devices = devices
 
     def handle(
         self, request: HttpRequest, token_request: TokenRequest, now: float, fault: Fault | None
@@ -45,7 +60,11 @@ class TokenEndpoint:
                 "unsupported_grant_type", f"unsupported grant_type requested ({grant_type})"
             )
         client = authenticate_client(request, token_request.params, self._directory)
-        if (grant_type == "client_credentials") != (client.kind == "m2m"):
+        # M2M apps use client_credentials and nothing else; devices need the device flow.
+        allowed = (grant_type == "client_credentials") == (client.kind == "m2m")
+        if grant_type == DEVICE_CODE_GRANT:
+            allowed = allowed and client.device_flow
+        if not allowed:
             raise Rejection(
                 "unauthorized_client", "requested grant type is not allowed for this client"
             )
@@ -53,6 +72,8 @@ class TokenEndpoint:
             body = self._authorization_code(client, token_request, now, fault)
         elif grant_type == "refresh_token":
             body = self._refresh_token(client, token_request, now, fault)
+        elif grant_type == DEVICE_CODE_GRANT:
+            body = self._device_code(client, token_request, now, fault)
         else:
             body = self._client_credentials(client, token_request, now)
         return HttpResponse.json(200, body, NO_STORE)
@@ -152,6 +173,13 @@ class TokenEndpoint:
             now=now,
         )
         return self._sign_in_tokens(grant, resource, now, fault)
+
+    def _device_code(
+        self, client: Client, request: TokenRequest, now: float, fault: Fault | None
+    ) -> dict[str, Any]:
+        # The grant takes no resource: the access token is the opaque (userinfo) one.
+        grant = self._devices.redeem(client, request.require("device_code"), now)
+        return self._sign_in_tokens(grant, None, now, fault)
 
     def _refresh_token(
         self, client: Client, request: TokenRequest, now: float, fault: Fault | None
