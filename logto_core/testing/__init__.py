@@ -23,6 +23,7 @@ from .grants import (
 )
 from .keys import SUPPORTED_ALGS, SigningKey
 from .provider import LogEntry, ProviderReply, TestProvider
+from .token_exchange import SUBJECT_TOKEN_TTL
 
 __all__ = [
     "ACCESS_TOKEN_TTL",
@@ -33,6 +34,7 @@ __all__ = [
     "REFRESH_TOKEN_TTL",
     "REUSE_WINDOW",
     "ROTATION_THRESHOLD",
+    "SUBJECT_TOKEN_TTL",
     "SUPPORTED_ALGS",
     "Fault",
     "FaultQueue",

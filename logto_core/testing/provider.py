@@ -35,6 +35,7 @@ from .faults import Fault, FaultQueue
 from .grants import GrantStore
 from .keys import KeyRing, SigningKey
 from .token_endpoint import TokenEndpoint
+from .token_exchange import SUBJECT_TOKEN_TTL, TokenExchange
 from .tokens import TokenMinter
 
 _SENSITIVE = frozenset(
@@ -158,11 +159,16 @@ class TestProvider:
         )
         """Device authorizations; set ``devices.ttl``, ``devices.interval`` or
         ``devices.slow_down`` to change how later ones behave (see :class:`DeviceFlow`)."""
+        self.token_exchange = TokenExchange(
+            directory=self.directory, store=self.store, minter=minter, runtime=self._runtime
+        )
+        """Subject tokens and personal access tokens made for token exchange."""
         self._token = TokenEndpoint(
             directory=self.directory,
             store=self.store,
             minter=minter,
             devices=self.devices,
+            exchange=self.token_exchange,
         )
 
     # -- setup ---------------------------------------------------------------------------
@@ -264,6 +270,19 @@ class TestProvider:
         """The user entered ``user_code`` and refused: the device's next poll answers
         ``access_denied``."""
         self.devices.deny(user_code, self._clock())
+
+    # -- token exchange: what the Management API makes -----------------------------------
+    def create_subject_token(self, user: str, ttl: float = SUBJECT_TOKEN_TTL) -> str:
+        """A single-use subject token for ``user`` (``sub_...``), valid ``ttl`` seconds, as
+        ``POST /api/subject-tokens`` makes; exchange it with ``subject_token_type``
+        ``urn:ietf:params:oauth:token-type:access_token``."""
+        return self.token_exchange.create_subject_token(user, ttl=ttl, now=self._clock())
+
+    def create_personal_access_token(self, user: str, expires_at: float | None = None) -> str:
+        """A reusable personal access token of ``user`` (``pat_...``), valid until
+        ``expires_at`` (seconds on the provider's clock; ``None``: forever); exchange it with
+        ``subject_token_type`` ``urn:logto:token-type:personal_access_token``."""
+        return self.token_exchange.create_personal_access_token(user, expires_at=expires_at)
 
     # -- authorization endpoint ----------------------------------------------------------
     def approve(self, authorization_url: str, user: str) -> str:

@@ -1,5 +1,5 @@
-"""The token endpoint: the authorization_code, refresh_token, client_credentials and
-device_code grants."""
+"""The token endpoint: the authorization_code, refresh_token, client_credentials, device_code
+and token-exchange grants."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .device import DEVICE_CODE_GRANT, DeviceFlow
 from .directory import Client, Directory, User
 from .faults import Fault
 from .grants import ACCESS_TOKEN_TTL, ORGANIZATION_TOKEN_TTL, Grant, GrantStore
+from .token_exchange import TOKEN_EXCHANGE_GRANT, TokenExchange
 from .tokens import AccessTokenSpec, TokenMinter, scope_text
 
 SUPPORTED_GRANTS = (
@@ -23,6 +24,7 @@ SUPPORTED_GRANTS = (
     "refresh_token",
     "client_credentials",
     DEVICE_CODE_GRANT,
+    TOKEN_EXCHANGE_GRANT,
 )
 ORGANIZATIONS_SCOPE = UserInfoScope.organizations.value
 
@@ -45,11 +47,13 @@ class TokenEndpoint:
         store: GrantStore,
         minter: TokenMinter,
         devices: DeviceFlow,
+        exchange: TokenExchange,
     ) -> None:
         self._directory = directory
         self._store = store
         self._minter = minter
         self._devices = devices
+        self._exchange = exchange
 
     def handle(
         self, request: HttpRequest, token_request: TokenRequest, now: float, fault: Fault | None
@@ -74,6 +78,8 @@ class TokenEndpoint:
             body = self._refresh_token(client, token_request, now, fault)
         elif grant_type == DEVICE_CODE_GRANT:
             body = self._device_code(client, token_request, now, fault)
+        elif grant_type == TOKEN_EXCHANGE_GRANT:
+            body = self._exchange.exchange(client, token_request, now)
         else:
             body = self._client_credentials(client, token_request, now)
         return HttpResponse.json(200, body, NO_STORE)
