@@ -895,6 +895,13 @@ _ENTRIES: tuple[ErrorCode, ...] = (
     ),
     ErrorCode("testing.fault", LogtoUsageError, "a test provider fault is invalid", _USAGE_FIX),
     ErrorCode(
+        "testing.device",
+        LogtoUsageError,
+        "a device-flow hook of the test provider named an unknown, expired or already decided "
+        "user code, or a user who cannot sign in",
+        _USAGE_FIX,
+    ),
+    ErrorCode(
         "testing.unsupported_alg",
         LogtoUsageError,
         "the test provider cannot sign with that algorithm",

@@ -11,6 +11,7 @@ See ``docs/test-provider.md`` for a walkthrough.
 from __future__ import annotations
 
 from .authorize import UnredirectableRequestError
+from .device import DEVICE_CODE_TTL, DEVICE_INTERVAL
 from .faults import Fault, FaultQueue
 from .grants import (
     ACCESS_TOKEN_TTL,
@@ -22,14 +23,18 @@ from .grants import (
 )
 from .keys import SUPPORTED_ALGS, SigningKey
 from .provider import LogEntry, ProviderReply, TestProvider
+from .token_exchange import SUBJECT_TOKEN_TTL
 
 __all__ = [
     "ACCESS_TOKEN_TTL",
     "CODE_TTL",
+    "DEVICE_CODE_TTL",
+    "DEVICE_INTERVAL",
     "ID_TOKEN_TTL",
     "REFRESH_TOKEN_TTL",
     "REUSE_WINDOW",
     "ROTATION_THRESHOLD",
+    "SUBJECT_TOKEN_TTL",
     "SUPPORTED_ALGS",
     "Fault",
     "FaultQueue",

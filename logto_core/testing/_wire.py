@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,6 +29,9 @@ ERROR_STATUS: dict[str, int] = {
     "unsupported_token_type": 400,
     "unauthorized_client": 400,
     "invalid_token": 401,
+    "authorization_pending": 400,
+    "slow_down": 400,
+    "expired_token": 400,
     "server_error": 500,
 }
 
@@ -44,6 +48,9 @@ _MESSAGES: dict[str, str] = {
     "unsupported_token_type": "The token type is not supported.",
     "unauthorized_client": "The client is not authorized to use this grant type.",
     "invalid_token": "The access token is invalid.",
+    "authorization_pending": "The authorization request is still pending.",
+    "slow_down": "The client is polling too quickly.",
+    "expired_token": "The device code has expired.",
 }
 
 NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
@@ -74,6 +81,25 @@ class Rejection(LogtoError):
         self.description = description
         self.status = status if status is not None else ERROR_STATUS.get(error, 400)
         self.headers = dict(headers or {})
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRequest:
+    """A parsed token request: single values plus every ``resource`` sent."""
+
+    params: dict[str, str]
+    resources: list[str]
+
+    def require(self, name: str) -> str:
+        value = self.params.get(name)
+        if value is None:
+            raise Rejection("invalid_request", f"missing required parameter '{name}'")
+        return value
+
+    def single_resource(self) -> str | None:
+        if len(self.resources) > 1:
+            raise Rejection("invalid_target", "only a single resource indicator value is supported")
+        return self.resources[0] if self.resources else None
 
 
 def error_body(error: str, description: str, *, issuer: str) -> dict[str, Any]:

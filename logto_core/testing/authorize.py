@@ -135,7 +135,9 @@ def _check_max_age(params: dict[str, str]) -> int | None:
     return int(raw)
 
 
-def _check_resources(values: list[str], directory: Directory) -> frozenset[str]:
+def check_resources(values: list[str], directory: Directory) -> frozenset[str]:
+    """The requested resources, each an absolute URI that is registered (or the reserved
+    organizations resource); ``invalid_target`` otherwise."""
     for value in values:
         if not is_absolute_uri(value):
             raise Rejection("invalid_target", "resource indicator must be an absolute URI")
@@ -144,22 +146,22 @@ def _check_resources(values: list[str], directory: Directory) -> frozenset[str]:
     return frozenset(values)
 
 
-def _granted_scopes(
+def granted_scopes(
     requested: set[str],
     *,
-    client: Client,
-    prompts: frozenset[str],
     resources: frozenset[str],
     directory: Directory,
+    offline: bool,
 ) -> frozenset[str]:
-    """Scopes kept in the grant; unknown scopes are dropped, as Logto does."""
+    """Scopes kept in a grant; unknown scopes are dropped, as Logto does. ``offline_access``
+    is kept only when ``offline`` says the grant may have a refresh token."""
     known = set(USER_SCOPES)
     for indicator in resources:
         if indicator == ORGANIZATIONS_RESOURCE:
             known |= directory.organization_scopes()
         else:
             known |= directory.resources[indicator].scopes
-    if Prompt.consent.value in prompts or client.always_issue_refresh_token:
+    if offline:
         known.add(OAuthScope.offline_access.value)
     return frozenset(requested & known)
 
@@ -179,10 +181,9 @@ def validate(
     code_challenge = _check_pkce(params, client)
     prompts = _check_prompts(params)
     max_age = _check_max_age(params)
-    resource_set = _check_resources(resources, directory)
-    scopes = _granted_scopes(
-        requested, client=client, prompts=prompts, resources=resource_set, directory=directory
-    )
+    resource_set = check_resources(resources, directory)
+    offline = Prompt.consent.value in prompts or client.always_issue_refresh_token
+    scopes = granted_scopes(requested, resources=resource_set, directory=directory, offline=offline)
     return AuthorizationRequest(
         client=client,
         redirect_uri=redirect_uri,

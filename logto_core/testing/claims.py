@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from logto_core.enums import UserInfoScope
+from logto_core.enums import OAuthScope, UserInfoScope
 
 from .directory import Directory, User
 
@@ -51,6 +51,9 @@ _SCOPED = frozenset(
 
 USER_SCOPES: frozenset[str] = frozenset(scope.value for scope in UserInfoScope)
 """Scopes that release user claims (the rows of the table)."""
+
+OIDC_SCOPES: frozenset[str] = frozenset(USER_SCOPES | {OAuthScope.offline_access.value})
+"""The OpenID Connect scopes an opaque (userinfo) access token may carry."""
 
 
 def _profile(claims: dict[str, Any]) -> dict[str, Any]:

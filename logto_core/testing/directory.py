@@ -34,6 +34,8 @@ class Client:
     redirect_uris: tuple[str, ...]
     post_logout_redirect_uris: tuple[str, ...]
     always_issue_refresh_token: bool = False
+    device_flow: bool = False
+    """May use the device authorization grant (Logto: a native app with device flow on)."""
 
     @property
     def confidential(self) -> bool:
@@ -103,6 +105,7 @@ class Directory:
         redirect_uris: Iterable[str],
         post_logout_redirect_uris: Iterable[str],
         always_issue_refresh_token: bool,
+        device_flow: bool = False,
     ) -> Client:
         if not client_id:
             raise _usage("client_id must not be empty")
@@ -112,6 +115,8 @@ class Directory:
             raise _usage(f"a {kind} application needs a secret")
         if kind not in CONFIDENTIAL_KINDS and secret is not None:
             raise _usage(f"a {kind} application is public and has no secret")
+        if device_flow and kind == "m2m":
+            raise _usage("a machine-to-machine application cannot use the device flow")
         client = Client(
             client_id=client_id,
             kind=kind,
@@ -119,6 +124,7 @@ class Directory:
             redirect_uris=tuple(redirect_uris),
             post_logout_redirect_uris=tuple(post_logout_redirect_uris),
             always_issue_refresh_token=always_issue_refresh_token,
+            device_flow=device_flow,
         )
         self.clients[client_id] = client
         return client
@@ -214,6 +220,13 @@ class Directory:
     def org_permitted(self, org_id: str, principal: str, indicator: str) -> set[str]:
         """Organization-scoped scopes of ``indicator`` granted to ``principal`` in ``org_id``."""
         return set(self.org_resource_permissions.get((org_id, principal, indicator), set()))
+
+    def user_permitted(self, sub: str, indicator: str, org_id: str | None) -> set[str]:
+        """Scopes of ``indicator`` a user's token may carry: through their organization roles
+        in ``org_id`` for an organization-scoped token, else through their roles."""
+        if org_id is not None:
+            return self.org_permitted(org_id, sub, indicator)
+        return self.permitted(sub, indicator)
 
     def organizations_of(self, principal: str) -> list[Organization]:
         """Organizations ``principal`` belongs to, in registration order."""

@@ -195,6 +195,8 @@ def introspection(
             "iss": issuer,
             "token_type": "Bearer",
         }
+        if access.actor is not None:
+            body["act"] = {"sub": access.actor}
     elif store.is_refresh_active(token, now):
         refresh = store.refresh_tokens[token]
         grant = store.grants[refresh.grant_id]

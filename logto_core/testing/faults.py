@@ -25,6 +25,7 @@ ENDPOINTS: frozenset[str] = frozenset(
         "discovery",
         "jwks",
         "token",
+        "device_authorization",
         "userinfo",
         "revocation",
         "introspection",
@@ -48,8 +49,9 @@ class Fault:
     """
 
     endpoint: str
-    """Endpoint name: ``discovery``, ``jwks``, ``token``, ``userinfo``, ``revocation``,
-    ``introspection``, ``end_session`` (or ``not_found`` for unknown routes)."""
+    """Endpoint name: ``discovery``, ``jwks``, ``token``, ``device_authorization``,
+    ``userinfo``, ``revocation``, ``introspection``, ``end_session`` (or ``not_found`` for
+    unknown routes)."""
     grant_type: str | None = None
     """Only token requests with this ``grant_type`` match."""
     times: int | None = 1

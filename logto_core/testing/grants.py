@@ -86,6 +86,8 @@ class OpaqueAccessToken:
     issued_at: float
     expires_at: float
     revoked: bool = False
+    actor: str | None = None
+    """``sub`` of the actor when a token exchange named one (introspection shows ``act``)."""
 
 
 def pkce_matches(verifier: str, challenge: str) -> bool:
@@ -239,7 +241,9 @@ class GrantStore:
         return token.consumed_at is None or now - token.consumed_at <= REUSE_WINDOW
 
     # -- opaque access tokens ------------------------------------------------------------
-    def issue_access(self, grant: Grant, scopes: frozenset[str], now: float) -> OpaqueAccessToken:
+    def issue_access(
+        self, grant: Grant, scopes: frozenset[str], now: float, *, actor: str | None = None
+    ) -> OpaqueAccessToken:
         token = OpaqueAccessToken(
             value=new_token_value(self._runtime),
             grant_id=grant.grant_id,
@@ -248,6 +252,7 @@ class GrantStore:
             scopes=scopes,
             issued_at=now,
             expires_at=now + ACCESS_TOKEN_TTL,
+            actor=actor,
         )
         self.access_tokens[token.value] = token
         return token

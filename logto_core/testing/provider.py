@@ -13,7 +13,14 @@ from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 
 from . import endpoints, signin_page
-from ._wire import MAX_FORM_BYTES, Rejection, error_response, parse_pairs, single_params
+from ._wire import (
+    MAX_FORM_BYTES,
+    Rejection,
+    TokenRequest,
+    error_response,
+    parse_pairs,
+    single_params,
+)
 from .authorize import (
     UnredirectableRequestError,
     parse_request,
@@ -22,11 +29,13 @@ from .authorize import (
     validate,
 )
 from .clientauth import basic_credentials
+from .device import DeviceFlow
 from .directory import ClientKind, Directory
 from .faults import Fault, FaultQueue
 from .grants import GrantStore
 from .keys import KeyRing, SigningKey
-from .token_endpoint import TokenEndpoint, TokenRequest
+from .token_endpoint import TokenEndpoint
+from .token_exchange import SUBJECT_TOKEN_TTL, TokenExchange
 from .tokens import TokenMinter
 
 _SENSITIVE = frozenset(
@@ -34,6 +43,7 @@ _SENSITIVE = frozenset(
         "client_secret",
         "code",
         "code_verifier",
+        "device_code",
         "refresh_token",
         "token",
         "access_token",
@@ -52,6 +62,7 @@ _ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/auth/interaction"): "sign_in_form",
     ("GET", "/jwks"): "jwks",
     ("POST", "/token"): "token",
+    ("POST", "/device/auth"): "device_authorization",
     ("GET", "/me"): "userinfo",
     ("POST", "/me"): "userinfo",
     ("POST", "/token/revocation"): "revocation",
@@ -59,7 +70,7 @@ _ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/session/end"): "end_session",
     ("POST", "/session/end"): "end_session",
 }
-_FORM_ENDPOINTS = frozenset({"token", "revocation", "introspection"})
+_FORM_ENDPOINTS = frozenset({"token", "revocation", "introspection", "device_authorization"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +151,25 @@ class TestProvider:
         minter = TokenMinter(
             issuer=self.issuer, keys=self.keys, directory=self.directory, store=self.store
         )
-        self._token = TokenEndpoint(directory=self.directory, store=self.store, minter=minter)
+        self.devices = DeviceFlow(
+            directory=self.directory,
+            store=self.store,
+            runtime=self._runtime,
+            verification_uri=self._paths.url("/device"),
+        )
+        """Device authorizations; set ``devices.ttl``, ``devices.interval`` or
+        ``devices.slow_down`` to change how later ones behave (see :class:`DeviceFlow`)."""
+        self.token_exchange = TokenExchange(
+            directory=self.directory, store=self.store, minter=minter, runtime=self._runtime
+        )
+        """Subject tokens and personal access tokens made for token exchange."""
+        self._token = TokenEndpoint(
+            directory=self.directory,
+            store=self.store,
+            minter=minter,
+            devices=self.devices,
+            exchange=self.token_exchange,
+        )
 
     # -- setup ---------------------------------------------------------------------------
     @property
@@ -162,8 +191,10 @@ class TestProvider:
         post_logout_redirect_uris: list[str] | None = None,
         kind: ClientKind,
         always_issue_refresh_token: bool = False,
+        device_flow: bool = False,
     ) -> None:
-        """Register an application; ``secret`` is required for traditional and m2m apps."""
+        """Register an application; ``secret`` is required for traditional and m2m apps.
+        ``device_flow`` lets it use the device authorization grant (not m2m apps)."""
         self.directory.add_client(
             client_id,
             kind=kind,
@@ -171,6 +202,7 @@ class TestProvider:
             redirect_uris=redirect_uris or [],
             post_logout_redirect_uris=post_logout_redirect_uris or [],
             always_issue_refresh_token=always_issue_refresh_token,
+            device_flow=device_flow,
         )
 
     def add_user(self, sub: str, **claims: Any) -> None:
@@ -226,6 +258,31 @@ class TestProvider:
     def is_refresh_token_active(self, refresh_token: str) -> bool:
         """True when the token would be accepted by a refresh right now."""
         return self.store.is_refresh_active(refresh_token, self._clock())
+
+    # -- device flow: the user's side -----------------------------------------------------
+    def approve_device(self, user_code: str, user: str) -> None:
+        """``user`` entered ``user_code`` (any case, dash optional) and consented: the grant
+        gets what the device asked for, ``offline_access`` included when asked. Unknown,
+        expired or already decided codes, and suspended users, raise ``LogtoUsageError``."""
+        self.devices.approve(user_code, self.directory.user(user), self._clock())
+
+    def deny_device(self, user_code: str) -> None:
+        """The user entered ``user_code`` and refused: the device's next poll answers
+        ``access_denied``."""
+        self.devices.deny(user_code, self._clock())
+
+    # -- token exchange: what the Management API makes -----------------------------------
+    def create_subject_token(self, user: str, ttl: float = SUBJECT_TOKEN_TTL) -> str:
+        """A single-use subject token for ``user`` (``sub_...``), valid ``ttl`` seconds, as
+        ``POST /api/subject-tokens`` makes; exchange it with ``subject_token_type``
+        ``urn:ietf:params:oauth:token-type:access_token``."""
+        return self.token_exchange.create_subject_token(user, ttl=ttl, now=self._clock())
+
+    def create_personal_access_token(self, user: str, expires_at: float | None = None) -> str:
+        """A reusable personal access token of ``user`` (``pat_...``), valid until
+        ``expires_at`` (seconds on the provider's clock; ``None``: forever); exchange it with
+        ``subject_token_type`` ``urn:logto:token-type:personal_access_token``."""
+        return self.token_exchange.create_personal_access_token(user, expires_at=expires_at)
 
     # -- authorization endpoint ----------------------------------------------------------
     def approve(self, authorization_url: str, user: str) -> str:
@@ -368,6 +425,8 @@ class TestProvider:
             return endpoints.jwks(self.keys)
         if name == "token":
             return self._token.handle(request, TokenRequest(params, resources), now, fault)
+        if name == "device_authorization":
+            return self.devices.authorize(request, params, resources, now)
         if name == "userinfo":
             return endpoints.userinfo(
                 request, issuer=self.issuer, directory=self.directory, store=self.store, now=now

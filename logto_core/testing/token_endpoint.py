@@ -1,4 +1,5 @@
-"""The token endpoint: authorization_code, refresh_token and client_credentials grants."""
+"""The token endpoint: the authorization_code, refresh_token, client_credentials, device_code
+and token-exchange grants."""
 
 from __future__ import annotations
 
@@ -8,36 +9,24 @@ from typing import Any
 from logto_core.enums import ORGANIZATION_URN_PREFIX, OAuthScope, UserInfoScope
 from logto_core.http import HttpRequest, HttpResponse
 
-from ._wire import NO_STORE, Rejection
-from .claims import USER_SCOPES
+from ._wire import NO_STORE, Rejection, TokenRequest
+from .claims import OIDC_SCOPES
 from .clientauth import authenticate_client
+from .device import DEVICE_CODE_GRANT, DeviceFlow
 from .directory import Client, Directory, User
 from .faults import Fault
 from .grants import ACCESS_TOKEN_TTL, ORGANIZATION_TOKEN_TTL, Grant, GrantStore
+from .token_exchange import TOKEN_EXCHANGE_GRANT, TokenExchange
 from .tokens import AccessTokenSpec, TokenMinter, scope_text
 
-SUPPORTED_GRANTS = ("authorization_code", "refresh_token", "client_credentials")
-OIDC_SCOPES = frozenset(USER_SCOPES | {OAuthScope.offline_access.value})
+SUPPORTED_GRANTS = (
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    DEVICE_CODE_GRANT,
+    TOKEN_EXCHANGE_GRANT,
+)
 ORGANIZATIONS_SCOPE = UserInfoScope.organizations.value
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRequest:
-    """A parsed token request: single values plus every ``resource`` sent."""
-
-    params: dict[str, str]
-    resources: list[str]
-
-    def require(self, name: str) -> str:
-        value = self.params.get(name)
-        if value is None:
-            raise Rejection("invalid_request", f"missing required parameter '{name}'")
-        return value
-
-    def single_resource(self) -> str | None:
-        if len(self.resources) > 1:
-            raise Rejection("invalid_target", "only a single resource indicator value is supported")
-        return self.resources[0] if self.resources else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +40,20 @@ class AccessGrant:
 class TokenEndpoint:
     """Answers ``POST /oidc/token``."""
 
-    def __init__(self, *, directory: Directory, store: GrantStore, minter: TokenMinter) -> None:
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        store: GrantStore,
+        minter: TokenMinter,
+        devices: DeviceFlow,
+        exchange: TokenExchange,
+    ) -> None:
         self._directory = directory
         self._store = store
         self._minter = minter
+        self._devices = devices
+        self._exchange = exchange
 
     def handle(
         self, request: HttpRequest, token_request: TokenRequest, now: float, fault: Fault | None
@@ -65,7 +64,11 @@ class TokenEndpoint:
                 "unsupported_grant_type", f"unsupported grant_type requested ({grant_type})"
             )
         client = authenticate_client(request, token_request.params, self._directory)
-        if (grant_type == "client_credentials") != (client.kind == "m2m"):
+        # M2M apps use client_credentials and nothing else; devices need the device flow.
+        allowed = (grant_type == "client_credentials") == (client.kind == "m2m")
+        if grant_type == DEVICE_CODE_GRANT:
+            allowed = allowed and client.device_flow
+        if not allowed:
             raise Rejection(
                 "unauthorized_client", "requested grant type is not allowed for this client"
             )
@@ -73,6 +76,10 @@ class TokenEndpoint:
             body = self._authorization_code(client, token_request, now, fault)
         elif grant_type == "refresh_token":
             body = self._refresh_token(client, token_request, now, fault)
+        elif grant_type == DEVICE_CODE_GRANT:
+            body = self._device_code(client, token_request, now, fault)
+        elif grant_type == TOKEN_EXCHANGE_GRANT:
+            body = self._exchange.exchange(client, token_request, now)
         else:
             body = self._client_credentials(client, token_request, now)
         return HttpResponse.json(200, body, NO_STORE)
@@ -116,10 +123,7 @@ class TokenEndpoint:
             return AccessGrant(None, scopes & OIDC_SCOPES)
         self._resource_for_grant(grant, resource)
         api = directory.resources[resource]
-        if org_id is not None:
-            allowed = directory.org_permitted(org_id, grant.sub, resource)
-        else:
-            allowed = directory.permitted(grant.sub, resource)
+        allowed = directory.user_permitted(grant.sub, resource, org_id)
         return AccessGrant(
             AccessTokenSpec(
                 grant.sub,
@@ -148,6 +152,20 @@ class TokenEndpoint:
         }
 
     # -- grants --------------------------------------------------------------------------
+    def _sign_in_tokens(
+        self, grant: Grant, resource: str | None, now: float, fault: Fault | None
+    ) -> dict[str, Any]:
+        """What a grant the user just approved gives: the access token, an ID token with
+        ``openid``, a refresh token with ``offline_access``."""
+        user = self._live_user(grant)
+        access = self._user_access(grant, grant.scopes, resource, None)
+        body = self._access_fields(grant, access, now)
+        if UserInfoScope.openid.value in grant.scopes:
+            body["id_token"] = self._minter.id_token(grant, user, grant.scopes, now, fault)
+        if OAuthScope.offline_access.value in grant.scopes:
+            body["refresh_token"] = self._store.issue_refresh(grant, now).value
+        return body
+
     def _authorization_code(
         self, client: Client, request: TokenRequest, now: float, fault: Fault | None
     ) -> dict[str, Any]:
@@ -160,13 +178,14 @@ class TokenEndpoint:
             code_verifier=request.params.get("code_verifier"),
             now=now,
         )
-        user = self._live_user(grant)
-        access = self._user_access(grant, grant.scopes, resource, None)
-        body = self._access_fields(grant, access, now)
-        body["id_token"] = self._minter.id_token(grant, user, grant.scopes, now, fault)
-        if OAuthScope.offline_access.value in grant.scopes:
-            body["refresh_token"] = self._store.issue_refresh(grant, now).value
-        return body
+        return self._sign_in_tokens(grant, resource, now, fault)
+
+    def _device_code(
+        self, client: Client, request: TokenRequest, now: float, fault: Fault | None
+    ) -> dict[str, Any]:
+        # The grant takes no resource: the access token is the opaque (userinfo) one.
+        grant = self._devices.redeem(client, request.require("device_code"), now)
+        return self._sign_in_tokens(grant, None, now, fault)
 
     def _refresh_token(
         self, client: Client, request: TokenRequest, now: float, fault: Fault | None

@@ -32,6 +32,8 @@ class AccessTokenSpec:
     scopes: frozenset[str]
     ttl: int
     organization_id: str | None = None
+    actor: str | None = None
+    """``sub`` of the actor after a token exchange with an actor token (claim ``act``)."""
 
 
 class TokenMinter:
@@ -89,4 +91,6 @@ class TokenMinter:
         }
         if spec.organization_id is not None:
             claims["organization_id"] = spec.organization_id
+        if spec.actor is not None:
+            claims["act"] = {"sub": spec.actor}
         return self._keys.sign(claims, typ="at+jwt")

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from logto_core.testing import REFRESH_TOKEN_TTL, REUSE_WINDOW, ROTATION_THRESHOLD, TestProvider
 
-from .conftest import ENDPOINT, REDIRECT, TOKEN_URL, Clock, World, body, form, seeded_runtime
+from .conftest import ENDPOINT, REDIRECT, Clock, World, body, seeded_runtime
 
 
 def fresh_world() -> World:
@@ -43,15 +43,3 @@ def test_confidential_rotation_threshold(share: float) -> None:
     world.clock.advance(share * REFRESH_TOKEN_TTL)
     returned = body(world.refresh(token, client_id="web"))["refresh_token"]
     assert (returned != token) == (share >= ROTATION_THRESHOLD)
-
-
-def test_unimplemented_grants_are_unsupported() -> None:
-    world = fresh_world()
-    for grant in (
-        "urn:ietf:params:oauth:grant-type:token-exchange",
-        "urn:ietf:params:oauth:grant-type:device_code",
-    ):
-        response = world.provider.handle(
-            form(TOKEN_URL, [("grant_type", grant), ("client_id", "spa")])
-        )
-        assert body(response)["error"] == "unsupported_grant_type"
