@@ -10,7 +10,7 @@ import pytest
 from logto_adapters import sync
 from logto_core.jose.jwt import decode_unverified
 
-from .conftest import API, ORG, USER, Harness
+from .conftest import API, ORG, USER, Clock, Harness
 
 OTHER = "user-2"
 
@@ -66,13 +66,14 @@ def test_an_organization_token(exchanging: Harness) -> None:
     assert claims["aud"] == f"urn:logto:organization:{ORG}" and exchanged.scopes == ["read:docs"]
 
 
-def test_refusals_carry_hints(exchanging: Harness) -> None:
+def test_refusals_carry_hints(exchanging: Harness, clock: Clock) -> None:
     unknown = "pat_" + "x" * 40
     with pytest.raises(sync.OAuthError) as caught:
         exchanging.exchangeToken(unknown, sync.TokenType.personal_access_token)
     assert caught.value.code == "oauth.invalid_grant" and caught.value.hint is not None
     assert unknown not in str(caught.value)
-    expired = exchanging.provider.create_subject_token(OTHER, ttl=-1)
+    expired = exchanging.provider.create_subject_token(OTHER, ttl=60)
+    clock.advance(61)
     with pytest.raises(sync.OAuthError) as caught:
         exchanging.exchangeToken(expired, sync.TokenType.access_token)
     assert caught.value.hint is not None and "expired" in caught.value.hint

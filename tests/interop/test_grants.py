@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from logto_adapters import aio, sync
-from logto_core.errors import LogtoError, TransportError
+from logto_core.errors import LogtoError, OAuthError, ScopeNotGrantedError, TransportError
 from logto_core.runtime import Runtime
 
 from .conftest import (
@@ -97,17 +97,20 @@ def test_m2m_organization_token(kind: str, real_provider: RealProvider, clock: C
     assert claims.aud == organization_audience(M2M_ORG) and claims.scope == "read:docs"
     with pytest.raises(LogtoError) as denied:
         m2m.getAccessToken(organizationId=OTHER_ORG)  # the app is not a member
-    assert error_code(denied.value) == "m2m.access_denied"
+    assert error_code(denied.value) == "oauth.access_denied"
+    assert isinstance(denied.value, OAuthError) and denied.value.hint is not None
 
 
 def test_m2m_needs_a_target(kind: str, real_provider: RealProvider, clock: Clock) -> None:
     m2m = make_m2m_driver(kind, real_provider, clock)
     with pytest.raises(LogtoError) as neither:
         m2m.getAccessToken()
-    assert error_code(neither.value) == "m2m.invalid_target"
+    assert error_code(neither.value) == "usage.m2m_target"
+    assert real_provider.requests_to("token") == 0  # refused before any request
     with pytest.raises(LogtoError) as unknown:
         m2m.getAccessToken(resource="https://unknown.example.com")
-    assert error_code(unknown.value) == "m2m.invalid_target"
+    assert error_code(unknown.value) == "oauth.invalid_target"
+    assert isinstance(unknown.value, OAuthError) and unknown.value.hint is not None
 
 
 def test_m2m_scopes_not_granted(kind: str, real_provider: RealProvider, clock: Clock) -> None:
@@ -115,14 +118,16 @@ def test_m2m_scopes_not_granted(kind: str, real_provider: RealProvider, clock: C
     m2m = make_m2m_driver(kind, real_provider, clock)
     with pytest.raises(LogtoError) as missing:
         m2m.getAccessToken(resource=API_A, scopes=["read", "admin"])
-    assert error_code(missing.value) == "m2m.scope_missing"
+    assert error_code(missing.value) == "scope_not_granted"
+    assert isinstance(missing.value, ScopeNotGrantedError) and missing.value.missing == "admin"
 
 
 def test_m2m_wrong_secret(kind: str, real_provider: RealProvider, clock: Clock) -> None:
     m2m = make_m2m_driver(kind, real_provider, clock, secret="not-the-secret-0123456789")
     with pytest.raises(LogtoError) as refused:
         m2m.getAccessToken(resource=API_A)
-    assert error_code(refused.value) == "m2m.invalid_client"
+    assert error_code(refused.value) == "oauth.invalid_client"
+    assert "not-the-secret-0123456789" not in str(refused.value)
 
 
 # ---- device sign-in ---------------------------------------------------------------------------
