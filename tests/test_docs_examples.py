@@ -98,7 +98,8 @@ def test_the_management_api_example_sends_a_cached_machine_token(
     (url, headers), _ = sent
     assert url == f"{served.url}/api/users"
     token = headers["Authorization"].removeprefix("Bearer ")
-    assert decode_unverified(token)[1]["aud"] == MANAGEMENT_API
+    claims = decode_unverified(token)[1]
+    assert claims["aud"] == MANAGEMENT_API and claims["scope"] == "all"
 
 
 def test_the_role_change_example_sees_new_scopes() -> None:

@@ -55,28 +55,30 @@ def grants(harness: Harness) -> int:
 
 
 def test_a_resource_token_is_cached_until_the_margin(m2m: Harness, clock: Clock) -> None:
-    token = m2m.getAccessToken(API)
-    claims = m2m.getAccessTokenClaims(API)
+    token = m2m.getAccessToken(API, scopes=["read", "write"])
+    claims = m2m.getAccessTokenClaims(API, scopes=["write", "read"])
     assert claims.aud == API and claims.sub == M2M_ID
     assert set((claims.scope or "").split()) == {"read", "write"}
-    assert m2m.getAccessToken(resource=API) == token
+    assert m2m.getAccessToken(resource=API, scopes=["read", "write"]) == token
     assert grants(m2m) == 1
     clock.advance(3600 - 30 + 1)  # inside the default 30 s margin
-    assert m2m.getAccessToken(API) != token
+    assert m2m.getAccessToken(API, scopes=["read", "write"]) != token
     assert grants(m2m) == 2
+    bare = m2m.getAccessTokenClaims(API)  # Logto grants only the scopes asked for
+    assert bare.aud == API and not bare.scope and grants(m2m) == 3
 
 
 def test_organization_tokens_have_their_own_keys(m2m: Harness) -> None:
-    org_claims = m2m.getAccessTokenClaims(organizationId=ORG)
-    assert org_claims.aud == f"urn:logto:organization:{ORG}"
-    scoped = m2m.getAccessTokenClaims(API, ORG)
+    org_claims = m2m.getAccessTokenClaims(organizationId=ORG, scopes=["read:docs"])
+    assert org_claims.aud == f"urn:logto:organization:{ORG}" and org_claims.scope == "read:docs"
+    scoped = m2m.getAccessTokenClaims(API, ORG, ["read"])
     assert scoped.aud == API and scoped.organization_id == ORG
     assert (scoped.scope or "").split() == ["read"]
     plain = m2m.getAccessTokenClaims(API)
     assert plain.organization_id is None
     assert grants(m2m) == 3
-    m2m.getAccessToken(API, ORG)
-    m2m.getAccessToken(organizationId=ORG)
+    m2m.getAccessToken(API, ORG, ["read"])
+    m2m.getAccessToken(organizationId=ORG, scopes=["read:docs"])
     assert grants(m2m) == 3
 
 

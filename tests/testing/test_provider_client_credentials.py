@@ -15,12 +15,20 @@ def m2m(world: World, *extra: tuple[str, str]) -> tuple[int, dict[str, object]]:
 
 def test_resource_token(world: World) -> None:
     world.provider.grant_permissions("m2m", API, ["read", "delete"])
-    status, tokens = m2m(world, ("resource", API))
+    status, tokens = m2m(world, ("resource", API), ("scope", "read delete"))
     assert status == 200
     assert set(tokens) == {"access_token", "expires_in", "token_type", "scope"}
     claims = verify(world.provider, str(tokens["access_token"])).claims
     assert (claims["sub"], claims["client_id"], claims["aud"]) == ("m2m", "m2m", API)
     assert claims["scope"] == "delete read"
+
+
+def test_without_scope_no_scope_is_granted(world: World) -> None:
+    """As oidc-provider's grant, and so Logto: only the scopes asked for are granted."""
+    world.provider.grant_permissions("m2m", API, ["read", "delete"])
+    _, tokens = m2m(world, ("resource", API))
+    assert tokens["scope"] == ""
+    assert not verify(world.provider, str(tokens["access_token"])).claims["scope"]
 
 
 def test_scope_parameter_narrows(world: World) -> None:
@@ -37,7 +45,7 @@ def test_resource_ttl_is_used(world: World) -> None:
 
 def test_organization_token(world: World) -> None:
     world.provider.add_member("org-1", "m2m", roles=["bot"], scopes=["read:org"])
-    _, tokens = m2m(world, ("organization_id", "org-1"))
+    _, tokens = m2m(world, ("organization_id", "org-1"), ("scope", "read:org"))
     claims = verify(world.provider, str(tokens["access_token"])).claims
     assert claims["aud"] == "urn:logto:organization:org-1"
     assert claims["scope"] == "read:org"
@@ -47,7 +55,7 @@ def test_organization_token(world: World) -> None:
 def test_organization_scoped_resource_token(world: World) -> None:
     world.provider.add_member("org-1", "m2m")
     world.provider.grant_organization_resource_permissions("org-1", "m2m", API, ["read"])
-    _, tokens = m2m(world, ("organization_id", "org-1"), ("resource", API))
+    _, tokens = m2m(world, ("organization_id", "org-1"), ("resource", API), ("scope", "read"))
     claims = verify(world.provider, str(tokens["access_token"])).claims
     assert (claims["aud"], claims["organization_id"], claims["scope"]) == (API, "org-1", "read")
 
