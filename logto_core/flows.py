@@ -661,8 +661,9 @@ def poll_device(ctx: Context, session: SessionState, polling: DevicePolling) -> 
     """One poll of the token endpoint (section 3.4) and the polling state after it (the
     schedule is :func:`logto_core.grants.advance`'s). Granted: the ID token is verified as
     after a code exchange (there is no nonce in this grant) and the session is signed in
-    with the new grant; a failure to verify fails the flow. Call it when ``polling.step``
-    is a due :class:`~logto_core.grants.Poll`."""
+    with the new grant; a failure to verify fails the flow, and so does the end of the
+    polling without a grant (the ``Failed`` error). Call it when ``polling.step`` is a due
+    :class:`~logto_core.grants.Poll`."""
     run = _new_run(ctx, session)
     return _guarded(run, _poll_device(run, polling))
 
@@ -674,8 +675,12 @@ def _poll_device(run: _Run, polling: DevicePolling) -> Step[DevicePolling]:
     )
     polling = on_poll_response(polling, run.runtime.now(), response)
     outcome = polling.outcome
-    if isinstance(outcome, Failed) and isinstance(outcome.error, OAuthError):
-        _hinted(outcome.error, hints.device_authorization(outcome.error.error))
+    if isinstance(outcome, Failed):
+        # Raised here, so that it leaves the flow scrubbed of this run's secrets (the
+        # device code an echoing provider would quote), its cause included.
+        if isinstance(outcome.error, OAuthError):
+            _hinted(outcome.error, hints.device_authorization(outcome.error.error))
+        raise outcome.error
     if not isinstance(outcome, Granted):
         return polling
     token = outcome.token

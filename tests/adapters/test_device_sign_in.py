@@ -155,3 +155,17 @@ def test_waiting_needs_what_start_returned(kind: str, live: ServedProvider) -> N
     with pytest.raises(sync.LogtoUsageError) as caught:
         harness.waitForDeviceSignIn("ABCD-EFGH")
     assert caught.value.code == "usage.device_sign_in"
+
+
+@pytest.mark.parametrize("mode", ["oauth", "text"])
+def test_an_echoed_poll_shows_no_device_code(cli: Harness, mode: Any) -> None:
+    from logto_core.testing import Fault
+    from tests.secret_leaks import assert_no_leak, error_texts
+
+    started = cli.startDeviceSignIn()
+    grant = "urn:ietf:params:oauth:grant-type:device_code"
+    cli.provider.faults.add(Fault("token", grant_type=grant, echo=mode))
+    with pytest.raises(sync.LogtoError) as caught:
+        cli.waitForDeviceSignIn(started)
+    assert_no_leak(error_texts(caught.value), {started.device_code})
+    assert not cli.isAuthenticated()

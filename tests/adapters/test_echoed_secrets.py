@@ -200,3 +200,46 @@ def test_invalid_client_names_the_fix(
     assert fix in str(error) and error.hint is not None and fix in error.hint
     assert "not-the-secret" not in str(error)
     _close(kind, client)
+
+
+@pytest.mark.parametrize("mode", ["oauth", "text"])
+def test_token_exchange_echo(echo: Echo, caplog: pytest.LogCaptureFixture, mode: Any) -> None:
+    """The subject and actor tokens are secrets: an echo of the exchange shows neither."""
+    caplog.set_level(logging.DEBUG, logger=LOGGER_NAME)
+    client = echo.harness
+    client.sign_in_user()
+    actor = client.getAccessToken()
+    subject = client.provider.create_subject_token(USER)
+    secrets = echo.secrets() | {subject, str(actor)}
+    grant = "urn:ietf:params:oauth:grant-type:token-exchange"
+    client.provider.faults.add(Fault("token", grant_type=grant, echo=mode))
+    error = _expect(
+        lambda: client.exchangeToken(
+            subject, "urn:ietf:params:oauth:token-type:access_token", resource=API, actorToken=actor
+        )
+    )
+    assert isinstance(error, OAuthError if mode == "oauth" else ProviderResponseError)
+    assert_no_leak(error_texts(error), secrets)
+    assert_no_leak(record_texts(_logged(caplog)), secrets)
+
+
+@pytest.mark.parametrize("mode", ["oauth", "text"])
+def test_client_credentials_echo(
+    kind: str, served: ServedProvider, clock: Clock, caplog: pytest.LogCaptureFixture, mode: Any
+) -> None:
+    from logto_adapters import aio, sync
+    from logto_core.runtime import Runtime
+
+    caplog.set_level(logging.DEBUG, logger=LOGGER_NAME)
+    served.provider.add_client("echo-m2m", secret=ECHO_SECRET, kind="m2m")
+    module: Any = sync if kind == "sync" else aio
+    config = module.LogtoConfig(endpoint=served.url, appId="echo-m2m", appSecret=ECHO_SECRET)
+    harness = Harness(kind, module.LogtoM2MClient(config, runtime=Runtime(clock=clock)), served)
+    served.provider.faults.add(Fault("token", grant_type="client_credentials", echo=mode))
+    error = _expect(lambda: harness.getAccessToken(API, scopes=["read"]))
+    assert isinstance(error, OAuthError if mode == "oauth" else ProviderResponseError)
+    basic = base64.b64encode(f"echo-m2m:{quote_plus(ECHO_SECRET)}".encode()).decode()
+    secrets = {ECHO_SECRET, f"echo-m2m:{ECHO_SECRET}", basic}
+    assert_no_leak(error_texts(error), secrets)
+    assert_no_leak(record_texts(_logged(caplog)), secrets)
+    harness.aclose() if kind == "aio" else harness.close()
