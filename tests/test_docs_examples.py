@@ -127,6 +127,7 @@ def test_the_personal_access_token_example_exchanges_for_the_api() -> None:
         provider.add_client("app", secret="s" * 32, redirect_uris=[REDIRECT], kind="traditional")
         provider.add_user("ada", name="Ada")
         provider.add_resource(API, ["read"])
+        provider.grant_permissions("ada", API, ["read"])
         pat = provider.create_personal_access_token("ada")
         namespace = _namespace(served, APP_ID="app", APP_SECRET="s" * 32)
         exec(compile(code, "docs/token-exchange.md", "exec"), namespace)
@@ -134,7 +135,7 @@ def test_the_personal_access_token_example_exchanges_for_the_api() -> None:
         assert namespace["api_token_for"](pat) != token  # reusable, and never cached
         namespace["logto"].close()
     claims = decode_unverified(token)[1]
-    assert claims["sub"] == "ada" and claims["aud"] == API
+    assert claims["sub"] == "ada" and claims["aud"] == API and claims["scope"] == "read"
 
 
 def test_the_device_cli_example_signs_in_then_stays_signed_in(tmp_path: Path) -> None:
