@@ -503,6 +503,25 @@ def on_poll_response(state: DevicePolling, now: float, response: HttpResponse) -
     return advance(state, now, answer)
 
 
+MAX_BACKOFF_DOUBLINGS = 5
+"""How many times in a row a poll that got no answer doubles the wait before the next one."""
+
+
+def backed_off(state: DevicePolling, now: float, failures: int) -> DevicePolling:
+    """The state after ``failures`` polls in a row that got no answer at all (a connection
+    failure, a timeout), the last at ``now`` (section 3.5: back off): the next poll waits
+    the interval doubled for each (at most :data:`MAX_BACKOFF_DOUBLINGS` times), never
+    sooner than one interval after the poll asked for last; :class:`Failed`
+    (``device.expired``) when that would be at or after the expiry."""
+    if state.outcome is not None:
+        return state
+    wait = state.interval * 2 ** min(max(failures, 0), MAX_BACKOFF_DOUBLINGS)
+    at = max(now, state.next_poll_at) + wait
+    if not at < state.expires_at:
+        return replace(state, outcome=Failed(_expired(None)))
+    return replace(state, next_poll_at=at)
+
+
 def _scheduled(state: DevicePolling, now: float) -> DevicePolling:
     at = max(now, state.next_poll_at) + state.interval
     if not at < state.expires_at:  # also a NaN clock
@@ -525,6 +544,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "DEVICE_CODE_GRANT",
     "EMPTY_CACHE",
+    "MAX_BACKOFF_DOUBLINGS",
     "MAX_DEVICE_LIFETIME",
     "MAX_INTERVAL",
     "MAX_JWT_LIFETIME",
@@ -542,6 +562,7 @@ __all__ = [
     "TokenCache",
     "UserGrant",
     "advance",
+    "backed_off",
     "build_device_authorization",
     "build_device_token_request",
     "cache_entry",

@@ -64,6 +64,7 @@ from .grants import (
     DevicePolling,
     Failed,
     Granted,
+    backed_off,
     start_polling,
 )
 from .http import HttpRequest
@@ -698,12 +699,16 @@ def wait_device_sign_in_op(
     keeps (never sooner than the interval, ``slow_down`` adding to it, never past the
     expiry) until the user approved or refused, then store the grant as a callback does.
     Each poll runs shielded: once it may have reached the provider, a granted answer is
-    stored even if the caller went away. Gives up with ``device.wait_timeout`` after
-    ``timeout`` seconds, or ``device.cancelled`` once ``cancelled()`` says so (looked at
-    every :data:`CANCEL_CHECK_SECONDS`); the authorization stays usable for another wait."""
+    stored even if the caller went away. A poll that got no answer (``TransportError``) is
+    tried again later, the wait doubling with each such failure in a row; the failure is
+    raised only when no poll fits before the expiry any more. Gives up with
+    ``device.wait_timeout`` after ``timeout`` seconds, or ``device.cancelled`` once
+    ``cancelled()`` says so (looked at every :data:`CANCEL_CHECK_SECONDS`); the
+    authorization stays usable for another wait."""
     now = ctx.runtime.now()
     deadline = now + timeout if timeout is not None else None
     polling = start_polling(authorization, now)
+    failures = 0  # polls in a row that got no answer
     for _ in range(MAX_DEVICE_STEPS):
         step = polling.step
         if isinstance(step, Failed):
@@ -727,7 +732,17 @@ def wait_device_sign_in_op(
                 until = min(until, now + CANCEL_CHECK_SECONDS)
             yield Sleep(until)
             continue
-        polling = yield Shielded(_poll_and_store(ctx, polling))
+        try:
+            polling = yield Shielded(_poll_and_store(ctx, polling))
+        except TransportError:
+            # No answer at all: the code is most likely still pending, so poll again later,
+            # backing off, while it lives (section 3.5).
+            failures += 1
+            polling = backed_off(polling, ctx.runtime.now(), failures)
+            if polling.done:
+                raise
+        else:
+            failures = 0
     raise FlowLimitError("a device sign-in wait exceeded its bound", code="flow_limit")
 
 

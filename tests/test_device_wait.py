@@ -172,3 +172,34 @@ def test_a_refused_device_authorization_has_a_hint() -> None:
     error = wait(script, authorization(5, 600))
     assert isinstance(error, OAuthError) and error.hint is not None
     assert "device flow" in error.hint
+
+
+class Flaky(Script):
+    """Polls that get no answer (``"lost"``) before the provider's answers."""
+
+    def perform(self, effect: Any) -> object:
+        if isinstance(effect, HttpRequest):
+            self.polls.append(self.clock.now)
+            answer = next(self.answers, self.last)
+            self.sent.append(answer)
+            if answer == "lost":
+                raise TransportError("connection reset", code="transport.connection")
+            return self.respond(answer)
+        return super().perform(effect)
+
+
+def test_polls_without_an_answer_back_off_then_go_on() -> None:
+    clock = Clock()
+    script = Flaky(clock, ["lost", "lost", "authorization_pending", "lost"], "access_denied")
+    error = wait(script, authorization(5, 600))
+    assert isinstance(error, DeviceAuthorizationError) and error.code == "device.access_denied"
+    gaps = [b - a for a, b in zip([START, *script.polls], script.polls, strict=False)]
+    assert gaps == [5, 10, 20, 5, 10]  # doubled per failure in a row, reset by an answer
+
+
+def test_no_answer_until_the_expiry_raises_the_transport_error() -> None:
+    clock = Clock()
+    script = Flaky(clock, [], "lost")
+    error = wait(script, authorization(5, 100))
+    assert isinstance(error, TransportError) and error.code == "transport.connection"
+    assert [at - START for at in script.polls] == [5, 15, 35, 75]  # then 155: past 100
