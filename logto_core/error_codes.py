@@ -44,6 +44,7 @@ from .errors import (
     ProviderError,
     ProviderResponseError,
     ScopeNotGrantedError,
+    SessionTooLargeError,
     SignInRequiredError,
     StorageError,
     TokenValidationError,
@@ -186,6 +187,28 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         LogtoUsageError,
         "a token was asked for a resource that was not requested at sign-in",
         "add it to LogtoConfig.resources and sign in again",
+    ),
+    ErrorCode(
+        "usage.cookie_key",
+        LogtoUsageError,
+        "CookieCipher was given no key, or one that is not a Fernet key",
+        "pass keys made by cryptography.fernet.Fernet.generate_key(), newest first",
+    ),
+    ErrorCode("usage.cookie_name", LogtoUsageError, "an invalid session cookie name", _USAGE_FIX),
+    ErrorCode("usage.cookie_count", LogtoUsageError, "max_cookies is not from 1 to 16", _USAGE_FIX),
+    ErrorCode(
+        "usage.cookie_same_site",
+        LogtoUsageError,
+        'same_site is not "Lax", "Strict" or "None", or "None" without secure',
+        _USAGE_FIX,
+    ),
+    ErrorCode(
+        "storage.cookie_too_large",
+        SessionTooLargeError,
+        "the session does not fit in the cookies allowed (4 KB each), even without its "
+        "cached access tokens; nothing was written",
+        "keep sessions on the server (a storage keyed by a session id), or raise "
+        "max_cookies, or ask for fewer API resources",
     ),
     ErrorCode(
         "usage.m2m_target",

@@ -80,3 +80,17 @@ def revocation_failed(error: LogtoError) -> None:
     logger.warning(
         "refresh token revocation failed (%s); the local sign-out happened anyway", error.code
     )
+
+
+def storage_unreadable() -> None:
+    logger.warning(
+        "a session cookie could not be read (tampered, expired, or encrypted with a key "
+        "no longer configured): treated as no session"
+    )
+
+
+def cookie_tokens_dropped() -> None:
+    logger.info(
+        "the session did not fit in its cookies: its cached access tokens were dropped "
+        "(they are refreshed when needed; the grant is kept)"
+    )

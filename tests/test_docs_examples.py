@@ -161,3 +161,27 @@ def test_the_device_cli_example_signs_in_then_stays_signed_in(tmp_path: Path) ->
     assert lines[-1] == lines[-2] == "Signed in as ada"
     assert sum(" and enter " in line for line in lines) == 1
     assert any("user_code=" in line for line in lines)
+
+
+def test_the_cookie_session_example_keeps_the_attempt_in_cookies() -> None:
+    from cryptography.fernet import Fernet
+
+    code = example("storage.md", "cookie-session")
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client("app", secret="s" * 32, redirect_uris=[REDIRECT], kind="traditional")
+        provider.add_user("ada", name="Ada")
+        key = Fernet.generate_key()
+        namespace = _namespace(served, APP_ID="app", APP_SECRET="s" * 32, COOKIE_KEY=key)
+        exec(compile(code, "docs/storage.md", "exec"), namespace)
+        url, headers = namespace["handle"]({}, REDIRECT)
+        assert url.startswith(served.url) and len(headers) == 2
+        first, second = headers
+        assert first.startswith("logto_session.0=") and "HttpOnly" in first
+        assert second.startswith("logto_session.1=;") and "Max-Age=0" in second
+        jar = {"logto_session.0": first.split(";", 1)[0].split("=", 1)[1]}
+        callback = provider.approve(url, "ada")
+        session = namespace["logto"].session(namespace["cipher"].session(jar))
+        session.handleSignInCallback(callback)  # the attempt came back from the cookie
+        assert session.getIdTokenClaims().sub == "ada"
+        namespace["logto"].close()
