@@ -211,6 +211,19 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "max_cookies, or ask for fewer API resources",
     ),
     ErrorCode(
+        "usage.base_url",
+        LogtoUsageError,
+        "the web integration's base URL is not an http(s) origin",
+        "set it to the app's public origin, such as https://app.example.com",
+    ),
+    ErrorCode(
+        "usage.forwarded",
+        LogtoUsageError,
+        "the request's scheme or host (or the trusted X-Forwarded-* headers) is not a valid "
+        "origin for the callback URL",
+        "configure the app's base URL, or check what the proxy sends",
+    ),
+    ErrorCode(
         "usage.m2m_target",
         LogtoUsageError,
         "a machine-to-machine token was asked for without a resource or an organization",
