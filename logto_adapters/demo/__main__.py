@@ -3,6 +3,7 @@
     python -m logto_adapters.demo            # headless walk through a full sign-in, printed
     python -m logto_adapters.demo --serve    # keep provider and app running for a browser
     python -m logto_adapters.demo --client sync
+    python -m logto_adapters.demo --serve --framework django --client aio
 
 With ``LOGTO_ENDPOINT``, ``LOGTO_APP_ID`` and ``LOGTO_APP_SECRET`` set, the sample app talks to
 that Logto instead (``--serve`` only: signing in there needs a person).
@@ -17,6 +18,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -46,16 +48,26 @@ class _QuietHandler(WSGIRequestHandler):
         """The walk prints its own account of each request."""
 
 
-def _start_app(port: int) -> tuple[BaseWSGIServer, _Deferred]:
+def _start_app(port: int, host: str = "127.0.0.1") -> tuple[BaseWSGIServer, _Deferred]:
     deferred = _Deferred()
-    server = make_server("127.0.0.1", port, deferred, threaded=True, request_handler=_QuietHandler)
+    server = make_server(host, port, deferred, threaded=True, request_handler=_QuietHandler)
     return server, deferred
 
 
-def _load_app(client: str) -> WsgiApp:
+def _load_app(client: str, framework: str = "flask") -> WsgiApp:
+    if framework == "django":
+        django_app = importlib.import_module("logto_adapters.demo.django_app")
+        made: WsgiApp = django_app.make_app("aio" if client == "async" else "sync")
+        return made
     module = importlib.import_module(f"logto_adapters.demo.tutorial_{client}")
     app: WsgiApp = module.app
     return app
+
+
+def _listen_address(base_url: str) -> tuple[str, int]:
+    """The host and port of the app's base URL (APP_BASE_URL)."""
+    parts = urlsplit(base_url)
+    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m logto_adapters.demo", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--serve", action="store_true", help="keep provider and app running")
-    parser.add_argument("--client", choices=["async", "sync"], default="async")
+    parser.add_argument("--client", choices=["async", "aio", "sync"], default="async")
+    parser.add_argument("--framework", choices=["flask", "django"], default="flask")
     parser.add_argument(
         "--app-port", type=int, default=None, help="default: 5000 with --serve, else any"
     )
@@ -72,11 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--user", default="alice", help="who signs in during the walk")
     args = parser.parse_args(argv)
-
+    args.client = "async" if args.client == "aio" else args.client
     external = bool(os.environ.get("LOGTO_ENDPOINT"))
+    if args.framework != "flask" and not (args.serve or external):
+        parser.error("the headless walk is the Flask tutorial's: add --serve")
+
     app_port = args.app_port if args.app_port is not None else (5000 if args.serve else 0)
-    app_server, deferred = _start_app(app_port)
-    app_url = f"http://127.0.0.1:{app_server.port}"
+    # --serve listens where APP_BASE_URL says, when it is set and --app-port is not.
+    configured = os.environ.get("APP_BASE_URL") if args.serve and args.app_port is None else None
+    host, port = _listen_address(configured) if configured else ("127.0.0.1", app_port)
+    app_server, deferred = _start_app(port, host)
+    app_url = configured.rstrip("/") if configured else f"http://127.0.0.1:{app_server.port}"
     os.environ["APP_BASE_URL"] = app_url
 
     served: ServedProvider | None = None
@@ -100,12 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             LOGTO_SCOPES=" ".join(tenant.scopes),
             LOGTO_ORGANIZATION_ID=tenant.organization_id,
         )
-    deferred.target = _load_app(args.client)
+    deferred.target = _load_app(args.client, args.framework)
     thread = threading.Thread(target=app_server.serve_forever, daemon=True)
     thread.start()
     try:
         if args.serve or external:
-            print(f"Sample app ({args.client} client): {app_url}/")
+            print(f"Sample app ({args.framework}, {args.client} client): {app_url}/")
             print(f"Provider: {os.environ['LOGTO_ENDPOINT']}")
             if served is not None:
                 print("Sign in as 'alice' or 'bob' (no password). Ctrl-C to stop.")
@@ -117,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         app_server.shutdown()
+        app_server.server_close()
         if served is not None:
             served.stop()
 
