@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.urls import clear_url_caches
+from pydantic.alias_generators import to_snake
 
 from logto_core.config import ConfigError, LogtoConfig
 from logto_core.errors import LogtoUsageError
@@ -152,6 +153,13 @@ def _config(values: Mapping[str, Any], ready: object) -> LogtoConfig:
         return ready
     if not fields:
         raise ImproperlyConfigured(f"settings.{SETTING} needs at least ENDPOINT and APP_ID")
+    known = {to_snake(name) for name in LogtoConfig.model_fields}
+    unknown = sorted(key for key in values if key not in OWN_KEYS and key.lower() not in known)
+    if unknown:
+        allowed = sorted({name.upper() for name in known} | OWN_KEYS)
+        raise ImproperlyConfigured(
+            f"settings.{SETTING} has unknown keys {unknown}; the keys are {allowed}"
+        )
     try:
         return LogtoConfig(**fields)
     except ConfigError as error:  # its messages name fields, never secret values
