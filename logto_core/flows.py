@@ -39,7 +39,7 @@ learnt on the way (discovery, keys, the JWKS refetch cooldown) is still kept.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -270,16 +270,11 @@ def _verified_id_token(
     access_token: str | None,
     nonce_unknown: bool = False,
 ) -> Step[IdTokenClaims]:
-    """Verify an ID token, fetching the keys if needed. When the token names a key the set
-    lacks (``NEED_KEYS``), the keys decide what may be tried (:func:`retry_unknown_key`: a set
-    a concurrent flow fetched meanwhile, at most one refetch per cooldown); this only does it."""
+    """Verify an ID token, fetching the keys if needed (:func:`_verified_with_keys`)."""
     now = run.runtime.now()
-    keys = run.provider.fresh_keys(run.config, now)
-    if keys is None:
-        run.refresh_provider()
-        keys = run.provider.fresh_keys(run.config, now)
-    if keys is None:
-        keys = yield from _fetch_keys(run, metadata, forced=False)
+    algorithms = allowed_algorithms(
+        run.config.idTokenAlgorithms, metadata.id_token_signing_alg_values_supported
+    )
 
     def check(key_set: KeySet) -> IdTokenClaims | NeedKeys:
         return check_id_token(
@@ -289,28 +284,48 @@ def _verified_id_token(
             client_id=run.config.appId,
             now=now,
             clock_tolerance=run.config.clockTolerance,
-            algorithms=allowed_algorithms(
-                run.config.idTokenAlgorithms, metadata.id_token_signing_alg_values_supported
-            ),
+            algorithms=algorithms,
             expected_nonce=expected_nonce,
             access_token=access_token,
             nonce_unknown=nonce_unknown,
         )
 
-    claims = check(keys)
-    if claims is NEED_KEYS:
+    return (yield from _verified_with_keys(run, metadata, check, unknown_key_error, "ID token"))
+
+
+def _verified_with_keys(
+    run: _Run,
+    metadata: OidcProviderMetadata,
+    check: Callable[[KeySet], T | NeedKeys],
+    unknown_key: Callable[[], LogtoError],
+    what: str,
+) -> Step[T]:
+    """Run ``check`` (a token's verification through the JWT chain) with the provider's key
+    set, fetching it when none is fresh. When the token names a key the set lacks
+    (``NEED_KEYS``), the keys decide what may be tried (:func:`retry_unknown_key`: a set a
+    concurrent flow fetched meanwhile, at most one refetch per cooldown); this only does it,
+    and raises ``unknown_key()`` when the key is still unknown after that."""
+    now = run.runtime.now()
+    keys = run.provider.fresh_keys(run.config, now)
+    if keys is None:
+        run.refresh_provider()
+        keys = run.provider.fresh_keys(run.config, now)
+    if keys is None:
+        keys = yield from _fetch_keys(run, metadata, forced=False)
+    result = check(keys)
+    if result is NEED_KEYS:
         run.refresh_provider()  # a concurrent flow may have fetched the rotated set meanwhile
         retry = retry_unknown_key(
             run.provider, run.config, now, tried=keys, fetched=run.fetched_keys
         )
         if retry.newer is not None:
-            claims = check(retry.newer)
-        if claims is NEED_KEYS and retry.refetch:
-            log.keys_refetched()
-            claims = check((yield from _fetch_keys(run, metadata, forced=True)))
-    if claims is NEED_KEYS:
-        raise unknown_key_error()
-    return claims
+            result = check(retry.newer)
+        if result is NEED_KEYS and retry.refetch:
+            log.keys_refetched(what)
+            result = check((yield from _fetch_keys(run, metadata, forced=True)))
+    if result is NEED_KEYS:
+        raise unknown_key()
+    return result
 
 
 # ---- sign-in ----------------------------------------------------------------------------
