@@ -30,6 +30,7 @@ flow                         session transitions
 ``poll_device``              granted: + ID token, refresh token, opaque access token, as
                              after a callback; otherwise none
 ``exchange_token``           none (the token is another user's): RFC 8693
+``verify_access_token``      none (the token is an API's caller's): RFC 9068, at the API
 ===========================  ==============================================================
 
 Errors that leave the session unchanged (transport faults, invalid provider data) are
@@ -79,11 +80,21 @@ from .jose.keys import (
     retry_unknown_key,
 )
 from .models import (
+    AccessTokenClaims,
     IdTokenClaims,
     OidcProviderMetadata,
     TokenResponse,
     UserInfoResponse,
 )
+from .protocol.access_token import (
+    AccessTokenPolicy,
+    Requirements,
+    authorize,
+    check_access_token,
+    decoded_or_refused,
+)
+from .protocol.access_token import unknown_key_error as access_token_unknown_key
+from .protocol.bearer import AccessTokenError
 from .protocol.callback import parse_callback
 from .protocol.discovery import build_discovery_request, parse_discovery_response
 from .protocol.end_session import build_end_session_url
@@ -768,6 +779,53 @@ def _exchange(run: _Run, request: _ExchangeRequest) -> Step[ExchangedToken]:
         raise
 
 
+# ---- protecting an API (RFC 9068) --------------------------------------------------------
+
+
+def verify_access_token(
+    ctx: Context, token: str, policy: AccessTokenPolicy, requirements: Requirements
+) -> Flow[AccessTokenClaims]:
+    """Verify an access token presented to the API of ``policy`` and check that it allows
+    the request (``requirements``). What is not a JWT at all is refused before anything is
+    fetched; then discovery and the key set, each only when the cache has none fresh (a token
+    signed with an unknown key refetches the set at most once per cooldown). It touches no
+    session. Failures of the token are :class:`AccessTokenError` in ``policy``'s realm."""
+    run = _new_run(ctx, SessionState())
+    return _guarded(run, _verify_access_token(run, token, policy, requirements))
+
+
+def _verify_access_token(
+    run: _Run, token: str, policy: AccessTokenPolicy, requirements: Requirements
+) -> Step[AccessTokenClaims]:
+    try:
+        decoded_or_refused(token)
+        metadata = yield from _metadata(run)
+        now = run.runtime.now()
+        algorithms = allowed_algorithms(
+            policy.algorithms, metadata.id_token_signing_alg_values_supported
+        )
+
+        def check(keys: KeySet) -> AccessTokenClaims | NeedKeys:
+            return check_access_token(
+                token,
+                keys=keys,
+                issuer=metadata.issuer,
+                audience=policy.audience,
+                algorithms=algorithms,
+                now=now,
+                clock_tolerance=run.config.clockTolerance,
+            )
+
+        claims = yield from _verified_with_keys(
+            run, metadata, check, access_token_unknown_key, "access token"
+        )
+        authorize(claims, requirements)
+    except AccessTokenError as error:
+        policy.in_realm(error)
+        raise
+    return claims
+
+
 __all__ = [
     "MAX_REQUESTS_PER_FLOW",
     "Flow",
@@ -786,4 +844,5 @@ __all__ = [
     "sign_out_local",
     "start_device_sign_in",
     "user_info_with_token",
+    "verify_access_token",
 ]
