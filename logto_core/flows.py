@@ -91,7 +91,7 @@ from .protocol.access_token import (
     Requirements,
     authorize,
     check_access_token,
-    decoded_or_refused,
+    precheck,
 )
 from .protocol.access_token import unknown_key_error as access_token_unknown_key
 from .protocol.bearer import AccessTokenError
@@ -786,10 +786,12 @@ def verify_access_token(
     ctx: Context, token: str, policy: AccessTokenPolicy, requirements: Requirements
 ) -> Flow[AccessTokenClaims]:
     """Verify an access token presented to the API of ``policy`` and check that it allows
-    the request (``requirements``). What is not a JWT at all is refused before anything is
-    fetched; then discovery and the key set, each only when the cache has none fresh (a token
-    signed with an unknown key refetches the set at most once per cooldown). It touches no
-    session. Failures of the token are :class:`AccessTokenError` in ``policy``'s realm."""
+    the request (``requirements``). What needs no word of the provider to refuse (garbage, an
+    ID token, an unsigned token: :func:`~logto_core.protocol.access_token.precheck`) is
+    refused before anything is fetched; then discovery and the key set, each only when the
+    cache has none fresh (a token signed with an unknown key refetches the set at most once
+    per cooldown). It touches no session. Failures of the token are
+    :class:`AccessTokenError` in ``policy``'s realm."""
     run = _new_run(ctx, SessionState())
     return _guarded(run, _verify_access_token(run, token, policy, requirements))
 
@@ -798,7 +800,7 @@ def _verify_access_token(
     run: _Run, token: str, policy: AccessTokenPolicy, requirements: Requirements
 ) -> Step[AccessTokenClaims]:
     try:
-        decoded_or_refused(token)
+        precheck(token, policy)
         metadata = yield from _metadata(run)
         now = run.runtime.now()
         algorithms = allowed_algorithms(

@@ -27,7 +27,7 @@ from logto_core.protocol.access_token import (
     Requirements,
     authorize,
     check_access_token,
-    decoded_or_refused,
+    precheck,
     resource_server_config,
     token_organization,
     verify_access_token,
@@ -322,8 +322,24 @@ GARBAGE = [
 def test_garbage_is_malformed(token: str) -> None:
     refused(token, "access_token.malformed")
     with pytest.raises(AccessTokenError) as caught:
-        decoded_or_refused(token)
+        precheck(token, AccessTokenPolicy.of(AUDIENCE))
     assert caught.value.code == "access_token.malformed"
+
+
+@pytest.mark.parametrize(
+    ("token", "code"),
+    [
+        (make_token(), "access_token.typ_not_allowed"),  # an ID token
+        (sign({"alg": "none", "typ": "at+jwt"}, at_claims()), "access_token.alg_not_allowed"),
+        (at_token("RS256"), "access_token.alg_not_allowed"),  # outside the API's own list
+        (at_token(header={"crit": ["x"]}), "access_token.crit_unsupported"),
+    ],
+)
+def test_the_precheck_refuses_headers_without_the_provider(token: str, code: str) -> None:
+    with pytest.raises(AccessTokenError) as caught:
+        precheck(token, AccessTokenPolicy.of(AUDIENCE, ["ES384", "ES256"]))
+    assert caught.value.code == code
+    precheck(at_token(), AccessTokenPolicy.of(AUDIENCE, ["ES384"]))  # the rest is the chain's
 
 
 @given(st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.hex()))
@@ -685,10 +701,17 @@ def test_key_rotation_refetches_once_then_unknown_keys_are_refused(world: World)
     assert world.requests("jwks") == jwks + 2
 
 
-def test_garbage_costs_no_request(world: World) -> None:
+def test_garbage_id_tokens_and_unsigned_tokens_cost_no_request(world: World) -> None:
     for token in GARBAGE:
         world.refused(token, "access_token.malformed")
-    assert world.requests("discovery") == world.requests("jwks") == 0
+    world.client.sign_in()
+    id_token = world.client.session().id_token
+    assert id_token is not None
+    discovery, jwks = world.requests("discovery"), world.requests("jwks")  # the client's
+    world.refused(id_token, "access_token.typ_not_allowed")
+    unsigned = sign({"alg": "none", "typ": "at+jwt"}, at_claims())
+    world.refused(unsigned, "access_token.alg_not_allowed")
+    assert (world.requests("discovery"), world.requests("jwks")) == (discovery, jwks)
 
 
 def test_the_header_is_read_then_the_token_verified(world: World) -> None:

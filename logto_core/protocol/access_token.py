@@ -29,7 +29,13 @@ from typing import Any, Literal, NoReturn
 from ..config import DEFAULT_ALGORITHMS, LogtoConfig
 from ..enums import ORGANIZATION_URN_PREFIX
 from ..errors import LogtoUsageError, TokenValidationError
-from ..jose.chain import AudiencePolicy, JwtRules, is_forbidden_algorithm, verify_jwt
+from ..jose.chain import (
+    AudiencePolicy,
+    JwtRules,
+    check_header,
+    is_forbidden_algorithm,
+    verify_jwt,
+)
 from ..jose.jwt import decode_unverified, validate_claims, whole_second_times
 from ..jose.keys import NEED_KEYS, SUPPORTED_ALGORITHMS, KeySet, NeedKeys
 from ..models import AccessTokenClaims
@@ -54,7 +60,7 @@ __all__ = [
     "access_token_rules",
     "authorize",
     "check_access_token",
-    "decoded_or_refused",
+    "precheck",
     "resource_server_config",
     "token_organization",
     "unknown_key_error",
@@ -216,12 +222,24 @@ def _rules(
     )
 
 
-def decoded_or_refused(token: str) -> None:
-    """Refuse, before anything is fetched, what is not a compact JWS of JSON objects at all
-    (garbage must not cost the provider a request). Raises :class:`AccessTokenError`
-    (``access_token.malformed``)."""
+def precheck(token: str, policy: AccessTokenPolicy) -> None:
+    """Refuse, before anything is fetched, what needs no word of the provider to refuse:
+    what is not a compact JWS of JSON objects at all, and a header that fails the chain's
+    header checks against the API's own allow-list (no ``at+jwt`` type: an ID token; ``none``,
+    HMAC or another algorithm the API never accepts; critical extensions), so that garbage,
+    ID tokens and unsigned tokens cost the provider no request. The provider's algorithms
+    narrow the list later, in :func:`check_access_token`.
+
+    Raises :class:`AccessTokenError` (``access_token.malformed``, ``.typ_not_allowed``,
+    ``.alg_not_allowed``, ``.crit_unsupported``, ``.header_invalid``).
+    """
+    # Only the header parameters are looked at here: the issuer is the chain's claim check.
+    rules = access_token_rules(
+        issuer="", audience=policy.audience, algorithms=policy.algorithms, clock_tolerance=0.0
+    )
     try:
-        decode_unverified(token)
+        header, _ = decode_unverified(token)
+        check_header(header, rules)
     except TokenValidationError as error:
         raise _invalid(error) from None
 
