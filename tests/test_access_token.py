@@ -505,6 +505,7 @@ def test_requirements_drop_duplicates_and_split_strings() -> None:
         {"audience": AUDIENCE, "algorithms": ["none"]},
         {"audience": AUDIENCE, "algorithms": ["HS256"]},
         {"audience": AUDIENCE, "algorithms": ["ES256K"]},
+        {"audience": AUDIENCE, "algorithms": ["ES384", 5]},
     ],
 )
 def test_an_invalid_policy_is_a_usage_error(kwargs: dict[str, Any]) -> None:

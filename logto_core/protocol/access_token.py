@@ -60,6 +60,7 @@ __all__ = [
     "access_token_rules",
     "authorize",
     "check_access_token",
+    "granted_scopes",
     "precheck",
     "resource_server_config",
     "token_organization",
@@ -102,7 +103,7 @@ class AccessTokenPolicy:
         chosen = frozenset(algorithms)
         if not chosen:
             _bad_policy("at least one algorithm is needed")
-        for alg in sorted(chosen):
+        for alg in chosen:
             if not isinstance(alg, str) or is_forbidden_algorithm(alg):
                 _bad_policy(f"algorithm {str(alg)[:20]!r} is never accepted for access tokens")
             if alg not in SUPPORTED_ALGORITHMS:
