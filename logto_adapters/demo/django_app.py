@@ -4,7 +4,9 @@ one (``python -m logto_adapters.demo --serve --framework django --client sync|ai
 Routes: ``/`` (the signed-in user's ID-token claims as JSON, or a sign-in link),
 ``/sign-in``, ``/callback`` and ``/sign-out`` (the ready routes of
 :mod:`logto_adapters.django.urls`), ``/protected`` (signed-in users only: their ``sub`` and
-the scopes of their token for the first API resource). Configured from the environment like
+the scopes of their token for the first API resource), ``/api/hello`` (an API: ``{"sub": ...}``
+for a bearer token of the first API resource with scope ``read``, else 401 or 403 with a
+``WWW-Authenticate`` challenge). Configured from the environment like
 the tutorial's app (``settings.py``: ``LOGTO_ENDPOINT``, ``LOGTO_APP_ID``,
 ``LOGTO_APP_SECRET``, ``LOGTO_RESOURCES``, ``LOGTO_SCOPES``, ``APP_BASE_URL``).
 """
@@ -20,7 +22,9 @@ from django.urls import URLPattern, URLResolver, include, path
 
 from logto_adapters.django import (
     AioLogtoHttpRequest,
+    ApiHttpRequest,
     LogtoHttpRequest,
+    access_token_required,
     get_logto_app,
     logto_required,
     sign_in_redirect,
@@ -52,6 +56,7 @@ def django_settings(env: Settings, client: str = "sync") -> dict[str, Any]:
             "BASE_URL": env.base_url,
             # Plain-HTTP development only: a Secure cookie is not sent back over http.
             "COOKIE_SECURE": env.base_url.startswith("https://"),
+            "API_AUDIENCE": env.resources[0] if env.resources else None,
         },
     }
 
@@ -101,6 +106,11 @@ def protected(request: LogtoHttpRequest) -> HttpResponseBase:
     return JsonResponse(body)
 
 
+@access_token_required("read")
+def api_hello(request: ApiHttpRequest) -> HttpResponseBase:
+    return JsonResponse({"sub": request.access_token_claims.sub})
+
+
 # ---- async def views (async client) -----------------------------------------------------
 
 
@@ -123,12 +133,21 @@ async def protected_async(request: AioLogtoHttpRequest) -> HttpResponseBase:
     return JsonResponse(body)
 
 
+@access_token_required("read")
+async def api_hello_async(request: ApiHttpRequest) -> HttpResponseBase:
+    return JsonResponse({"sub": request.access_token_claims.sub})
+
+
 def patterns(client: str) -> list[URLPattern | URLResolver]:
     """The sample app's routes for ``client``."""
     pages = (
-        [path("", home_async), path("protected", protected_async)]
+        [
+            path("", home_async),
+            path("protected", protected_async),
+            path("api/hello", api_hello_async),
+        ]
         if client == "aio"
-        else [path("", home), path("protected", protected)]
+        else [path("", home), path("protected", protected), path("api/hello", api_hello)]
     )
     return [*pages, path("", include("logto_adapters.django.urls"))]
 

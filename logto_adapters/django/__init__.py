@@ -16,6 +16,10 @@ on :mod:`logto_adapters.aio` (``pip install "logto-sansio[django,requests]"`` or
     def profile(request: LogtoHttpRequest) -> HttpResponse:
         return JsonResponse(request.logto.getIdTokenClaims().model_dump(exclude_unset=True))
 
+    @access_token_required("read")  # LOGTO["API_AUDIENCE"]: the API's resource indicator
+    def hello(request: ApiHttpRequest) -> HttpResponse:
+        return JsonResponse({"sub": request.access_token_claims.sub})
+
 Importing this package reads no setting: ``settings.LOGTO`` is read at the first request.
 """
 
@@ -28,6 +32,7 @@ except ImportError as missing:  # pragma: no cover - depends on the installation
         'logto_adapters.django needs Django: pip install "logto-sansio[django]"'
     ) from missing
 
+from .api import ApiHttpRequest, access_token_required
 from .conf import DjangoLogto, LogtoSettings, get_logto_app, reset_logto_app
 from .decorators import logto_required, sign_in_redirect, unauthenticated
 from .middleware import (
@@ -43,11 +48,13 @@ from .views import callback_url
 
 __all__ = [
     "AioLogtoHttpRequest",
+    "ApiHttpRequest",
     "DjangoLogto",
     "LogtoHttpRequest",
     "LogtoMiddleware",
     "LogtoSettings",
     "RequestState",
+    "access_token_required",
     "callback_url",
     "get_logto_app",
     "logto_required",

@@ -45,6 +45,8 @@ OWN_KEYS = frozenset(
         "AFTER_SIGN_OUT_URL",
         "OPTIONS",
         "CONFIG",
+        "API_AUDIENCE",
+        "API_REALM",
     }
 )
 """Keys of ``settings.LOGTO`` that are the integration's; the others are LogtoConfig's."""
@@ -69,7 +71,11 @@ class LogtoSettings:
       (default ``"logto:sign-in"``);
     - ``AFTER_SIGN_OUT_URL``: where Logto sends the browser after sign-out, a URL name or a
       path on the app (default ``"/"``; register it in the Logto Console);
-    - ``OPTIONS``: keyword options of ``Logto(...)`` (``timeout``, ``revocation``, ...).
+    - ``OPTIONS``: keyword options of ``Logto(...)`` (``timeout``, ``revocation``, ...),
+      also given to the resource servers;
+    - ``API_AUDIENCE``: the resource indicator of the API this app serves, for
+      ``@access_token_required`` (which may name another);
+    - ``API_REALM``: the ``realm`` its challenges name (none by default).
     """
 
     config: LogtoConfig
@@ -81,6 +87,8 @@ class LogtoSettings:
     sign_in_url: str = "logto:sign-in"
     after_sign_out_url: str = "/"
     options: Mapping[str, Any] = field(default_factory=dict)
+    api_audience: str | None = None
+    api_realm: str | None = None
 
     @classmethod
     def from_mapping(cls, values: object) -> LogtoSettings:
@@ -92,8 +100,9 @@ class LogtoSettings:
         client = own.get("CLIENT", "sync")
         if client not in ("sync", "aio"):
             raise ImproperlyConfigured(f'settings.{SETTING}["CLIENT"] must be "sync" or "aio"')
-        if own.get("BASE_URL") is not None and not isinstance(own["BASE_URL"], str):
-            raise ImproperlyConfigured(f'settings.{SETTING}["BASE_URL"] must be a string')
+        for key in ("BASE_URL", "API_AUDIENCE", "API_REALM"):
+            if own.get(key) is not None and not isinstance(own[key], str):
+                raise ImproperlyConfigured(f'settings.{SETTING}["{key}"] must be a string')
         for key in ("SIGN_IN_URL", "AFTER_SIGN_OUT_URL"):
             if key in own and not (isinstance(own[key], str) and own[key]):
                 raise ImproperlyConfigured(
@@ -121,6 +130,8 @@ class LogtoSettings:
             sign_in_url=own.get("SIGN_IN_URL", "logto:sign-in"),
             after_sign_out_url=own.get("AFTER_SIGN_OUT_URL", "/"),
             options=dict(options),
+            api_audience=own.get("API_AUDIENCE") or None,
+            api_realm=own.get("API_REALM") or None,
         )
         if settings.base_url is not None:
             try:  # refused now rather than at the first sign-in
@@ -184,6 +195,9 @@ class DjangoLogto:
             if settings.sessions is not None
             else ServerSessions(secure=settings.cookie_secure)
         )
+        self.resource_servers: dict[tuple[str, str], Any] = {}
+        """The ``LogtoResourceServer`` of each (flavour, audience), made by
+        :func:`logto_adapters.django.api.resource_server`."""
 
     @property
     def is_async(self) -> bool:
@@ -196,22 +210,28 @@ class DjangoLogto:
             request, base_url=self.settings.base_url, trust_forwarded=self.settings.trust_forwarded
         )
 
+    def _closables(self) -> list[tuple[bool, Any]]:
+        servers = [
+            (flavour == "aio", server) for (flavour, _), server in self.resource_servers.items()
+        ]
+        return [(self.is_async, self.logto), *servers]
+
     def close(self) -> None:
-        """Close the ``Logto`` (waiting, bounded, for sign-out revocations still running).
-        Outside a running event loop; in one, ``await aclose()``."""
-        logto: Any = self.logto
-        if self.is_async:
-            asyncio.run(logto.aclose())
-        else:
-            logto.close()
+        """Close the ``Logto`` (waiting, bounded, for sign-out revocations still running) and
+        the resource servers. Outside a running event loop; in one, ``await aclose()``."""
+        for is_async, closable in self._closables():
+            if is_async:
+                asyncio.run(closable.aclose())
+            else:
+                closable.close()
 
     async def aclose(self) -> None:
         """:meth:`close`, from a coroutine."""
-        logto: Any = self.logto
-        if self.is_async:
-            await logto.aclose()
-        else:
-            logto.close()
+        for is_async, closable in self._closables():
+            if is_async:
+                await closable.aclose()
+            else:
+                closable.close()
 
     def __repr__(self) -> str:
         return f"DjangoLogto(client={self.settings.client!r}, sessions={self.sessions!r})"

@@ -442,3 +442,103 @@ def test_the_package_imports_without_django_configured_or_a_client_flavour() -> 
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+# ---- /api/hello: access tokens ---------------------------------------------------------
+
+
+def app_session(browser: Browser) -> Any:
+    """The app's own session of ``browser`` (what a view of it gets on ``request.logto``)."""
+    from logto_adapters.web import WebRequest
+
+    app = get_logto_app()
+    opened = app.sessions.open(WebRequest("GET", TEST_ORIGIN + "/", cookies=browser.cookies))
+    return app.logto.session(opened.storage)
+
+
+def app_session_token(browser: Browser, resource: str) -> str:
+    """An access token obtained by the app's session of ``browser``, as a view would."""
+    import asyncio
+    import inspect
+
+    token = app_session(browser).getAccessToken(resource)
+    found = asyncio.run(token) if inspect.iscoroutine(token) else token
+    assert isinstance(found, str)
+    return found
+
+
+def test_the_api_answers_a_valid_token_and_refuses_others_as_rfc_6750_says(
+    site: dict[str, Any], provider: ServedProvider, flavour: str
+) -> None:
+    with vary(RESOURCES=[API, APIS[1]]):
+        browser = Browser(flavour)
+        assert sign_in(browser, provider).status_code == 302
+        token = app_session_token(browser, API)
+        api = Browser(flavour)  # an API client: no cookies
+        hello = api.get("/api/hello", Authorization=f"Bearer {token}")
+        assert hello.status_code == 200, hello.content[:300]
+        assert hello.json() == {"sub": USER}
+
+        missing = api.get("/api/hello")
+        assert missing.status_code == 401 and missing["WWW-Authenticate"] == "Bearer"
+        garbage = api.get("/api/hello", Authorization="Bearer not-a-jwt")
+        assert garbage.status_code == 401
+        assert 'error="invalid_token"' in garbage["WWW-Authenticate"]
+        assert garbage.json()["error"] == "invalid_token"
+        other_api = app_session_token(browser, APIS[1])
+        assert api.get("/api/hello", Authorization=f"Bearer {other_api}").status_code == 401
+        id_token = app_session(browser).getIdToken()  # an ID token is no access token
+        assert api.get("/api/hello", Authorization=f"Bearer {id_token}").status_code == 401
+        malformed = api.get("/api/hello", Authorization="Bearer a b")
+        assert malformed.status_code == 400
+        assert 'error="invalid_request"' in malformed["WWW-Authenticate"]
+
+
+def test_a_token_without_the_scope_is_403_naming_the_scope(
+    site: dict[str, Any], provider: ServedProvider, flavour: str
+) -> None:
+    provider.provider.add_user("reader-not", name="No Read")  # no permission on the API
+    browser = Browser(flavour)
+    start = browser.get("/sign-in")
+    browser.get(
+        provider.provider.approve(start["Location"], "reader-not").removeprefix(TEST_ORIGIN)
+    )
+    token = app_session_token(browser, API)
+    refused = Browser(flavour).get("/api/hello", Authorization=f"Bearer {token}")
+    assert refused.status_code == 403
+    challenge = refused["WWW-Authenticate"]
+    assert 'error="insufficient_scope"' in challenge and 'scope="read"' in challenge
+
+
+def test_the_api_needs_no_csrf_token_and_no_session(
+    site: dict[str, Any], provider: ServedProvider, flavour: str
+) -> None:
+    from django.test import Client
+
+    browser = Browser(flavour)
+    sign_in(browser, provider)
+    token = app_session_token(browser, API)
+    middleware = ["django.middleware.csrf.CsrfViewMiddleware"]  # and no LogtoMiddleware
+    with override_settings(MIDDLEWARE=middleware):
+        strict = Client(enforce_csrf_checks=True)
+        posted = strict.post("/api/hello", headers={"Authorization": f"Bearer {token}"})
+        assert posted.status_code == 200, posted.content[:300]
+        assert strict.post("/api/hello").status_code == 401
+
+
+def test_an_api_that_cannot_reach_logto_answers_503(
+    site: dict[str, Any], provider: ServedProvider, flavour: str
+) -> None:
+    browser = Browser(flavour)
+    sign_in(browser, provider)
+    token = app_session_token(browser, API)  # well formed: verifying it needs Logto's keys
+    unreachable = {"ENDPOINT": "http://127.0.0.1:9", "OPTIONS": {"timeout": (0.5, 1.0)}}
+    with vary(**unreachable):
+        answer = Browser(flavour).get("/api/hello", Authorization=f"Bearer {token}")
+    assert answer.status_code == 503 and answer["Retry-After"] == "10"
+    assert answer.json() == {"error": "temporarily_unavailable"}
+
+
+def test_an_api_view_needs_an_audience(site: dict[str, Any], flavour: str) -> None:
+    with vary(API_AUDIENCE=None), pytest.raises(ImproperlyConfigured, match="API_AUDIENCE"):
+        Browser(flavour).get("/api/hello", Authorization="Bearer x")
