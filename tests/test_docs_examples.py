@@ -229,3 +229,60 @@ def test_the_guard_example_answers_every_case() -> None:
     assert status == 503 and headers == {"Retry-After": "10"}
     assert str(body["error"]).startswith("transport.")
     unreachable["api"].close()
+
+
+def test_the_django_examples_sign_in_guard_a_page_and_protect_an_api() -> None:
+    from django.test import Client, override_settings
+
+    from logto_adapters.django import get_logto_app
+    from logto_adapters.web import WebRequest
+
+    from .django_support import configure_django
+
+    configure_django()
+    site = "https://app.example.com"
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client(
+            "app",
+            secret="s" * 32,
+            redirect_uris=[f"{site}/callback"],
+            post_logout_redirect_uris=[f"{site}/"],
+            kind="traditional",
+        )
+        provider.add_user("ada", name="Ada")
+        provider.add_resource(API, ["read"])
+        provider.grant_permissions("ada", API, ["read"])
+        conf = _namespace(served, APP_ID="app", APP_SECRET="s" * 32)
+        exec(compile(example("django.md", "django-settings"), "docs/django.md", "exec"), conf)
+        assert "logto_adapters.django" in conf["INSTALLED_APPS"]
+        views: dict[str, Any] = {"API": API, "__name__": "example_views"}
+        exec(compile(example("django.md", "django-views"), "docs/django.md", "exec"), views)
+        urls = type("ExampleUrls", (), {"urlpatterns": views["urlpatterns"]})  # a URLconf
+        with override_settings(
+            LOGTO=conf["LOGTO"], MIDDLEWARE=conf["MIDDLEWARE"], ROOT_URLCONF=urls
+        ):
+            browser = Client()
+            assert b"Sign in" in browser.get("/").content
+            assert browser.get("/profile")["Location"] == "/sign-in?next=%2Fprofile"
+            start = browser.get("/sign-in?next=/profile")
+            callback = provider.approve(start["Location"], "ada")
+            assert callback.startswith(f"{site}/callback?")
+            assert browser.get(callback.removeprefix(site))["Location"] == "/profile"
+            assert browser.get("/profile").json() == {"name": "Ada", "scope": "read"}
+            assert browser.get("/").json() == {"sub": "ada"}
+
+            app = get_logto_app()
+            cookies = {name: morsel.value for name, morsel in browser.cookies.items()}
+            session = app.logto.session(
+                app.sessions.open(WebRequest("GET", site, {}, cookies)).storage
+            )
+            token = session.getAccessToken(API)
+            api = Client()
+            assert api.get("/api/hello", headers={"Authorization": f"Bearer {token}"}).json() == {
+                "sub": "ada"
+            }
+            assert api.get("/api/hello").status_code == 401
+            out = browser.get("/sign-out")
+            assert out.status_code == 302 and out["Location"].startswith(served.url)
+            assert b"Sign in" in browser.get("/").content
