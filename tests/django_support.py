@@ -34,6 +34,7 @@ def configure_django() -> None:
         INSTALLED_APPS=["logto_adapters.django"],
         LOGTO={"ENDPOINT": "http://127.0.0.1:9", "APP_ID": "unset"},
         USE_TZ=True,
+        LOGGING_CONFIG=None,  # leave the process's logging (and warnings) to the other tests
     )
     django.setup()
 
