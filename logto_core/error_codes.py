@@ -109,7 +109,8 @@ _ENTRIES: tuple[ErrorCode, ...] = (
     ErrorCode(
         "token_invalid",
         TokenValidationError,
-        "a JWT failed validation (class default; raised codes are id_token.*, jwt.*)",
+        "a JWT failed validation (class default; raised codes are id_token.*, logout_token.*, "
+        "jwt.*)",
     ),
     ErrorCode(
         "provider_response",
@@ -505,6 +506,129 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "id_token.auth_time_changed",
         TokenValidationError,
         "a refreshed ID token has another authentication time (the stored ID token is kept)",
+    ),
+    # -- back-channel logout ------------------------------------------------------------
+    ErrorCode(
+        "logout_token.alg_not_allowed",
+        TokenValidationError,
+        "the logout token's algorithm is missing, none, HMAC, or not allowed (the ID token's "
+        "allow-list applies)",
+        "allow the algorithm in LogtoConfig.idTokenAlgorithms if the provider uses it",
+    ),
+    ErrorCode(
+        "logout_token.crit_unsupported",
+        TokenValidationError,
+        "the logout token header lists critical extensions",
+    ),
+    ErrorCode(
+        "logout_token.typ_not_allowed",
+        TokenValidationError,
+        "the token's typ is not logout+jwt (an ID token, an access token, or an untyped JWT "
+        "was sent as a logout token)",
+    ),
+    ErrorCode(
+        "logout_token.header_invalid",
+        TokenValidationError,
+        "the logout token's kid is not a string",
+    ),
+    ErrorCode(
+        "logout_token.kid_ambiguous",
+        TokenValidationError,
+        "several keys fit the logout token and its kid does not decide",
+    ),
+    ErrorCode(
+        "logout_token.kid_unknown",
+        UnknownKeyError,
+        "no key of the provider's key set matches the logout token (the key set is refetched "
+        "at most once per cooldown)",
+        "if keys were just rotated, the provider's retry after the cooldown succeeds",
+    ),
+    ErrorCode(
+        "logout_token.key_mismatch",
+        TokenValidationError,
+        "the key the logout token names does not fit its algorithm",
+    ),
+    ErrorCode(
+        "logout_token.bad_signature",
+        TokenValidationError,
+        "the logout token's signature is not valid",
+    ),
+    ErrorCode(
+        "logout_token.missing_claim",
+        TokenValidationError,
+        "the logout token lacks a required claim (iat, jti, events, azp; see claim)",
+    ),
+    ErrorCode(
+        "logout_token.invalid_claim",
+        TokenValidationError,
+        "a logout token claim has the wrong type (see claim)",
+    ),
+    ErrorCode(
+        "logout_token.iss_mismatch",
+        TokenValidationError,
+        "the logout token's issuer is not the expected issuer",
+    ),
+    ErrorCode(
+        "logout_token.aud_mismatch",
+        TokenValidationError,
+        "the logout token is not issued to this client",
+        "check LogtoConfig.appId: the back-channel logout URI belongs to that application",
+    ),
+    ErrorCode(
+        "logout_token.azp_mismatch",
+        TokenValidationError,
+        "the logout token's authorized party is not this client",
+    ),
+    ErrorCode(
+        "logout_token.aud_untrusted",
+        TokenValidationError,
+        "the logout token names audiences this client does not trust",
+    ),
+    ErrorCode(
+        "logout_token.expired",
+        TokenValidationError,
+        "the logout token has expired (exp)",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "logout_token.not_yet_valid",
+        TokenValidationError,
+        "the logout token is not valid yet (nbf)",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "logout_token.iat_future",
+        TokenValidationError,
+        "the logout token is issued in the future",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "logout_token.too_old",
+        TokenValidationError,
+        "the logout token was issued longer ago than the SDK accepts (two minutes plus the "
+        "clock tolerance): a replay, or a delivery retried too late",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "logout_token.nonce_present",
+        TokenValidationError,
+        "the logout token carries a nonce (an ID token, or a forged logout token)",
+    ),
+    ErrorCode(
+        "logout_token.events_invalid",
+        TokenValidationError,
+        "the logout token's events claim is not an object holding the back-channel logout "
+        "event as an object",
+    ),
+    ErrorCode(
+        "logout_token.subject_missing",
+        TokenValidationError,
+        "the logout token has neither sid nor sub: it names no one to sign out",
+    ),
+    ErrorCode(
+        "logout_token.replayed",
+        TokenValidationError,
+        "the logout token (its jti) was received before",
     ),
     # -- provider responses ------------------------------------------------------------
     ErrorCode(
