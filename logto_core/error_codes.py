@@ -38,6 +38,7 @@ from .errors import (
     CallbackError,
     DiscoveryError,
     JwksError,
+    LogoutRequestError,
     LogtoError,
     LogtoUsageError,
     OAuthError,
@@ -123,6 +124,11 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "the authorization response is not acceptable (class default)",
     ),
     ErrorCode(
+        "logout_request",
+        LogoutRequestError,
+        "a request at the back-channel logout URI is not a logout request (class default)",
+    ),
+    ErrorCode(
         "oauth",
         OAuthError,
         "an OAuth error answer (class default; raised codes are oauth.{error})",
@@ -169,6 +175,12 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "a synchronous getter of the async client met an async storage it has not read yet",
         "await a client method first in this context, or use the awaitable twins "
         "(await client.isAuthenticatedAsync(), getIdTokenClaimsAsync(), ...)",
+    ),
+    ErrorCode(
+        "usage.replay",
+        LogtoUsageError,
+        "a replay cache was made with a limit that is not a positive whole number",
+        "give ReplayCache a limit of at least 1",
     ),
     ErrorCode(
         "usage.organization_resource",
@@ -629,6 +641,39 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "logout_token.replayed",
         TokenValidationError,
         "the logout token (its jti) was received before",
+    ),
+    ErrorCode(
+        "logout_request.method",
+        LogoutRequestError,
+        "the request at the back-channel logout URI is not a POST",
+        "route only the provider's POST to the receiver",
+    ),
+    ErrorCode(
+        "logout_request.content_type",
+        LogoutRequestError,
+        "the back-channel logout request is not application/x-www-form-urlencoded",
+        "pass the request's headers as the framework gives them",
+    ),
+    ErrorCode(
+        "logout_request.too_large",
+        LogoutRequestError,
+        "the back-channel logout request body exceeds 64 KiB",
+    ),
+    ErrorCode(
+        "logout_request.malformed",
+        LogoutRequestError,
+        "the back-channel logout request body is not bytes, not ASCII, or not a readable form",
+        "pass the raw body bytes (Flask request.get_data(), Starlette await request.body())",
+    ),
+    ErrorCode(
+        "logout_request.token_missing",
+        LogoutRequestError,
+        "the back-channel logout request carries no logout_token",
+    ),
+    ErrorCode(
+        "logout_request.token_repeated",
+        LogoutRequestError,
+        "the back-channel logout request carries more than one logout_token",
     ),
     # -- provider responses ------------------------------------------------------------
     ErrorCode(
