@@ -30,6 +30,8 @@ flow                         session transitions
 ``poll_device``              granted: + ID token, refresh token, opaque access token, as
                              after a callback; otherwise none
 ``exchange_token``           none (the token is another user's): RFC 8693
+``verify_logout_token``      none (the sessions it names are the adapter's to end):
+                             Back-Channel Logout 1.0 section 2.6
 ===========================  ==============================================================
 
 Errors that leave the session unchanged (transport faults, invalid provider data) are
@@ -39,7 +41,7 @@ learnt on the way (discovery, keys, the JWKS refetch cooldown) is still kept.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -93,6 +95,8 @@ from .protocol.id_token import (
     check_refreshed_id_token,
     unknown_key_error,
 )
+from .protocol.logout_token import LogoutToken, check_logout_token
+from .protocol.logout_token import unknown_key_error as logout_unknown_key_error
 from .protocol.revocation import build_revocation_request, parse_revocation_response
 from .protocol.signin_url import SignInOptions, build_sign_in
 from .protocol.token_endpoint import build_code_exchange, build_refresh, parse_token_response
@@ -261,6 +265,40 @@ def _fetch_keys(run: _Run, metadata: OidcProviderMetadata, *, forced: bool) -> S
     return keys
 
 
+def _verified(
+    run: _Run,
+    metadata: OidcProviderMetadata,
+    check: Callable[[KeySet], T | NeedKeys],
+    unknown_key: Callable[[], LogtoError],
+) -> Step[T]:
+    """Verify a JWT with ``check`` against the provider's keys, fetching them if needed. When
+    the token names a key the set lacks (``NEED_KEYS``), the keys decide what may be tried
+    (:func:`retry_unknown_key`: a set a concurrent flow fetched meanwhile, at most one
+    refetch per cooldown); this only does it, and raises ``unknown_key()`` after that. Every
+    kind of token the client verifies (ID tokens, logout tokens) goes through here."""
+    now = run.runtime.now()
+    keys = run.provider.fresh_keys(run.config, now)
+    if keys is None:
+        run.refresh_provider()
+        keys = run.provider.fresh_keys(run.config, now)
+    if keys is None:
+        keys = yield from _fetch_keys(run, metadata, forced=False)
+    result = check(keys)
+    if result is NEED_KEYS:
+        run.refresh_provider()  # a concurrent flow may have fetched the rotated set meanwhile
+        retry = retry_unknown_key(
+            run.provider, run.config, now, tried=keys, fetched=run.fetched_keys
+        )
+        if retry.newer is not None:
+            result = check(retry.newer)
+        if result is NEED_KEYS and retry.refetch:
+            log.keys_refetched()
+            result = check((yield from _fetch_keys(run, metadata, forced=True)))
+    if result is NEED_KEYS:
+        raise unknown_key()
+    return result
+
+
 def _verified_id_token(
     run: _Run,
     metadata: OidcProviderMetadata,
@@ -270,16 +308,8 @@ def _verified_id_token(
     access_token: str | None,
     nonce_unknown: bool = False,
 ) -> Step[IdTokenClaims]:
-    """Verify an ID token, fetching the keys if needed. When the token names a key the set
-    lacks (``NEED_KEYS``), the keys decide what may be tried (:func:`retry_unknown_key`: a set
-    a concurrent flow fetched meanwhile, at most one refetch per cooldown); this only does it."""
+    """Verify an ID token (:func:`_verified`, with the ID token's rules)."""
     now = run.runtime.now()
-    keys = run.provider.fresh_keys(run.config, now)
-    if keys is None:
-        run.refresh_provider()
-        keys = run.provider.fresh_keys(run.config, now)
-    if keys is None:
-        keys = yield from _fetch_keys(run, metadata, forced=False)
 
     def check(key_set: KeySet) -> IdTokenClaims | NeedKeys:
         return check_id_token(
@@ -289,28 +319,21 @@ def _verified_id_token(
             client_id=run.config.appId,
             now=now,
             clock_tolerance=run.config.clockTolerance,
-            algorithms=allowed_algorithms(
-                run.config.idTokenAlgorithms, metadata.id_token_signing_alg_values_supported
-            ),
+            algorithms=_token_algorithms(run.config, metadata),
             expected_nonce=expected_nonce,
             access_token=access_token,
             nonce_unknown=nonce_unknown,
         )
 
-    claims = check(keys)
-    if claims is NEED_KEYS:
-        run.refresh_provider()  # a concurrent flow may have fetched the rotated set meanwhile
-        retry = retry_unknown_key(
-            run.provider, run.config, now, tried=keys, fetched=run.fetched_keys
-        )
-        if retry.newer is not None:
-            claims = check(retry.newer)
-        if claims is NEED_KEYS and retry.refetch:
-            log.keys_refetched()
-            claims = check((yield from _fetch_keys(run, metadata, forced=True)))
-    if claims is NEED_KEYS:
-        raise unknown_key_error()
-    return claims
+    return (yield from _verified(run, metadata, check, unknown_key_error))
+
+
+def _token_algorithms(config: LogtoConfig, metadata: OidcProviderMetadata) -> frozenset[str]:
+    """The algorithms ID tokens (and logout tokens, Back-Channel Logout 1.0 section 2.6) may
+    be signed with: the client's list, intersected with the provider's."""
+    return allowed_algorithms(
+        config.idTokenAlgorithms, metadata.id_token_signing_alg_values_supported
+    )
 
 
 # ---- sign-in ----------------------------------------------------------------------------
@@ -753,6 +776,37 @@ def _exchange(run: _Run, request: _ExchangeRequest) -> Step[ExchangedToken]:
         raise
 
 
+# ---- back-channel logout ----------------------------------------------------------------
+
+
+def verify_logout_token(ctx: Context, token: str) -> Flow[LogoutToken]:
+    """Verify a logout token (Back-Channel Logout 1.0 section 2.6,
+    :mod:`logto_core.protocol.logout_token`) with the provider's keys: discovery and the key
+    set from the shared cache, fetched when stale, and an unknown ``kid`` refetching the set
+    at most once per ``jwksRefetchCooldown``, exactly as for ID tokens. It touches no
+    session; the replay check and ending the sessions are the operation's."""
+    run = _new_run(ctx, SessionState())
+    return _guarded(run, _verify_logout(run, token))
+
+
+def _verify_logout(run: _Run, token: str) -> Step[LogoutToken]:
+    metadata = yield from _metadata(run)
+    now = run.runtime.now()
+
+    def check(key_set: KeySet) -> LogoutToken | NeedKeys:
+        return check_logout_token(
+            token,
+            keys=key_set,
+            issuer=metadata.issuer,
+            client_id=run.config.appId,
+            now=now,
+            clock_tolerance=run.config.clockTolerance,
+            algorithms=_token_algorithms(run.config, metadata),
+        )
+
+    return (yield from _verified(run, metadata, check, logout_unknown_key_error))
+
+
 __all__ = [
     "MAX_REQUESTS_PER_FLOW",
     "Flow",
@@ -771,4 +825,5 @@ __all__ = [
     "sign_out_local",
     "start_device_sign_in",
     "user_info_with_token",
+    "verify_logout_token",
 ]
