@@ -80,3 +80,13 @@ def revocation_failed(error: LogtoError) -> None:
     logger.warning(
         "refresh token revocation failed (%s); the local sign-out happened anyway", error.code
     )
+
+
+def logout_received(ended: int) -> None:
+    logger.info("back-channel logout accepted; %d session(s) signed out", ended)
+
+
+def logout_refused(error: LogtoError) -> None:
+    # A refused logout is the provider's (or a stranger's) request, not the app's failure:
+    # INFO, by class and code only (the token never appears).
+    logger.info("back-channel logout refused: %s (%s)", type(error).__name__, error.code)
