@@ -183,6 +183,18 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "give ReplayCache a limit of at least 1",
     ),
     ErrorCode(
+        "usage.session_registry",
+        LogtoUsageError,
+        "a SessionRegistry was made with a max_sessions or idle_timeout out of range",
+        "give max_sessions a whole number of at least 1 and idle_timeout a positive number",
+    ),
+    ErrorCode(
+        "usage.session_unknown",
+        LogtoUsageError,
+        "SessionRegistry.rotate was given an id that names no live session",
+        "rotate the id of the session the request opened (its storage's id), right away",
+    ),
+    ErrorCode(
         "usage.organization_resource",
         LogtoUsageError,
         "getAccessToken was asked for the organizations resource",
