@@ -35,7 +35,7 @@ waiting on it.
 from __future__ import annotations
 
 from . import public
-from ._async.client import Logto, LogtoClient, LogtoM2MClient, LogtoSession
+from ._async.client import Logto, LogtoClient, LogtoM2MClient, LogtoSession, SessionLookup
 from ._async.kit import AnyStorage, AsyncOptions, AsyncStorage, AsyncTransport
 from .coordination import AsyncMemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
@@ -53,5 +53,6 @@ __all__ = [
     "LogtoM2MClient",
     "LogtoSession",
     "MemoryCoordinator",
+    "SessionLookup",
 ]
 __all__ += public.__all__

@@ -24,7 +24,7 @@ the client was used starts clean in the child (no shared connections or in-fligh
 from __future__ import annotations
 
 from . import public
-from ._sync.client import Logto, LogtoClient, LogtoM2MClient, LogtoSession
+from ._sync.client import Logto, LogtoClient, LogtoM2MClient, LogtoSession, SessionLookup
 from ._sync.kit import SyncOptions, Transport
 from .coordination import MemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
@@ -35,6 +35,7 @@ __all__ = [
     "LogtoM2MClient",
     "LogtoSession",
     "MemoryCoordinator",
+    "SessionLookup",
     "SyncOptions",
     "Transport",
 ]

@@ -1009,6 +1009,13 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "check the storage (a database, Redis, the framework's session)",
     ),
     ErrorCode(
+        "storage.end_sessions",
+        StorageError,
+        "a back-channel logout could not end the sessions: the session lookup given to "
+        "handleBackchannelLogout raised (its exception is __cause__); answered 400",
+        "check the session store; the provider may deliver the logout again",
+    ),
+    ErrorCode(
         "storage.write",
         StorageError,
         "the application's storage raised writing the session; the stored session is unchanged",
