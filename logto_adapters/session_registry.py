@@ -34,7 +34,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from logto_core.errors import LogtoError, LogtoUsageError
+from logto_core.errors import LogtoUsageError
 from logto_core.jose.jwt import decode_id_token_claims
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 from logto_core.session import SessionState, StorageKey
@@ -245,13 +245,12 @@ class SessionRegistry:
     def _index(self, entry: _Entry) -> None:
         """Index ``entry`` by the ID token its values hold now (none: not indexed)."""
         self._unindex(entry)
+        # Reading the session drops an ID token that does not decode (a damaged value counts
+        # as signed out), so what is left decodes: the SDK verified it when it arrived.
         session = SessionState.from_values(entry.values)
         if session.id_token is None:
             return
-        try:
-            claims = decode_id_token_claims(session.id_token)
-        except LogtoError:  # stored by the SDK after verification; a damaged value: no index
-            return
+        claims = decode_id_token_claims(session.id_token)
         if claims.sid:
             entry.by_sid = (claims.iss, claims.sid)
             self._by_sid.setdefault(entry.by_sid, set()).add(entry)

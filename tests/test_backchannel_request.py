@@ -307,5 +307,6 @@ def test_every_answer_is_200_or_400_no_store_and_never_quotes_the_token(
         assert result.headers["Cache-Control"] == "no-store"
         assert token.encode() not in result.body
         assert JTI.encode() not in result.body
+        assert token not in repr(result) and JTI not in repr(result)
         if result.status == 400:
             assert json.loads(result.body)["error"] == "invalid_request"
