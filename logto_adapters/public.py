@@ -43,6 +43,7 @@ from logto_core.models import (
     UserInfoResponse,
 )
 from logto_core.protocol.backchannel import BackchannelLogoutResult
+from logto_core.protocol.bearer import AccessTokenError
 from logto_core.protocol.id_token import UnknownKeyError
 from logto_core.protocol.logout_token import LogoutToken
 from logto_core.protocol.signin_url import DirectSignIn, SignInParams
@@ -59,6 +60,7 @@ DeviceSignIn = DeviceAuthorization
 
 __all__ = [
     "AccessTokenClaims",
+    "AccessTokenError",
     "BackchannelLogoutResult",
     "CallbackError",
     "CancelFlag",

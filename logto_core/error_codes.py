@@ -45,12 +45,14 @@ from .errors import (
     ProviderError,
     ProviderResponseError,
     ScopeNotGrantedError,
+    SessionTooLargeError,
     SignInRequiredError,
     StorageError,
     TokenValidationError,
     TransportError,
 )
 from .grants import DeviceAuthorizationError
+from .protocol.bearer import AccessTokenError
 from .protocol.id_token import UnknownKeyError
 from .testing._wire import Rejection
 
@@ -156,6 +158,12 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "needs (a provider answering in a loop)",
         "report it: the SDK stopped instead of looping",
     ),
+    ErrorCode(
+        "access_token",
+        AccessTokenError,
+        "a request to an API is not allowed (class default; raised codes are bearer.* and "
+        "access_token.*)",
+    ),
     # -- configuration and usage -------------------------------------------------------
     ErrorCode(
         "config.invalid",
@@ -213,6 +221,41 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "add it to LogtoConfig.resources and sign in again",
     ),
     ErrorCode(
+        "usage.cookie_key",
+        LogtoUsageError,
+        "CookieCipher was given no key, or one that is not a Fernet key",
+        "pass keys made by cryptography.fernet.Fernet.generate_key(), newest first",
+    ),
+    ErrorCode("usage.cookie_name", LogtoUsageError, "an invalid session cookie name", _USAGE_FIX),
+    ErrorCode("usage.cookie_count", LogtoUsageError, "max_cookies is not from 1 to 16", _USAGE_FIX),
+    ErrorCode(
+        "usage.cookie_same_site",
+        LogtoUsageError,
+        'same_site is not "Lax", "Strict" or "None", or "None" without secure',
+        _USAGE_FIX,
+    ),
+    ErrorCode(
+        "storage.cookie_too_large",
+        SessionTooLargeError,
+        "the session does not fit in the cookies allowed (4 KB each), even without its "
+        "cached access tokens; nothing was written",
+        "keep sessions on the server (a storage keyed by a session id), or raise "
+        "max_cookies, or ask for fewer API resources",
+    ),
+    ErrorCode(
+        "usage.base_url",
+        LogtoUsageError,
+        "the web integration's base URL is not an http(s) origin",
+        "set it to the app's public origin, such as https://app.example.com",
+    ),
+    ErrorCode(
+        "usage.forwarded",
+        LogtoUsageError,
+        "the request's scheme or host (or the trusted X-Forwarded-* headers) is not a valid "
+        "origin for the callback URL",
+        "configure the app's base URL, or check what the proxy sends",
+    ),
+    ErrorCode(
         "usage.m2m_target",
         LogtoUsageError,
         "a machine-to-machine token was asked for without a resource or an organization",
@@ -265,6 +308,26 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         LogtoUsageError,
         "revocation_timeout is not a finite number of seconds, 0 or more",
         "pass a finite number of seconds",
+    ),
+    ErrorCode(
+        "usage.resource_server",
+        LogtoUsageError,
+        "LogtoResourceServer was given an audience that is not an absolute URI of printable "
+        "ASCII, or algorithms that are empty, none, HMAC or not verifiable by the SDK",
+        "pass the API identifier from the Logto Console as the audience",
+    ),
+    ErrorCode(
+        "usage.access_requirements",
+        LogtoUsageError,
+        "requiredScopes, organizationId or organizationRoles of a verification is invalid "
+        "(not text, empty, or a scope that is no scope-token)",
+        "pass lists of non-empty strings (or one space-delimited string)",
+    ),
+    ErrorCode(
+        "usage.authorization_header",
+        LogtoUsageError,
+        "an Authorization header value is neither a str nor None",
+        "decode the header's bytes as latin-1 first",
     ),
     ErrorCode(
         "runtime.entropy",
@@ -686,6 +749,160 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "logout_request.token_repeated",
         LogoutRequestError,
         "the back-channel logout request carries more than one logout_token",
+    ),
+    # -- protecting an API (a resource server receiving access tokens) -------------------
+    ErrorCode(
+        "bearer.missing",
+        AccessTokenError,
+        "the request has no Authorization header, or an empty one: answer 401 with a bare "
+        "Bearer challenge (RFC 6750 section 3.1)",
+        "send Authorization: Bearer <access token>",
+    ),
+    ErrorCode(
+        "bearer.other_scheme",
+        AccessTokenError,
+        "the Authorization header uses another scheme than Bearer (401, no error code)",
+        "send Authorization: Bearer <access token>",
+    ),
+    ErrorCode(
+        "bearer.malformed",
+        AccessTokenError,
+        "the Authorization header has the Bearer scheme but not exactly one b64token "
+        "(400 invalid_request)",
+        "send Authorization: Bearer <access token>",
+    ),
+    ErrorCode(
+        "access_token.{check}",
+        AccessTokenError,
+        "the access token failed a check of the JWT chain (401 invalid_token); the checks "
+        "are listed below",
+    ),
+    ErrorCode(
+        "access_token.malformed",
+        AccessTokenError,
+        "the access token is oversized, not a compact JWS, or its header or payload is not "
+        "a strict JSON object (an opaque or encrypted token, garbage)",
+        "send the JWT access token Logto issues for this API's resource indicator, not the "
+        "opaque one",
+    ),
+    ErrorCode(
+        "access_token.claims_invalid",
+        AccessTokenError,
+        "an access token claim has the wrong type (scope, organization_id, "
+        "organization_roles...; see claim)",
+    ),
+    ErrorCode(
+        "access_token.alg_not_allowed",
+        AccessTokenError,
+        "the access token's algorithm is missing, none, HMAC, or not allowed",
+    ),
+    ErrorCode(
+        "access_token.crit_unsupported",
+        AccessTokenError,
+        "the access token header lists critical extensions",
+    ),
+    ErrorCode(
+        "access_token.typ_not_allowed",
+        AccessTokenError,
+        "the token's typ is not at+jwt (or application/at+jwt): an ID token, or another "
+        "kind of JWT",
+        "send an access token, not an ID token",
+    ),
+    ErrorCode(
+        "access_token.header_invalid",
+        AccessTokenError,
+        "the access token's kid is not a string",
+    ),
+    ErrorCode(
+        "access_token.kid_ambiguous",
+        AccessTokenError,
+        "several keys fit the access token and its kid does not decide",
+    ),
+    ErrorCode(
+        "access_token.key_mismatch",
+        AccessTokenError,
+        "the key the access token names does not fit its algorithm",
+    ),
+    ErrorCode(
+        "access_token.bad_signature",
+        AccessTokenError,
+        "the access token's signature is not valid",
+    ),
+    ErrorCode(
+        "access_token.missing_claim",
+        AccessTokenError,
+        "the access token lacks a claim RFC 9068 requires (iss, exp, aud, sub, client_id, "
+        "iat, jti; see claim)",
+    ),
+    ErrorCode(
+        "access_token.invalid_claim",
+        AccessTokenError,
+        "an access token claim has the wrong type (see claim)",
+    ),
+    ErrorCode(
+        "access_token.iss_mismatch",
+        AccessTokenError,
+        "the access token is not issued by the configured Logto endpoint",
+        "check LogtoResourceServer's endpoint",
+    ),
+    ErrorCode(
+        "access_token.aud_mismatch",
+        AccessTokenError,
+        "the access token is not for this API (its aud lacks the audience)",
+        "request the token for this API's resource indicator (resource=...); check "
+        "LogtoResourceServer's audience",
+    ),
+    ErrorCode(
+        "access_token.expired",
+        AccessTokenError,
+        "the access token has expired",
+        "get a fresh token (the client's getAccessToken does); check the server's clock",
+    ),
+    ErrorCode(
+        "access_token.not_yet_valid",
+        AccessTokenError,
+        "the access token is not valid yet (nbf)",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "access_token.iat_future",
+        AccessTokenError,
+        "the access token is issued in the future",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "access_token.auth_time_future",
+        AccessTokenError,
+        "the access token's authentication time is in the future",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "access_token.kid_unknown",
+        AccessTokenError,
+        "no key of the provider's key set matches the access token, after one refetch per "
+        "cooldown (forged, or signed by a retired key; 401 invalid_token)",
+        "get a fresh token",
+    ),
+    ErrorCode(
+        "access_token.insufficient_scope",
+        AccessTokenError,
+        "the access token lacks a required scope (403 insufficient_scope; scope lists every "
+        "scope needed)",
+        "request the token with the scopes, after granting them to the user's or app's roles",
+    ),
+    ErrorCode(
+        "access_token.organization_mismatch",
+        AccessTokenError,
+        "the access token is for another organization, or for none (403 insufficient_scope)",
+        "request the token for the organization (organizationId=...)",
+    ),
+    ErrorCode(
+        "access_token.organization_role_missing",
+        AccessTokenError,
+        "the access token's organization_roles lack a required role, or it has none (403 "
+        "insufficient_scope)",
+        "assign the role in the organization; Logto adds organization_roles to access tokens "
+        "only through a custom token claims script",
     ),
     # -- provider responses ------------------------------------------------------------
     ErrorCode(

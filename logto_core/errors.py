@@ -273,6 +273,15 @@ class StorageError(LogtoError):
     code = "storage"
 
 
+class SessionTooLargeError(StorageError):
+    """A session that does not fit where it is kept: the browser's cookies (4 KB each,
+    dropped silently when longer), even without its cached access tokens. Raised by the
+    cookie storage before anything is written; the SDK reports it as the cause of a
+    ``storage.write`` error. Keep sessions on the server, or ask for fewer API resources."""
+
+    code = "storage.cookie_too_large"
+
+
 class FlowLimitError(LogtoError):
     """A flow or an operation asked for more requests (or effects) than any legitimate run
     needs: a runaway loop, stopped."""

@@ -30,6 +30,7 @@ flow                         session transitions
 ``poll_device``              granted: + ID token, refresh token, opaque access token, as
                              after a callback; otherwise none
 ``exchange_token``           none (the token is another user's): RFC 8693
+``verify_access_token``      none (the token is an API's caller's): RFC 9068, at the API
 ``verify_logout_token``      none (the sessions it names are the adapter's to end):
                              Back-Channel Logout 1.0 section 2.6
 ===========================  ==============================================================
@@ -81,11 +82,21 @@ from .jose.keys import (
     retry_unknown_key,
 )
 from .models import (
+    AccessTokenClaims,
     IdTokenClaims,
     OidcProviderMetadata,
     TokenResponse,
     UserInfoResponse,
 )
+from .protocol.access_token import (
+    AccessTokenPolicy,
+    Requirements,
+    authorize,
+    check_access_token,
+    precheck,
+)
+from .protocol.access_token import unknown_key_error as access_token_unknown_key
+from .protocol.bearer import AccessTokenError
 from .protocol.callback import parse_callback
 from .protocol.discovery import build_discovery_request, parse_discovery_response
 from .protocol.end_session import build_end_session_url
@@ -265,17 +276,50 @@ def _fetch_keys(run: _Run, metadata: OidcProviderMetadata, *, forced: bool) -> S
     return keys
 
 
-def _verified(
+def _verified_id_token(
+    run: _Run,
+    metadata: OidcProviderMetadata,
+    token: str,
+    *,
+    expected_nonce: str | None,
+    access_token: str | None,
+    nonce_unknown: bool = False,
+) -> Step[IdTokenClaims]:
+    """Verify an ID token, fetching the keys if needed (:func:`_verified_with_keys`)."""
+    now = run.runtime.now()
+    algorithms = allowed_algorithms(
+        run.config.idTokenAlgorithms, metadata.id_token_signing_alg_values_supported
+    )
+
+    def check(key_set: KeySet) -> IdTokenClaims | NeedKeys:
+        return check_id_token(
+            token,
+            keys=key_set,
+            issuer=metadata.issuer,
+            client_id=run.config.appId,
+            now=now,
+            clock_tolerance=run.config.clockTolerance,
+            algorithms=algorithms,
+            expected_nonce=expected_nonce,
+            access_token=access_token,
+            nonce_unknown=nonce_unknown,
+        )
+
+    return (yield from _verified_with_keys(run, metadata, check, unknown_key_error, "ID token"))
+
+
+def _verified_with_keys(
     run: _Run,
     metadata: OidcProviderMetadata,
     check: Callable[[KeySet], T | NeedKeys],
     unknown_key: Callable[[], LogtoError],
+    what: str,
 ) -> Step[T]:
-    """Verify a JWT with ``check`` against the provider's keys, fetching them if needed. When
-    the token names a key the set lacks (``NEED_KEYS``), the keys decide what may be tried
-    (:func:`retry_unknown_key`: a set a concurrent flow fetched meanwhile, at most one
-    refetch per cooldown); this only does it, and raises ``unknown_key()`` after that. Every
-    kind of token the client verifies (ID tokens, logout tokens) goes through here."""
+    """Run ``check`` (a token's verification through the JWT chain) with the provider's key
+    set, fetching it when none is fresh. When the token names a key the set lacks
+    (``NEED_KEYS``), the keys decide what may be tried (:func:`retry_unknown_key`: a set a
+    concurrent flow fetched meanwhile, at most one refetch per cooldown); this only does it,
+    and raises ``unknown_key()`` when the key is still unknown after that."""
     now = run.runtime.now()
     keys = run.provider.fresh_keys(run.config, now)
     if keys is None:
@@ -292,48 +336,11 @@ def _verified(
         if retry.newer is not None:
             result = check(retry.newer)
         if result is NEED_KEYS and retry.refetch:
-            log.keys_refetched()
+            log.keys_refetched(what)
             result = check((yield from _fetch_keys(run, metadata, forced=True)))
     if result is NEED_KEYS:
         raise unknown_key()
     return result
-
-
-def _verified_id_token(
-    run: _Run,
-    metadata: OidcProviderMetadata,
-    token: str,
-    *,
-    expected_nonce: str | None,
-    access_token: str | None,
-    nonce_unknown: bool = False,
-) -> Step[IdTokenClaims]:
-    """Verify an ID token (:func:`_verified`, with the ID token's rules)."""
-    now = run.runtime.now()
-
-    def check(key_set: KeySet) -> IdTokenClaims | NeedKeys:
-        return check_id_token(
-            token,
-            keys=key_set,
-            issuer=metadata.issuer,
-            client_id=run.config.appId,
-            now=now,
-            clock_tolerance=run.config.clockTolerance,
-            algorithms=_token_algorithms(run.config, metadata),
-            expected_nonce=expected_nonce,
-            access_token=access_token,
-            nonce_unknown=nonce_unknown,
-        )
-
-    return (yield from _verified(run, metadata, check, unknown_key_error))
-
-
-def _token_algorithms(config: LogtoConfig, metadata: OidcProviderMetadata) -> frozenset[str]:
-    """The algorithms ID tokens (and logout tokens, Back-Channel Logout 1.0 section 2.6) may
-    be signed with: the client's list, intersected with the provider's."""
-    return allowed_algorithms(
-        config.idTokenAlgorithms, metadata.id_token_signing_alg_values_supported
-    )
 
 
 # ---- sign-in ----------------------------------------------------------------------------
@@ -776,6 +783,55 @@ def _exchange(run: _Run, request: _ExchangeRequest) -> Step[ExchangedToken]:
         raise
 
 
+# ---- protecting an API (RFC 9068) --------------------------------------------------------
+
+
+def verify_access_token(
+    ctx: Context, token: str, policy: AccessTokenPolicy, requirements: Requirements
+) -> Flow[AccessTokenClaims]:
+    """Verify an access token presented to the API of ``policy`` and check that it allows
+    the request (``requirements``). What needs no word of the provider to refuse (garbage, an
+    ID token, an unsigned token: :func:`~logto_core.protocol.access_token.precheck`) is
+    refused before anything is fetched; then discovery and the key set, each only when the
+    cache has none fresh (a token signed with an unknown key refetches the set at most once
+    per cooldown). It touches no session. Failures of the token are
+    :class:`AccessTokenError` in ``policy``'s realm."""
+    run = _new_run(ctx, SessionState())
+    return _guarded(run, _verify_access_token(run, token, policy, requirements))
+
+
+def _verify_access_token(
+    run: _Run, token: str, policy: AccessTokenPolicy, requirements: Requirements
+) -> Step[AccessTokenClaims]:
+    try:
+        precheck(token, policy)
+        metadata = yield from _metadata(run)
+        now = run.runtime.now()
+        algorithms = allowed_algorithms(
+            policy.algorithms, metadata.id_token_signing_alg_values_supported
+        )
+
+        def check(keys: KeySet) -> AccessTokenClaims | NeedKeys:
+            return check_access_token(
+                token,
+                keys=keys,
+                issuer=metadata.issuer,
+                audience=policy.audience,
+                algorithms=algorithms,
+                now=now,
+                clock_tolerance=run.config.clockTolerance,
+            )
+
+        claims = yield from _verified_with_keys(
+            run, metadata, check, access_token_unknown_key, "access token"
+        )
+        authorize(claims, requirements)
+    except AccessTokenError as error:
+        policy.in_realm(error)
+        raise
+    return claims
+
+
 # ---- back-channel logout ----------------------------------------------------------------
 
 
@@ -783,8 +839,9 @@ def verify_logout_token(ctx: Context, token: str) -> Flow[LogoutToken]:
     """Verify a logout token (Back-Channel Logout 1.0 section 2.6,
     :mod:`logto_core.protocol.logout_token`) with the provider's keys: discovery and the key
     set from the shared cache, fetched when stale, and an unknown ``kid`` refetching the set
-    at most once per ``jwksRefetchCooldown``, exactly as for ID tokens. It touches no
-    session; the replay check and ending the sessions are the operation's."""
+    at most once per ``jwksRefetchCooldown`` (:func:`_verified_with_keys`), as for ID
+    tokens. It touches no session; the replay check and ending the sessions are the
+    operation's."""
     run = _new_run(ctx, SessionState())
     return _guarded(run, _verify_logout(run, token))
 
@@ -792,6 +849,10 @@ def verify_logout_token(ctx: Context, token: str) -> Flow[LogoutToken]:
 def _verify_logout(run: _Run, token: str) -> Step[LogoutToken]:
     metadata = yield from _metadata(run)
     now = run.runtime.now()
+    # Section 2.6: the algorithms of ID tokens.
+    algorithms = allowed_algorithms(
+        run.config.idTokenAlgorithms, metadata.id_token_signing_alg_values_supported
+    )
 
     def check(key_set: KeySet) -> LogoutToken | NeedKeys:
         return check_logout_token(
@@ -801,10 +862,14 @@ def _verify_logout(run: _Run, token: str) -> Step[LogoutToken]:
             client_id=run.config.appId,
             now=now,
             clock_tolerance=run.config.clockTolerance,
-            algorithms=_token_algorithms(run.config, metadata),
+            algorithms=algorithms,
         )
 
-    return (yield from _verified(run, metadata, check, logout_unknown_key_error))
+    return (
+        yield from _verified_with_keys(
+            run, metadata, check, logout_unknown_key_error, "logout token"
+        )
+    )
 
 
 __all__ = [
@@ -825,5 +890,6 @@ __all__ = [
     "sign_out_local",
     "start_device_sign_in",
     "user_info_with_token",
+    "verify_access_token",
     "verify_logout_token",
 ]

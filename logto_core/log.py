@@ -72,13 +72,28 @@ def grant_dead() -> None:
     logger.info("the provider says the grant is dead (invalid_grant); session tokens cleared")
 
 
-def keys_refetched() -> None:
-    logger.info("ID token signed with an unknown key id; refetching the key set once")
+def keys_refetched(what: str = "ID token") -> None:
+    """``what`` is the kind of token, the SDK's own text ("ID token", "access token")."""
+    logger.info("%s signed with an unknown key id; refetching the key set once", what)
 
 
 def revocation_failed(error: LogtoError) -> None:
     logger.warning(
         "refresh token revocation failed (%s); the local sign-out happened anyway", error.code
+    )
+
+
+def storage_unreadable() -> None:
+    logger.warning(
+        "a session cookie could not be read (tampered, expired, or encrypted with a key "
+        "no longer configured): treated as no session"
+    )
+
+
+def cookie_tokens_dropped() -> None:
+    logger.info(
+        "the session did not fit in its cookies: its cached access tokens were dropped "
+        "(they are refreshed when needed; the grant is kept)"
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from logto_adapters import sync
 from logto_adapters.testing import serve_provider
 from logto_core.jose.jwt import decode_unverified
 from logto_core.testing import TestProvider
@@ -161,6 +162,73 @@ def test_the_device_cli_example_signs_in_then_stays_signed_in(tmp_path: Path) ->
     assert lines[-1] == lines[-2] == "Signed in as ada"
     assert sum(" and enter " in line for line in lines) == 1
     assert any("user_code=" in line for line in lines)
+
+
+def test_the_cookie_session_example_keeps_the_attempt_in_cookies() -> None:
+    from cryptography.fernet import Fernet
+
+    code = example("storage.md", "cookie-session")
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client("app", secret="s" * 32, redirect_uris=[REDIRECT], kind="traditional")
+        provider.add_user("ada", name="Ada")
+        key = Fernet.generate_key()
+        namespace = _namespace(served, APP_ID="app", APP_SECRET="s" * 32, COOKIE_KEY=key)
+        exec(compile(code, "docs/storage.md", "exec"), namespace)
+        url, headers = namespace["handle"]({}, REDIRECT)
+        assert url.startswith(served.url) and len(headers) == 2
+        first, second = headers
+        assert first.startswith("logto_session.0=") and "HttpOnly" in first
+        assert second.startswith("logto_session.1=;") and "Max-Age=0" in second
+        jar = {"logto_session.0": first.split(";", 1)[0].split("=", 1)[1]}
+        callback = provider.approve(url, "ada")
+        session = namespace["logto"].session(namespace["cipher"].session(jar))
+        session.handleSignInCallback(callback)  # the attempt came back from the cookie
+        assert session.getIdTokenClaims().sub == "ada"
+        namespace["logto"].close()
+
+
+def test_the_guard_example_answers_every_case() -> None:
+    code = example("protecting-apis.md", "guard")
+    assert len(code.strip().splitlines()) <= 20  # short enough to read at a glance
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client("m2m", secret=M2M_SECRET, kind="m2m")
+        provider.add_resource(API, ["read", "write"])
+        provider.grant_permissions("m2m", API, ["read"])
+        namespace = _namespace(served)
+        exec(compile(code, "docs/protecting-apis.md", "exec"), namespace)
+        guard = namespace["guard"]
+        m2m = sync.LogtoM2MClient(
+            sync.LogtoConfig(endpoint=served.url, appId="m2m", appSecret=M2M_SECRET)
+        )
+        token = m2m.getAccessToken(API, scopes=["read"])
+        m2m.close()
+        assert guard(f"Bearer {token}", ["read"]) == (200, {}, {"sub": "m2m", "scope": "read"})
+        assert guard(None, ["read"]) == (
+            401,
+            {"WWW-Authenticate": 'Bearer realm="orders"'},
+            {"error": "unauthorized"},
+        )
+        status, headers, body = guard(f"Bearer {token}", ["read", "write"])
+        assert (status, body) == (403, {"error": "insufficient_scope"})
+        assert headers["WWW-Authenticate"].startswith(
+            'Bearer realm="orders", error="insufficient_scope", error_description="'
+        )
+        assert headers["WWW-Authenticate"].endswith('scope="read write"')
+        status, headers, body = guard(f"Bearer {token} {token}", ["read"])
+        assert (status, body) == (400, {"error": "invalid_request"})
+        status, headers, body = guard(f"Bearer {token[:-8]}AAAAAAAA", ["read"])
+        assert (status, body) == (401, {"error": "invalid_token"})
+        assert token not in headers["WWW-Authenticate"]
+        namespace["api"].close()
+    # Logto out of reach (nothing listens there any more): 503, not the caller's fault.
+    unreachable = _namespace(served)
+    exec(compile(code, "docs/protecting-apis.md", "exec"), unreachable)
+    status, headers, body = unreachable["guard"](f"Bearer {token}", ["read"])
+    assert status == 503 and headers == {"Retry-After": "10"}
+    assert str(body["error"]).startswith("transport.")
+    unreachable["api"].close()
 
 
 def test_the_back_channel_logout_receiver_signs_out_the_session_it_is_told_to() -> None:

@@ -357,6 +357,7 @@ DOCS = [
     "storage.md",
     "architecture.md",
     "test-provider.md",
+    "protecting-apis.md",
     "backchannel-logout.md",
 ]
 
