@@ -2,7 +2,7 @@
 one (``python -m logto_adapters.demo --serve --framework django --client sync|aio``).
 
 Routes: ``/`` (the signed-in user's ID-token claims as JSON, or a sign-in link),
-``/sign-in``, ``/callback`` and ``/sign-out`` (the ready routes of
+``/sign-in``, ``/callback``, ``/sign-out`` and ``/back-channel-logout`` (the ready routes of
 :mod:`logto_adapters.django.urls`), ``/protected`` (signed-in users only: their ``sub`` and
 the scopes of their token for the first API resource), ``/api/hello`` (an API: ``{"sub": ...}``
 for a bearer token of the first API resource with scope ``read``, else 401 or 403 with a

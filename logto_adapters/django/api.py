@@ -31,6 +31,7 @@ from logto_core.models import AccessTokenClaims
 from logto_core.protocol.bearer import AccessTokenError
 
 from .conf import DjangoLogto, get_logto_app
+from .views import csrf_exempt_view as _csrf_exempt
 
 logger = logging.getLogger(__name__)
 
@@ -96,13 +97,6 @@ def unavailable(error: LogtoError) -> JsonResponse:
     response = JsonResponse({"error": "temporarily_unavailable"}, status=503)
     response["Retry-After"] = RETRY_AFTER
     return response
-
-
-def _csrf_exempt(view: Callable[..., Any]) -> Callable[..., Any]:
-    # What django's csrf_exempt does, without its wrapper: before Django 5 that wrapper is a
-    # plain function, which would make an async view look sync.
-    view.csrf_exempt = True  # type: ignore[attr-defined]
-    return view
 
 
 def access_token_required(

@@ -1,9 +1,10 @@
 """The ready routes, for ``path("", include("logto_adapters.django.urls"))``.
 
-``sign-in``, ``callback`` and ``sign-out`` (URL names ``logto:sign-in``, ``logto:callback``,
-``logto:sign-out``), as plain or ``async def`` views after ``LOGTO["CLIENT"]``. The list is
-made when Django first reads it (not at import, so this module imports without settings),
-and again after a test changes ``settings.LOGTO``.
+``sign-in``, ``callback``, ``sign-out`` and ``back-channel-logout`` (URL names
+``logto:sign-in``, ``logto:callback``, ``logto:sign-out``, ``logto:back-channel-logout``),
+as plain or ``async def`` views after ``LOGTO["CLIENT"]``. The list is made when Django
+first reads it (not at import, so this module imports without settings), and again after
+a test changes ``settings.LOGTO``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ def routes(client: Client | None = None) -> list[URLPattern]:
             path("sign-in", views.sign_in_async, name="sign-in"),
             path("callback", views.callback_async, name="callback"),
             path("sign-out", views.sign_out_async, name="sign-out"),
+            path(
+                "back-channel-logout",
+                views.back_channel_logout_async,
+                name="back-channel-logout",
+            ),
         ]
     return [
         path("sign-in", views.sign_in, name="sign-in"),
         path("callback", views.callback, name="callback"),
         path("sign-out", views.sign_out, name="sign-out"),
+        path("back-channel-logout", views.back_channel_logout, name="back-channel-logout"),
     ]
 
 

@@ -7,15 +7,21 @@
   planted before the sign-in never becomes a signed-in one), and redirects to the kept
   path; a refused callback is a 400 page naming the error code, nothing more;
 - **sign-out** forgets the tokens (revoking the refresh token) and redirects to Logto's
-  end-session URL, which sends the browser back to ``AFTER_SIGN_OUT_URL``.
+  end-session URL, which sends the browser back to ``AFTER_SIGN_OUT_URL``;
+- **back-channel-logout** receives Logto's POST when a user's session ended elsewhere
+  (OpenID Connect Back-Channel Logout 1.0), verifies its logout token and signs out the
+  server-side sessions it names (``ServerSessions``' registry); exempt from CSRF checks,
+  since Logto's server holds neither cookie nor CSRF token, and the signed token is the
+  request's only proof.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.shortcuts import resolve_url
 from django.urls import reverse
@@ -24,6 +30,7 @@ from django.utils.html import escape
 from logto_core.errors import LogtoError
 
 from ..web import remember_return_to, take_return_to
+from .conf import DjangoLogto, get_logto_app
 from .middleware import RequestState, request_state
 
 if TYPE_CHECKING:
@@ -63,6 +70,32 @@ def _refused(error: LogtoError) -> HttpResponseBadRequest:
     )
 
 
+def _sessions_to_end(app: DjangoLogto) -> Any:
+    """Where back-channel logout finds the sessions it ends: the server-side sessions'
+    registry (cookie sessions live in browsers, out of the server's reach)."""
+    registry = getattr(app.sessions, "registry", None)
+    return registry if callable(getattr(registry, "matching", None)) else None
+
+
+def _logout_answer(result: Any) -> HttpResponse:
+    if not result.ok:  # the code says why; no message holds the token
+        logger.warning("back-channel logout refused: %s", result.error.code)
+    response = HttpResponse(result.body, status=result.status)
+    for name, value in result.headers.items():
+        response[name] = value
+    return response
+
+
+V = TypeVar("V", bound=Callable[..., Any])
+
+
+def csrf_exempt_view(view: V) -> V:
+    """What Django's ``csrf_exempt`` does, without its wrapper (a plain function before
+    Django 5, which would make an ``async def`` view look sync)."""
+    view.csrf_exempt = True  # type: ignore[attr-defined]
+    return view
+
+
 # ---- plain views (sync client) ----------------------------------------------------------
 
 
@@ -89,6 +122,16 @@ def callback(request: HttpRequest) -> HttpResponseBase:
 def sign_out(request: HttpRequest) -> HttpResponseBase:
     state = request_state(request)
     return HttpResponseRedirect(_sync(state).signOut(postLogoutRedirectUri=_after_sign_out(state)))
+
+
+@csrf_exempt_view
+def back_channel_logout(request: HttpRequest) -> HttpResponseBase:
+    app = get_logto_app()
+    logto = cast("sync.Logto", app.logto)
+    result = logto.handleBackchannelLogout(
+        request.method or "", request.headers, request.body, _sessions_to_end(app)
+    )
+    return _logout_answer(result)
 
 
 # ---- async def views (async client) -----------------------------------------------------
@@ -121,7 +164,19 @@ async def sign_out_async(request: HttpRequest) -> HttpResponseBase:
     return HttpResponseRedirect(url)
 
 
+@csrf_exempt_view
+async def back_channel_logout_async(request: HttpRequest) -> HttpResponseBase:
+    app = get_logto_app()
+    logto = cast("aio.Logto", app.logto)
+    result = await logto.handleBackchannelLogout(
+        request.method or "", request.headers, request.body, _sessions_to_end(app)
+    )
+    return _logout_answer(result)
+
+
 __all__ = [
+    "back_channel_logout",
+    "back_channel_logout_async",
     "callback",
     "callback_async",
     "callback_url",

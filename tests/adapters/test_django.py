@@ -2,7 +2,8 @@
 for plain views on the sync client, ``AsyncClient`` for ``async def`` views on the async
 client): the sample app's sign-in, protected page, API token and sign-out; the guard
 (redirect or 401); the return-to; forwarded headers; the session id replaced at sign-in;
-the cookie backend's size limits; refused callbacks; settings and checks."""
+the cookie backend's size limits; refused callbacks; /api/hello's answers; back-channel
+logout; settings and checks."""
 
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ from logto_adapters.django import (
     request_state,
 )
 from logto_adapters.django.apps import check_logto
+from logto_adapters.session_registry import SessionRegistry
 from logto_adapters.testing import ServedProvider
-from logto_adapters.web import CookieSessions, MemorySessionStore, ServerSessions
+from logto_adapters.web import CookieSessions, ServerSessions
 from logto_core.runtime import Runtime
 
 from ..django_support import TEST_ORIGIN, Browser, configure_django
@@ -234,22 +236,33 @@ def test_forwarded_headers_are_ignored_unless_trusted(site: dict[str, Any], flav
 def test_a_planted_session_id_never_becomes_a_signed_in_one(
     site: dict[str, Any], provider: ServedProvider, flavour: str
 ) -> None:
-    store = MemorySessionStore()
-    with vary(SESSIONS=ServerSessions(store, secure=False)):
-        browser = Browser(flavour)
-        planted = "A" * 43  # set by an attacker in the victim's browser
-        browser.client.cookies["logto_sid"] = planted
-        start = browser.get("/sign-in")
-        assert "logto_sid" not in start.cookies  # written under the planted id...
-        assert store.get(planted, "logtoSession") is not None
-        done = browser.get(
+    registry = SessionRegistry()
+    with vary(SESSIONS=ServerSessions(registry, secure=False)):
+        attacker = Browser(flavour)
+        attacker.get("/sign-in")  # a real session id of the attacker's own...
+        planted = attacker.cookies["logto_sid"]
+        victim = Browser(flavour)
+        victim.client.cookies["logto_sid"] = planted  # ...set in the victim's browser
+        start = victim.get("/sign-in")
+        assert "logto_sid" not in start.cookies  # the sign-in starts in the planted session
+        done = victim.get(
             provider.provider.approve(start["Location"], USER).removeprefix(TEST_ORIGIN)
         )
         assert done.status_code == 302
-        fresh = browser.cookies["logto_sid"]
-        assert fresh != planted and store.get(planted, "logtoSession") is None  # ...moved
-        assert browser.get("/protected").status_code == 200
-        assert len(store) == 1
+        fresh = victim.cookies["logto_sid"]
+        assert fresh != planted  # signed in under a new id only the victim holds
+        assert victim.get("/protected").status_code == 200
+        assert attacker.get("/protected").status_code == 302  # the planted id is worth nothing
+        assert registry.get(planted) is None
+
+
+def test_an_unknown_session_id_is_replaced_at_the_first_write(
+    site: dict[str, Any], flavour: str
+) -> None:
+    browser = Browser(flavour)
+    browser.client.cookies["logto_sid"] = "made-up-by-the-browser"
+    start = browser.get("/sign-in")
+    assert start.cookies["logto_sid"].value != "made-up-by-the-browser"
 
 
 # ---- refused callbacks --------------------------------------------------------------------
@@ -542,3 +555,69 @@ def test_an_api_that_cannot_reach_logto_answers_503(
 def test_an_api_view_needs_an_audience(site: dict[str, Any], flavour: str) -> None:
     with vary(API_AUDIENCE=None), pytest.raises(ImproperlyConfigured, match="API_AUDIENCE"):
         Browser(flavour).get("/api/hello", Authorization="Bearer x")
+
+
+# ---- /back-channel-logout ------------------------------------------------------------------
+
+
+def post_logout(flavour: str, token: str, *, enforce_csrf: bool = False) -> Any:
+    """Logto's POST of ``token``, as its server sends it (no cookie, no CSRF token)."""
+    import asyncio
+
+    from django.test import AsyncClient, Client
+
+    from logto_core.testing import logout_request
+
+    sent = logout_request(f"{TEST_ORIGIN}/back-channel-logout", token)
+    client: Any = (
+        AsyncClient(enforce_csrf_checks=enforce_csrf)
+        if flavour == "aio"
+        else Client(enforce_csrf_checks=enforce_csrf)
+    )
+    answer = client.post(
+        "/back-channel-logout", data=sent.body, content_type="application/x-www-form-urlencoded"
+    )
+    return asyncio.run(answer) if flavour == "aio" else answer
+
+
+def test_a_back_channel_logout_signs_out_the_session_it_names_and_no_other(
+    site: dict[str, Any], provider: ServedProvider, flavour: str
+) -> None:
+    provider.provider.add_user("other", name="Other")
+    alice, other = Browser(flavour), Browser(flavour)
+    sign_in(alice, provider)
+    start = other.get("/sign-in")
+    other.get(provider.provider.approve(start["Location"], "other").removeprefix(TEST_ORIGIN))
+    sid = app_session(alice).getIdTokenClaims().sid
+    assert sid
+
+    middleware = [
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "logto_adapters.django.LogtoMiddleware",
+    ]
+    with override_settings(MIDDLEWARE=middleware):
+        token = provider.provider.logout_token(DJANGO_APP, sid=sid, sub=USER)
+        answer = post_logout(flavour, token, enforce_csrf=True)
+        assert answer.status_code == 200, answer.content[:300]
+        assert answer["Cache-Control"] == "no-store" and answer.content == b""
+        replayed = post_logout(flavour, token)
+        assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_request"
+
+    assert alice.get("/protected").status_code == 302  # signed out, though she never came by
+    assert b"Not authenticated" in alice.get("/").content
+    assert other.get("/protected").status_code == 200
+
+
+def test_a_back_channel_logout_refuses_bad_tokens_and_requests(
+    site: dict[str, Any], provider: ServedProvider, flavour: str
+) -> None:
+    browser = Browser(flavour)
+    sign_in(browser, provider)
+    sid = app_session(browser).getIdTokenClaims().sid
+    wrong_audience = provider.provider.logout_token(DJANGO_APP, sid=sid, claims={"aud": "x"})
+    with_nonce = provider.provider.logout_token(DJANGO_APP, sid=sid, claims={"nonce": "n"})
+    for token in (wrong_audience, with_nonce, "not-a-jwt"):
+        assert post_logout(flavour, token).status_code == 400
+    as_get = browser.get("/back-channel-logout")
+    assert as_get.status_code == 400
+    assert browser.get("/protected").status_code == 200  # still signed in
