@@ -2,7 +2,9 @@
 process by a threaded WSGI server on the loopback port the provider registered, for plain
 views on the sync client and ``async def`` views on the async client: sign-in through the
 login form, a protected page, an API token of the app's session presented to ``/api/hello``
-(and an ID token refused there), sign-out through the confirmation page. The browser is
+(and an ID token refused there), sign-out through the confirmation page; and back-channel
+logout: a user signing out in another app of the tenant is signed out at the Django app
+(oidc-provider POSTs its logout token to the app's route), and no one else. The browser is
 played with plain HTTP."""
 
 from __future__ import annotations
@@ -23,16 +25,21 @@ from logto_adapters.django import get_logto_app
 from logto_adapters.web import WebRequest
 
 from ..django_support import configure_django, live_server
-from .conftest import HTTP_TIMEOUT, HttpBrowser, RealProvider
-from .tenant import ALICE, API_A, WEB_APP, WEB_APP_SECRET
+from .conftest import HTTP_TIMEOUT, Clock, HttpBrowser, RealProvider, make_driver
+from .tenant import ALICE, API_A, BOB, POST_LOGOUT, PUBLIC_APP, REDIRECT, WEB_APP, WEB_APP_SECRET
 
 configure_django()
 
 
 @pytest.fixture(params=["sync", "aio"])
 def app_url(
-    request: pytest.FixtureRequest, real_provider: RealProvider, browser_app_port: int
+    request: pytest.FixtureRequest,
+    real_provider: RealProvider,
+    browser_app_port: int,
+    backchannel_port: int,
 ) -> Iterator[str]:
+    """The sample app on the port the provider registered for browsers, and (the same app)
+    on the port of its back-channel logout URI."""
     base = f"http://127.0.0.1:{browser_app_port}"
     env = Settings(
         endpoint=real_provider.base,
@@ -46,7 +53,7 @@ def app_url(
     made: dict[str, Any] = django_app.django_settings(env, str(request.param))
     made.pop("INSTALLED_APPS")  # configured once for the process
     made["LOGTO"]["OPTIONS"] = {"timeout": (2.0, 10.0)}
-    with override_settings(**made), live_server(browser_app_port):
+    with override_settings(**made), live_server(browser_app_port), live_server(backchannel_port):
         yield base
         get_logto_app().logto.waitForRevocations(5)
 
@@ -119,3 +126,37 @@ def test_the_django_sample_app_signs_in_calls_a_protected_page_and_the_api_and_s
     assert signed_out.status_code == 401
     get_logto_app().logto.waitForRevocations(5)
     assert real_provider.requests_to("token/revocation") == 1
+
+
+def _sign_in(browser: HttpBrowser, app_url: str, user: tuple[str, str, str]) -> None:
+    trip = browser.sign_in(
+        f"{app_url}/sign-in", user[0], user[1], redirect_prefix=f"{app_url}/callback"
+    )
+    done = browser.http.get(trip.callback, allow_redirects=False, timeout=HTTP_TIMEOUT)
+    assert done.status_code == 302, done.text[:300]
+
+
+def _status(browser: HttpBrowser, url: str) -> int:
+    return browser.http.get(url, allow_redirects=False, timeout=HTTP_TIMEOUT).status_code
+
+
+def test_a_session_ended_at_the_provider_is_signed_out_at_the_django_app(
+    app_url: str, real_provider: RealProvider, clock: Clock
+) -> None:
+    alice, bob = HttpBrowser(), HttpBrowser()
+    _sign_in(alice, app_url, ALICE)
+    _sign_in(bob, app_url, BOB)
+    assert _status(alice, f"{app_url}/protected") == 200
+
+    # Alice signs out in another app of the tenant, in the same browser.
+    other = make_driver("sync", real_provider, clock, appId=PUBLIC_APP)
+    trip = alice.sign_in(other.signIn(REDIRECT), ALICE[0], ALICE[1])
+    assert not trip.login_form_shown  # one session at the provider
+    other.handleSignInCallback(trip.callback)
+    answer = alice.end_session(other.signOut(POST_LOGOUT))
+    assert answer.is_redirect and answer.headers["location"].startswith(POST_LOGOUT)
+
+    # The provider POSTed its logout token to the app and waited for the answer.
+    assert real_provider.backchannel_deliveries() == {"success": 1, "error": 0}
+    assert _status(alice, f"{app_url}/protected") == 302  # signed out at the app too
+    assert _status(bob, f"{app_url}/protected") == 200  # and only her
