@@ -231,11 +231,12 @@ def test_the_guard_example_answers_every_case() -> None:
     unreachable["api"].close()
 
 
-def test_the_django_examples_sign_in_guard_a_page_and_protect_an_api() -> None:
+def test_the_django_examples_sign_in_guard_a_page_protect_an_api_and_log_out() -> None:
     from django.test import Client, override_settings
 
     from logto_adapters.django import get_logto_app
     from logto_adapters.web import WebRequest
+    from logto_core.testing import logout_request
 
     from .django_support import configure_django
 
@@ -283,6 +284,16 @@ def test_the_django_examples_sign_in_guard_a_page_and_protect_an_api() -> None:
                 "sub": "ada"
             }
             assert api.get("/api/hello").status_code == 401
+
+            sid = session.getIdTokenClaims().sid
+            logout = logout_request(
+                f"{site}/back-channel-logout", provider.logout_token("app", sid=sid)
+            )
+            from_logto = Client(enforce_csrf_checks=True).post(
+                "/back-channel-logout", logout.body, "application/x-www-form-urlencoded"
+            )
+            assert from_logto.status_code == 200
+            assert browser.get("/profile").status_code == 302  # signed out by Logto
             out = browser.get("/sign-out")
             assert out.status_code == 302 and out["Location"].startswith(served.url)
             assert b"Sign in" in browser.get("/").content
