@@ -224,6 +224,13 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "configure the app's base URL, or check what the proxy sends",
     ),
     ErrorCode(
+        "usage.flask_setup",
+        LogtoUsageError,
+        "the Flask integration was given both a LogtoConfig and a Logto (or neither), or a "
+        "second integration for the same app",
+        "pass config= or logto=, and make one LogtoFlask (or AsyncLogtoFlask) per app",
+    ),
+    ErrorCode(
         "usage.m2m_target",
         LogtoUsageError,
         "a machine-to-machine token was asked for without a resource or an organization",
