@@ -3,9 +3,11 @@
     python -m logto_adapters.demo            # headless walk through a full sign-in, printed
     python -m logto_adapters.demo --serve    # keep provider and app running for a browser
     python -m logto_adapters.demo --client sync
+    python -m logto_adapters.demo --serve --framework flask [--client sync|aio]
 
 With ``LOGTO_ENDPOINT``, ``LOGTO_APP_ID`` and ``LOGTO_APP_SECRET`` set, the sample app talks to
-that Logto instead (``--serve`` only: signing in there needs a person).
+that Logto instead (``--serve`` only: signing in there needs a person). With ``APP_BASE_URL``
+set, the app listens on that URL's host and port.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -46,16 +49,31 @@ class _QuietHandler(WSGIRequestHandler):
         """The walk prints its own account of each request."""
 
 
-def _start_app(port: int) -> tuple[BaseWSGIServer, _Deferred]:
+def _start_app(host: str, port: int) -> tuple[BaseWSGIServer, _Deferred]:
     deferred = _Deferred()
-    server = make_server("127.0.0.1", port, deferred, threaded=True, request_handler=_QuietHandler)
+    server = make_server(host, port, deferred, threaded=True, request_handler=_QuietHandler)
     return server, deferred
 
 
-def _load_app(client: str) -> WsgiApp:
-    module = importlib.import_module(f"logto_adapters.demo.tutorial_{client}")
-    app: WsgiApp = module.app
-    return app
+def _configured_address() -> tuple[str, int, str] | None:
+    """Host, port and base URL from ``APP_BASE_URL``, when set."""
+    configured = os.environ.get("APP_BASE_URL", "").rstrip("/")
+    if not configured:
+        return None
+    parts = urlsplit(configured)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.hostname or "127.0.0.1", port, configured
+
+
+def _load_app(framework: str, client: str) -> WsgiApp:
+    if framework == "tutorial":
+        flavour = "sync" if client == "sync" else "async"
+        module = importlib.import_module(f"logto_adapters.demo.tutorial_{flavour}")
+        app: WsgiApp = module.app
+        return app
+    module = importlib.import_module(f"logto_adapters.demo.{framework}_app")
+    made: WsgiApp = module.create_app("sync" if client == "sync" else "aio")
+    return made
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,9 +81,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m logto_adapters.demo", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--serve", action="store_true", help="keep provider and app running")
-    parser.add_argument("--client", choices=["async", "sync"], default="async")
+    parser.add_argument("--client", choices=["async", "aio", "sync"], default="async")
     parser.add_argument(
-        "--app-port", type=int, default=None, help="default: 5000 with --serve, else any"
+        "--framework",
+        choices=["tutorial", "flask"],
+        default="tutorial",
+        help="the tutorial's app (default), or a framework integration's sample (with --serve)",
+    )
+    parser.add_argument(
+        "--app-port",
+        type=int,
+        default=None,
+        help="default: 5000 with --serve, else any (APP_BASE_URL's port when set)",
     )
     parser.add_argument(
         "--provider-port", type=int, default=None, help="default: 3001 with --serve, else any"
@@ -74,9 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     external = bool(os.environ.get("LOGTO_ENDPOINT"))
-    app_port = args.app_port if args.app_port is not None else (5000 if args.serve else 0)
-    app_server, deferred = _start_app(app_port)
-    app_url = f"http://127.0.0.1:{app_server.port}"
+    if args.framework != "tutorial" and not (args.serve or external):
+        parser.error("--framework needs --serve (the headless walk is the tutorial's)")
+    configured = _configured_address()
+    if configured is not None:
+        host, app_port, app_url = configured
+        app_server, deferred = _start_app(host, app_port)
+    else:
+        app_port = args.app_port if args.app_port is not None else (5000 if args.serve else 0)
+        app_server, deferred = _start_app("127.0.0.1", app_port)
+        app_url = f"http://127.0.0.1:{app_server.port}"
     os.environ["APP_BASE_URL"] = app_url
 
     served: ServedProvider | None = None
@@ -100,12 +134,12 @@ def main(argv: list[str] | None = None) -> int:
             LOGTO_SCOPES=" ".join(tenant.scopes),
             LOGTO_ORGANIZATION_ID=tenant.organization_id,
         )
-    deferred.target = _load_app(args.client)
+    deferred.target = _load_app(args.framework, args.client)
     thread = threading.Thread(target=app_server.serve_forever, daemon=True)
     thread.start()
     try:
         if args.serve or external:
-            print(f"Sample app ({args.client} client): {app_url}/")
+            print(f"Sample app ({args.framework}, {args.client} client): {app_url}/")
             print(f"Provider: {os.environ['LOGTO_ENDPOINT']}")
             if served is not None:
                 print("Sign in as 'alice' or 'bob' (no password). Ctrl-C to stop.")

@@ -1,0 +1,150 @@
+"""The Flask sample app as ``make serve`` runs it (``python -m logto_adapters.demo --serve
+--framework flask --client sync|aio``), against the embedded test provider, driven over
+loopback HTTP: signed out, the guard, sign-in on the provider's page, the protected page with
+its API and organization tokens, sign-out. Sessions on the server and in encrypted cookies.
+
+Each run is a fresh interpreter on free ports, stopped by its pid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from html import unescape
+from urllib.parse import urljoin
+
+import pytest
+import requests
+
+from logto_adapters.cookie_session import COOKIE_LIMIT
+from logto_adapters.demo.world import ORGANIZATION_ID, SHOPPING_API, STORE_API
+
+START_TIMEOUT = 30.0
+TIMEOUT = 10.0
+
+
+def _read_urls(process: subprocess.Popen[bytes]) -> tuple[str, str]:
+    """The app's and the provider's URLs, from the lines the demo prints when it is up."""
+    assert process.stdout is not None
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + START_TIMEOUT
+    text = ""
+    while time.monotonic() < deadline:
+        if not selector.select(timeout=max(0.0, deadline - time.monotonic())):
+            break
+        chunk = os.read(process.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        text += chunk.decode(errors="replace")
+        app = re.search(r"^Sample app \(flask, \w+ client\): (\S+)/$", text, re.MULTILINE)
+        provider = re.search(r"^Provider: (\S+)$", text, re.MULTILINE)
+        if app and provider:
+            return app[1], provider[1]
+    raise RuntimeError(f"the demo did not start: {text[-2000:]}")
+
+
+@pytest.fixture(params=["sync", "aio"])
+def client(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=["server", "cookie"])
+def sessions(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def served_demo(client: str, sessions: str) -> Iterator[tuple[str, str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGTO_", "APP_"))}
+    env.update(PYTHONUNBUFFERED="1", APP_SESSIONS=sessions)
+    command = [sys.executable, "-m", "logto_adapters.demo", "--serve", "--framework", "flask"]
+    command += ["--client", client, "--app-port", "0", "--provider-port", "0"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        yield _read_urls(process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        assert process.stderr is not None
+        errors = process.stderr.read().decode(errors="replace")
+        process.stderr.close()
+        assert process.stdout is not None
+        process.stdout.close()
+        assert "Traceback" not in errors, errors[-2000:]
+
+
+def _sign_in_at_the_provider(browser: requests.Session, authorization: str) -> str:
+    """Fill in the embedded provider's sign-in page as alice; the callback URL."""
+    page = browser.get(authorization, timeout=TIMEOUT)
+    assert page.status_code == 200
+    action = unescape(re.search(r'action="([^"]*)"', page.text)[1])  # type: ignore[index]
+    hidden = unescape(re.search(r'name="request" value="([^"]*)"', page.text)[1])  # type: ignore[index]
+    answer = browser.post(
+        urljoin(authorization, action),
+        data={"request": hidden, "username": "alice", "action": "approve"},
+        allow_redirects=False,
+        timeout=TIMEOUT,
+    )
+    assert answer.status_code == 303
+    return str(answer.headers["location"])
+
+
+def test_the_sample_app_signs_in_gets_tokens_and_signs_out(
+    served_demo: tuple[str, str], sessions: str
+) -> None:
+    app, provider = served_demo
+    browser = requests.Session()
+
+    def get(path: str) -> requests.Response:
+        return browser.get(urljoin(app, path), allow_redirects=False, timeout=TIMEOUT)
+
+    assert "Sign in" in get("/").text
+    guarded = get("/protected")
+    assert guarded.status_code == 302 and guarded.headers["location"] == "/sign-in?next=/protected"
+    assert get("/protected").status_code == 302
+    api = browser.get(urljoin(app, "/protected"), headers={"Accept": "application/json"})
+    assert api.status_code == 401
+
+    started = get(guarded.headers["location"])
+    assert started.status_code == 302 and started.headers["location"].startswith(provider)
+    callback = _sign_in_at_the_provider(browser, started.headers["location"])
+    assert callback.startswith(f"{app}/callback?")
+    done = get(callback)
+    assert done.status_code == 302 and done.headers["location"] == "/protected"
+
+    protected = get("/protected")
+    assert protected.status_code == 200
+    body = protected.json()
+    assert body["sub"] == "u_alice"
+    assert [token["aud"] for token in body["tokens"]] == [
+        SHOPPING_API,
+        STORE_API,
+        f"urn:logto:organization:{ORGANIZATION_ID}",
+    ]
+    assert body["tokens"][0]["scope"] == "read write"
+    home = get("/").json()
+    assert home["sub"] == "u_alice" and home["name"] == "Alice Liddell"
+    if sessions == "cookie":
+        chunks = [c for c in browser.cookies if c.name.startswith("logto_session.")]
+        assert chunks and all(len(c.name) + len(c.value or "") < COOKIE_LIMIT for c in chunks)
+    else:
+        assert [c.name for c in browser.cookies if c.domain.startswith("127.0.0.1")] == [
+            "logto_sid"
+        ]
+
+    out = get("/sign-out")
+    assert out.status_code == 302 and out.headers["location"].startswith(provider)
+    ended = browser.get(out.headers["location"], allow_redirects=False, timeout=TIMEOUT)
+    assert ended.headers["location"] == f"{app}/"
+    assert "Sign in" in get("/").text
+    assert get("/protected").status_code == 302
