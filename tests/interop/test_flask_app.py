@@ -1,0 +1,129 @@
+"""The Flask sample app (``logto_adapters.demo.flask_app``) through the real provider
+(oidc-provider configured like Logto), a browser played with plain HTTP: the guard, the
+provider's login form, the callback back to the page asked for, the protected page with an
+access token for each API and an organization token, sign-out through the provider's
+end-session page. Both clients (plain views, async views); sessions on the server and in
+encrypted cookies (none over 4096 bytes).
+
+The app is served in this process on the port the provider registered, and shut down after
+each test.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from urllib.parse import urljoin
+
+import pytest
+from cryptography.fernet import Fernet
+from werkzeug.serving import make_server
+
+from logto_adapters.cookie_session import COOKIE_LIMIT, CookieCipher
+from logto_adapters.demo.flask_app import create_app
+from logto_adapters.demo.settings import Settings
+from logto_adapters.web import CookieSessions, ServerSessions, SessionBackend
+
+from .conftest import HTTP_TIMEOUT, HttpBrowser, RealProvider
+from .tenant import ALICE, ALICE_ORG, API_A, API_B, WEB_APP, WEB_APP_SECRET
+
+SESSIONS = ["server", "cookie"]
+
+
+def settings_for(provider: RealProvider, base: str) -> Settings:
+    return Settings(
+        endpoint=provider.base,
+        app_id=WEB_APP,
+        app_secret=WEB_APP_SECRET,
+        base_url=base,
+        secret_key="unused",
+        resources=[API_A, API_B],
+        scopes=["read", "read:b", "profile"],
+        organization_id=ALICE_ORG,
+    )
+
+
+@pytest.fixture(params=["sync", "aio"])
+def client(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(params=SESSIONS)
+def sessions(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def flask_app(
+    client: str, sessions: str, real_provider: RealProvider, browser_app_port: int
+) -> Iterator[str]:
+    base = f"http://127.0.0.1:{browser_app_port}"
+    backend: SessionBackend = (
+        ServerSessions(secure=False)
+        if sessions == "server"
+        else CookieSessions(CookieCipher(Fernet.generate_key(), secure=False))
+    )
+    app = create_app(client, settings_for(real_provider, base), sessions=backend)
+    server = make_server("127.0.0.1", browser_app_port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield base
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_sign_in_protected_page_tokens_and_sign_out(
+    flask_app: str, sessions: str, real_provider: RealProvider
+) -> None:
+    browser = HttpBrowser()
+    http = browser.http
+    assert "Sign in" in http.get(f"{flask_app}/", timeout=HTTP_TIMEOUT).text
+    guarded = http.get(f"{flask_app}/protected", allow_redirects=False, timeout=HTTP_TIMEOUT)
+    assert guarded.status_code == 302
+    assert guarded.headers["location"] == "/sign-in?next=/protected"
+    api = http.get(
+        f"{flask_app}/protected", headers={"Accept": "application/json"}, timeout=HTTP_TIMEOUT
+    )
+    assert api.status_code == 401
+
+    trip = browser.sign_in(
+        urljoin(flask_app, guarded.headers["location"]),
+        ALICE[0],
+        ALICE[1],
+        redirect_prefix=f"{flask_app}/callback",
+    )
+    assert trip.login_form_shown
+    done = http.get(trip.callback, allow_redirects=False, timeout=HTTP_TIMEOUT)
+    assert done.status_code == 302 and done.headers["location"] == "/protected"
+
+    protected = http.get(f"{flask_app}/protected", timeout=HTTP_TIMEOUT)
+    assert protected.status_code == 200, protected.text
+    body = protected.json()
+    assert body["sub"] == ALICE[2]
+    assert [token["aud"] for token in body["tokens"]] == [
+        API_A,
+        API_B,
+        f"urn:logto:organization:{ALICE_ORG}",
+    ]
+    assert body["tokens"][0]["scope"] == "read" and body["tokens"][1]["scope"] == "read:b"
+    home = http.get(f"{flask_app}/", timeout=HTTP_TIMEOUT).json()
+    assert home["sub"] == ALICE[2] and home["iss"] == real_provider.issuer
+
+    app_cookies = [c for c in http.cookies if c.name.startswith("logto_")]
+    assert all(len(c.name) + len(c.value or "") < COOKIE_LIMIT for c in app_cookies)
+    if sessions == "cookie":
+        # About 3.9 KB here: one cookie (more tokens split it, see test_flask_browser.py).
+        assert "logto_session.0" in {c.name for c in app_cookies}
+    else:
+        assert [c.name for c in app_cookies] == ["logto_sid"]
+
+    out = http.get(f"{flask_app}/sign-out", allow_redirects=False, timeout=HTTP_TIMEOUT)
+    assert out.status_code == 302 and out.headers["location"].startswith(real_provider.issuer)
+    ended = browser.end_session(out.headers["location"])
+    assert ended.is_redirect and ended.headers["location"] == f"{flask_app}/"
+    assert "Sign in" in http.get(f"{flask_app}/", timeout=HTTP_TIMEOUT).text
+    again = http.get(f"{flask_app}/protected", allow_redirects=False, timeout=HTTP_TIMEOUT)
+    assert again.status_code == 302
