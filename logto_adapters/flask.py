@@ -36,6 +36,11 @@ its own, which that client supports). Both
   sign-in for pages, a 401 JSON answer for APIs: :func:`~logto_adapters.web.wants_json`), and
   answer a :class:`~logto_core.errors.SignInRequiredError` raised by a view (the grant died)
   the same way.
+
+An API that receives Logto access tokens guards its views with :func:`access_token_required`
+(a :class:`~logto_adapters.sync.LogtoResourceServer` or its asyncio twin verifies the bearer
+token; a refusal is answered 400, 401 or 403 with RFC 6750's ``WWW-Authenticate``), and reads
+the verified claims with :func:`access_token_claims`. It needs no sign-in integration.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any, Generic, TypeVar, cast
@@ -62,6 +67,8 @@ from logto_core.errors import (
     StorageError,
     TransportError,
 )
+from logto_core.models import AccessTokenClaims
+from logto_core.protocol.bearer import AccessTokenError
 from logto_core.protocol.signin_url import SignInParams
 
 from . import aio, sync
@@ -452,6 +459,126 @@ class AsyncLogtoFlask(_LogtoFlaskBase[aio.Logto, aio.LogtoSession]):
         return _no_store(redirect(await self.session.signOut(self._post_logout_uri())))
 
 
+# ---- protecting an API -------------------------------------------------------------------
+
+_CLAIMS_KEY = "_logto_access_token_claims"
+
+ResourceServer = sync.LogtoResourceServer | aio.LogtoResourceServer
+"""Either client's resource server."""
+
+OrganizationOf = str | Callable[[], str | None] | None
+"""An organization id, or a function of the request that names one (``None``: none needed)."""
+
+RETRY_AFTER = "10"
+"""Seconds a caller is told to wait when Logto cannot be reached to verify its token."""
+
+
+def access_token_required(
+    api: ResourceServer,
+    scopes: Sequence[str] | str | None = None,
+    *,
+    organization_id: OrganizationOf = None,
+    organization_roles: Sequence[str] | str | None = None,
+) -> Callable[[F], F]:
+    """Decorate an API view that needs a Logto access token for ``api``'s audience, granting
+    every one of ``scopes``; with ``organization_id`` (or a function returning it, such as
+    ``lambda: request.view_args["org"]``), a token for that organization, holding each of
+    ``organization_roles`` there. The claims are then :func:`access_token_claims`.
+
+    A refused request gets the error's status (401 without or with an invalid token, 400
+    for a malformed header, 403 for a scope, organization or role missing), its
+    ``WWW-Authenticate`` challenge and a JSON body ``{"error", "error_description"}``; when
+    Logto cannot be reached (or sends unusable keys) the answer is 503 with ``Retry-After``.
+
+    With :class:`logto_adapters.aio.LogtoResourceServer` the guarded view runs as an async
+    view (plain views too: Flask runs either)."""
+
+    def decorate(view: F) -> F:
+        if isinstance(api, aio.LogtoResourceServer):
+            async_api = api
+
+            @functools.wraps(view)
+            async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    claims = await async_api.verifyAuthorization(
+                        request.headers.get("Authorization"),
+                        scopes,
+                        _organization(organization_id),
+                        organizationRoles=organization_roles,
+                    )
+                except LogtoError as error:
+                    return _refused(error)
+                setattr(g, _CLAIMS_KEY, claims)
+                answer = view(*args, **kwargs)
+                return await answer if inspect.isawaitable(answer) else answer
+
+            return cast(F, guarded_async)
+
+        sync_api = api
+
+        def verified() -> ResponseReturnValue | None:
+            try:
+                claims = sync_api.verifyAuthorization(
+                    request.headers.get("Authorization"),
+                    scopes,
+                    _organization(organization_id),
+                    organizationRoles=organization_roles,
+                )
+            except LogtoError as error:
+                return _refused(error)
+            setattr(g, _CLAIMS_KEY, claims)
+            return None
+
+        if inspect.iscoroutinefunction(view):
+            coroutine_view = cast(Callable[..., Awaitable[Any]], view)
+
+            @functools.wraps(view)
+            async def guarded_coroutine(*args: Any, **kwargs: Any) -> Any:
+                refusal = verified()
+                return refusal if refusal is not None else await coroutine_view(*args, **kwargs)
+
+            return cast(F, guarded_coroutine)
+
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            refusal = verified()
+            return refusal if refusal is not None else view(*args, **kwargs)
+
+        return cast(F, guarded)
+
+    return decorate
+
+
+def access_token_claims() -> AccessTokenClaims:
+    """The claims of the access token that :func:`access_token_required` verified for the
+    current request."""
+    claims: AccessTokenClaims | None = g.get(_CLAIMS_KEY)
+    if claims is None:
+        raise LogtoUsageError(
+            "access_token_claims() is for views guarded by access_token_required",
+            code="usage.flask_setup",
+        )
+    return claims
+
+
+def _organization(organization_id: OrganizationOf) -> str | None:
+    return organization_id() if callable(organization_id) else organization_id
+
+
+def _refused(error: LogtoError) -> ResponseReturnValue:
+    if isinstance(error, AccessTokenError):  # the caller's credentials: 400, 401 or 403
+        body: dict[str, str] = {"error": error.error or "unauthorized"}
+        if error.error is not None:
+            body["error_description"] = error.error_description
+        return jsonify(body), error.status, {"WWW-Authenticate": error.www_authenticate()}
+    if isinstance(error, LogtoUsageError):  # the app's mistake, not the request's
+        raise error
+    # Logto out of reach, or what it sent unusable: not the caller's fault.
+    logger.warning("an access token could not be verified: %s", error.code)
+    body = {"error": "temporarily_unavailable"}
+    return jsonify(body), 503, {"Retry-After": RETRY_AFTER}
+
+
 # ---- helpers -----------------------------------------------------------------------------
 
 
@@ -495,8 +622,13 @@ def _codes(error: LogtoError) -> str:
 __all__ = [
     "BLUEPRINT",
     "EXTENSION",
+    "RETRY_AFTER",
     "AsyncLogtoFlask",
     "CallbackErrorHandler",
     "LogtoFlask",
+    "OrganizationOf",
+    "ResourceServer",
+    "access_token_claims",
+    "access_token_required",
     "web_request",
 ]

@@ -234,8 +234,10 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "usage.flask_setup",
         LogtoUsageError,
         "the Flask integration was given both a LogtoConfig and a Logto (or neither), or a "
-        "second integration for the same app",
-        "pass config= or logto=, and make one LogtoFlask (or AsyncLogtoFlask) per app",
+        "second integration for the same app; or access_token_claims() was called in a view "
+        "that access_token_required does not guard",
+        "pass config= or logto=, make one LogtoFlask (or AsyncLogtoFlask) per app, and "
+        "decorate API views with access_token_required",
     ),
     ErrorCode(
         "usage.m2m_target",

@@ -7,7 +7,7 @@
 
 With ``LOGTO_ENDPOINT``, ``LOGTO_APP_ID`` and ``LOGTO_APP_SECRET`` set, the sample app talks to
 that Logto instead (``--serve`` only: signing in there needs a person). With ``APP_BASE_URL``
-set, the app listens on that URL's host and port.
+set, a framework's sample app listens on that URL's host and port.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         "--app-port",
         type=int,
         default=None,
-        help="default: 5000 with --serve, else any (APP_BASE_URL's port when set)",
+        help="default: 5000 with --serve, else any (a framework's: APP_BASE_URL's when set)",
     )
     parser.add_argument(
         "--provider-port", type=int, default=None, help="default: 3001 with --serve, else any"
@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     external = bool(os.environ.get("LOGTO_ENDPOINT"))
     if args.framework != "tutorial" and not (args.serve or external):
         parser.error("--framework needs --serve (the headless walk is the tutorial's)")
-    configured = _configured_address()
+    # The tutorial's app keeps its ports; a framework's sample listens where APP_BASE_URL says.
+    configured = _configured_address() if args.framework != "tutorial" else None
     if configured is not None:
         host, app_port, app_url = configured
         app_server, deferred = _start_app(host, app_port)

@@ -4,9 +4,11 @@ or ``async def`` views (``client="aio"``).
     python -m logto_adapters.demo --serve --framework flask [--client sync|aio]
 
 Routes: ``/`` (the signed-in user's ID-token claims as JSON, or a sign-in link),
-``/sign-in``, ``/callback``, ``/sign-out`` (the integration's), and ``/protected`` (signed-in
+``/sign-in``, ``/callback``, ``/sign-out`` (the integration's), ``/protected`` (signed-in
 users only: the claims of an access token for each of ``LOGTO_RESOURCES``, and of an
-organization token for ``LOGTO_ORGANIZATION_ID`` when set).
+organization token for ``LOGTO_ORGANIZATION_ID`` when set), and ``/api/hello``, an API for
+the first of ``LOGTO_RESOURCES`` (``{"sub": ...}`` for a bearer token granting ``read``; 401
+or 403 with ``WWW-Authenticate`` otherwise).
 
 Configured from the environment (``settings.py``), plus where sessions live:
 ``APP_SESSIONS=server`` (the default: tokens in this process, a session id in the cookie) or
@@ -20,16 +22,23 @@ import os
 from typing import Any
 
 from cryptography.fernet import Fernet
-from flask import Flask
+from flask import Flask, jsonify
 
 from logto_adapters import aio, sync
 from logto_adapters.cookie_session import CookieCipher
-from logto_adapters.flask import AsyncLogtoFlask, LogtoFlask
+from logto_adapters.flask import (
+    AsyncLogtoFlask,
+    LogtoFlask,
+    access_token_claims,
+    access_token_required,
+)
 from logto_adapters.web import CookieSessions, ServerSessions, SessionBackend
 
 from .settings import Settings, from_environment
 
 SIGNED_OUT = "Not signed in. <a href='/sign-in'>Sign in</a>"
+API_SCOPE = "read"
+"""What ``/api/hello`` asks of a token."""
 
 
 def sessions_from_environment(base_url: str) -> SessionBackend:
@@ -102,6 +111,8 @@ def _sync_routes(
             "tokens": [_summary(claims) for claims in tokens],
         }
 
+    _api_route(app, settings, sync.LogtoResourceServer, integration.logto)
+
 
 def _async_routes(
     app: Flask, settings: Settings, sessions: SessionBackend, logto: aio.Logto | None
@@ -131,6 +142,31 @@ def _async_routes(
             "sub": session.getIdTokenClaims().sub,
             "tokens": [_summary(claims) for claims in tokens],
         }
+
+    _api_route(app, settings, aio.LogtoResourceServer, integration.logto)
+
+
+def _api_route(
+    app: Flask,
+    settings: Settings,
+    kind: type[sync.LogtoResourceServer] | type[aio.LogtoResourceServer],
+    logto: sync.Logto | aio.Logto,
+) -> None:
+    """``/api/hello``, for the first configured API resource (the same client kind and
+    clock as the sign-in's)."""
+    if not settings.resources:
+
+        @app.get("/api/hello")
+        def no_api() -> Any:
+            return jsonify(error="no API resource configured (LOGTO_RESOURCES)"), 404
+
+        return
+    api = kind(settings.endpoint, settings.resources[0], runtime=logto.runtime)
+
+    @app.get("/api/hello")
+    @access_token_required(api, [API_SCOPE])
+    def hello() -> Any:
+        return {"sub": access_token_claims().sub}
 
 
 def _summary(claims: aio.AccessTokenClaims) -> dict[str, Any]:

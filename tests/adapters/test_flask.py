@@ -5,7 +5,8 @@ provider on loopback, for both flavours: plain views on the sync client (``Logto
 Sign-in, a guarded page, an API token and sign-out; the guard (redirect for pages, 401 for
 APIs); the return-to (unsafe targets refused); the callback URL behind a proxy (forwarded
 headers only when trusted); the session id replaced at sign-in; the failure pages (no secret);
-sessions in encrypted cookies that are split and never pass 4096 bytes, or refused.
+sessions in encrypted cookies that are split and never pass 4096 bytes, or refused; API views
+guarded by access_token_required (both resource servers, plain and async views).
 """
 
 from __future__ import annotations
@@ -17,19 +18,24 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from cryptography.fernet import Fernet
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from logto_adapters import aio, sync
 from logto_adapters.cookie_session import COOKIE_LIMIT, CookieCipher
-from logto_adapters.flask import AsyncLogtoFlask, LogtoFlask
+from logto_adapters.flask import (
+    AsyncLogtoFlask,
+    LogtoFlask,
+    access_token_claims,
+    access_token_required,
+)
 from logto_adapters.testing import ServedProvider
 from logto_adapters.web import CookieSessions, ServerSessions, SessionBackend
 from logto_core.errors import LogtoUsageError
 from logto_core.runtime import Runtime
 
-from .conftest import API, KINDS, ORG, USER, Clock, make_config
+from .conftest import API, KINDS, ORG, REDIRECT, USER, Clock, make_client, make_config
 
 APP = "flask-app"
 APP_SECRET = "flask-app-secret-0123456789"
@@ -448,7 +454,7 @@ def test_a_large_cookie_session_is_split_and_never_over_4096_bytes(
     callback = served.provider.approve(started.headers["Location"], USER)
     headers = set_cookie_headers(started) + set_cookie_headers(client.get(path_of(callback)))
     tokens = client.get("/token")
-    assert tokens.status_code == 200 and len(tokens.json["aud"]) == 6
+    assert tokens.status_code == 200 and len((tokens.json or {})["aud"]) == 6
     headers += set_cookie_headers(tokens)
     assert headers and all(len(header) <= COOKIE_LIMIT for header in headers)
     kept = {name: client.get_cookie(name) for name in ("logto_session.0", "logto_session.1")}
@@ -472,3 +478,121 @@ def test_a_session_too_large_for_its_cookies_is_refused_not_dropped(
     assert "storage.write (storage.cookie_too_large)" in refused.text
     assert all(len(header) < COOKIE_LIMIT for header in set_cookie_headers(refused))
     assert client.get("/").text == "no"
+
+
+# ---- protecting an API -------------------------------------------------------------------
+
+
+@pytest.fixture
+def user_token(served: ServedProvider, clock: Clock) -> str:
+    """An access token of the user for ``API`` (scope ``read``)."""
+    client = make_client("sync", served.url, clock)
+    client.handleSignInCallback(served.provider.approve(client.signIn(REDIRECT), USER))
+    token = client.getAccessToken(API)
+    client.close()
+    assert token is not None
+    return str(token)
+
+
+def api_client(
+    server_kind: str, view_kind: str, endpoint: str, clock: Clock, **requirements: Any
+) -> FlaskClient:
+    """An API app with ``/hello`` (and ``/orgs/<org>/hello``) guarded for ``API``."""
+    module: Any = sync if server_kind == "sync" else aio
+    api = module.LogtoResourceServer(
+        endpoint, API, realm="api", runtime=Runtime(clock=clock), timeout=(1.0, 2.0), max_retries=0
+    )
+    app = Flask(__name__)
+    scopes = requirements.pop("scopes", ["read"])
+    guard = access_token_required(api, scopes, **requirements)
+    if view_kind == "plain":
+
+        @app.get("/hello")
+        @app.get("/orgs/<org>/hello")
+        @guard
+        def hello(org: str | None = None) -> Any:
+            claims = access_token_claims()
+            return {"sub": claims.sub, "scope": claims.scope}
+
+    else:
+
+        @app.get("/hello")
+        @app.get("/orgs/<org>/hello")
+        @guard
+        async def hello(org: str | None = None) -> Any:
+            claims = access_token_claims()
+            return {"sub": claims.sub, "scope": claims.scope}
+
+    return app.test_client()
+
+
+@pytest.fixture(params=[("sync", "plain"), ("sync", "async"), ("aio", "plain"), ("aio", "async")])
+def api_kinds(request: pytest.FixtureRequest) -> tuple[str, str]:
+    server_kind, view_kind = request.param
+    return str(server_kind), str(view_kind)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_an_api_view_answers_a_valid_token_and_challenges_the_others(
+    api_kinds: tuple[str, str], served: ServedProvider, clock: Clock, user_token: str
+) -> None:
+    api = api_client(*api_kinds, served.url, clock)
+    ok = api.get("/hello", headers=bearer(user_token))
+    assert ok.status_code == 200 and ok.json == {"sub": USER, "scope": "read"}
+
+    missing = api.get("/hello")
+    assert missing.status_code == 401 and missing.json == {"error": "unauthorized"}
+    assert missing.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert api.get("/hello", headers={"Authorization": "Basic dXNlcjpwdw=="}).status_code == 401
+
+    malformed = api.get("/hello", headers={"Authorization": "Bearer two tokens"})
+    assert malformed.status_code == 400 and (malformed.json or {})["error"] == "invalid_request"
+
+    forged = api.get("/hello", headers=bearer(user_token[:-4] + "AAAA"))
+    assert forged.status_code == 401 and (forged.json or {})["error"] == "invalid_token"
+    assert 'error="invalid_token"' in forged.headers["WWW-Authenticate"]
+    assert user_token not in forged.text and user_token not in forged.headers["WWW-Authenticate"]
+
+    clock.advance(7200)  # expired
+    assert api.get("/hello", headers=bearer(user_token)).status_code == 401
+
+
+def test_an_api_view_refuses_a_token_without_the_scope_or_organization(
+    api_kinds: tuple[str, str], served: ServedProvider, clock: Clock, user_token: str
+) -> None:
+    needs_write = api_client(*api_kinds, served.url, clock, scopes=["read", "write"])
+    refused = needs_write.get("/hello", headers=bearer(user_token))
+    assert refused.status_code == 403 and (refused.json or {})["error"] == "insufficient_scope"
+    challenge = refused.headers["WWW-Authenticate"]
+    assert 'error="insufficient_scope"' in challenge and 'scope="read write"' in challenge
+
+    per_org = api_client(
+        *api_kinds, served.url, clock, organization_id=lambda: (request.view_args or {})["org"]
+    )
+    other = per_org.get(f"/orgs/{ORG}/hello", headers=bearer(user_token))
+    assert other.status_code == 403  # a token for the API, not for the organization
+
+
+def test_an_api_that_cannot_reach_logto_answers_503(
+    api_kinds: tuple[str, str], clock: Clock, user_token: str
+) -> None:
+    api = api_client(*api_kinds, "http://127.0.0.1:9", clock)
+    answer = api.get("/hello", headers=bearer(user_token))
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "10"
+    assert answer.json == {"error": "temporarily_unavailable"}
+
+
+def test_the_claims_are_only_for_guarded_views() -> None:
+    app = Flask(__name__)
+
+    @app.get("/")
+    def unguarded() -> Any:
+        return {"sub": access_token_claims().sub}
+
+    app.config["PROPAGATE_EXCEPTIONS"] = True
+    with pytest.raises(LogtoUsageError) as caught:
+        app.test_client().get("/")
+    assert caught.value.code == "usage.flask_setup"

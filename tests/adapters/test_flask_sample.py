@@ -3,7 +3,8 @@
 loopback HTTP: signed out, the guard, sign-in on the provider's page, the protected page with
 its API and organization tokens, sign-out. Sessions on the server and in encrypted cookies.
 
-Each run is a fresh interpreter on free ports, stopped by its pid.
+Each run is a fresh interpreter on free ports, stopped by its pid. ``/api/hello`` is tested
+in this process with Flask's test client and tokens of the embedded tenant.
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ import sys
 import time
 from collections.abc import Iterator
 from html import unescape
+from typing import Any
 from urllib.parse import urljoin
 
 import pytest
 import requests
 
+from logto_adapters import sync
 from logto_adapters.cookie_session import COOKIE_LIMIT
-from logto_adapters.demo.world import ORGANIZATION_ID, SHOPPING_API, STORE_API
+from logto_adapters.demo.flask_app import create_app
+from logto_adapters.demo.settings import Settings
+from logto_adapters.demo.world import ORGANIZATION_ID, SHOPPING_API, STORE_API, build_tenant
+from logto_adapters.testing import serve_provider
 
 START_TIMEOUT = 30.0
 TIMEOUT = 10.0
@@ -142,9 +148,84 @@ def test_the_sample_app_signs_in_gets_tokens_and_signs_out(
             "logto_sid"
         ]
 
+    api = get("/api/hello")  # a session is no bearer token
+    assert api.status_code == 401 and api.headers["WWW-Authenticate"] == "Bearer"
+
     out = get("/sign-out")
     assert out.status_code == 302 and out.headers["location"].startswith(provider)
     ended = browser.get(out.headers["location"], allow_redirects=False, timeout=TIMEOUT)
     assert ended.headers["location"] == f"{app}/"
     assert "Sign in" in get("/").text
     assert get("/protected").status_code == 302
+
+
+# ---- /api/hello, in this process ---------------------------------------------------------
+
+APP_BASE = "http://localhost"  # Flask's test client
+
+
+@pytest.fixture
+def tenant() -> Iterator[Any]:
+    box: list[Any] = []
+
+    def factory(url: str) -> Any:
+        box.append(build_tenant(url, APP_BASE))
+        return box[0].provider
+
+    with serve_provider(factory, max_delay=5.0) as served:
+        yield served, box[0]
+
+
+def token_of(served: Any, tenant: Any, resource: str, scopes: list[str]) -> str:
+    """A user's access token for ``resource``, from a client of the sample app's own."""
+    client = sync.LogtoClient(
+        sync.LogtoConfig(
+            endpoint=served.url,
+            appId=tenant.app_id,
+            appSecret=tenant.app_secret,
+            scopes=scopes,
+            resources=[resource],
+        )
+    )
+    client.handleSignInCallback(
+        served.provider.approve(client.signIn(f"{APP_BASE}/callback"), "u_alice")
+    )
+    token = client.getAccessToken(resource)
+    client.close()
+    assert token is not None
+    return str(token)
+
+
+def test_the_sample_api_answers_a_token_granting_read(client: str, tenant: Any) -> None:
+    served, world = tenant
+    settings = Settings(
+        endpoint=served.url,
+        app_id=world.app_id,
+        app_secret=world.app_secret,
+        base_url=APP_BASE,
+        secret_key="unused",
+        resources=list(world.resources),
+        scopes=list(world.scopes),
+    )
+    api = create_app(client, settings).test_client()
+    good = token_of(served, world, SHOPPING_API, ["read"])
+    assert api.get("/api/hello", headers={"Authorization": f"Bearer {good}"}).json == {
+        "sub": "u_alice"
+    }
+    missing = api.get("/api/hello")
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"] == "Bearer"
+    other_api = token_of(served, world, STORE_API, ["read"])
+    wrong = api.get("/api/hello", headers={"Authorization": f"Bearer {other_api}"})
+    assert wrong.status_code == 401 and 'error="invalid_token"' in wrong.headers["WWW-Authenticate"]
+    write_only = token_of(served, world, SHOPPING_API, ["write"])
+    refused = api.get("/api/hello", headers={"Authorization": f"Bearer {write_only}"})
+    assert refused.status_code == 403
+    assert 'scope="read"' in refused.headers["WWW-Authenticate"]
+
+
+def test_the_sample_api_without_resources_says_so(client: str) -> None:
+    settings = Settings(
+        endpoint="http://127.0.0.1:9", app_id="a", app_secret=None, base_url=APP_BASE, secret_key=""
+    )
+    answer = create_app(client, settings).test_client().get("/api/hello")
+    assert answer.status_code == 404 and "LOGTO_RESOURCES" in (answer.json or {})["error"]

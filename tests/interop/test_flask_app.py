@@ -3,7 +3,8 @@
 provider's login form, the callback back to the page asked for, the protected page with an
 access token for each API and an organization token, sign-out through the provider's
 end-session page. Both clients (plain views, async views); sessions on the server and in
-encrypted cookies (none over 4096 bytes).
+encrypted cookies (none over 4096 bytes). ``/api/hello`` with the provider's tokens: a user's
+and a machine-to-machine app's for the API with ``read``, and the refused ones.
 
 The app is served in this process on the port the provider registered, and shut down after
 each test.
@@ -24,8 +25,9 @@ from logto_adapters.demo.flask_app import create_app
 from logto_adapters.demo.settings import Settings
 from logto_adapters.web import CookieSessions, ServerSessions, SessionBackend
 
-from .conftest import HTTP_TIMEOUT, HttpBrowser, RealProvider
+from .conftest import HTTP_TIMEOUT, Clock, HttpBrowser, RealProvider, make_m2m_driver
 from .tenant import ALICE, ALICE_ORG, API_A, API_B, WEB_APP, WEB_APP_SECRET
+from .test_flows import new_client, sign_in
 
 SESSIONS = ["server", "cookie"]
 
@@ -127,3 +129,45 @@ def test_sign_in_protected_page_tokens_and_sign_out(
     assert "Sign in" in http.get(f"{flask_app}/", timeout=HTTP_TIMEOUT).text
     again = http.get(f"{flask_app}/protected", allow_redirects=False, timeout=HTTP_TIMEOUT)
     assert again.status_code == 302
+
+
+@pytest.mark.parametrize("sessions", ["server"])  # the API keeps no session
+def test_the_api_answers_the_providers_tokens(
+    flask_app: str, client: str, real_provider: RealProvider, clock: Clock
+) -> None:
+    user = new_client(client, real_provider, clock, "confidential")
+    sign_in(user, HttpBrowser())
+    m2m = make_m2m_driver(client, real_provider, clock)
+    tokens = {
+        "user": user.getAccessToken(API_A),
+        "machine": m2m.getAccessToken(resource=API_A, scopes=["read"]),
+    }
+    http = HttpBrowser().http
+    for who, token in tokens.items():
+        answer = http.get(
+            f"{flask_app}/api/hello",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=HTTP_TIMEOUT,
+        )
+        assert answer.status_code == 200, (who, answer.text)
+        assert answer.json() == {"sub": ALICE[2] if who == "user" else "m2m-app"}
+
+    def refused(token: str | None) -> tuple[int, str]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        answer = http.get(f"{flask_app}/api/hello", headers=headers, timeout=HTTP_TIMEOUT)
+        return answer.status_code, answer.headers["WWW-Authenticate"]
+
+    assert refused(None) == (401, "Bearer")
+    status, challenge = refused(user.getAccessToken(API_B))  # another API's
+    assert status == 401 and 'error="invalid_token"' in challenge
+    status, challenge = refused(user.getIdToken())  # an ID token is no access token
+    assert status == 401 and 'error="invalid_token"' in challenge
+    status, challenge = refused(m2m.getAccessToken(resource=API_A, scopes=["write"]))
+    assert (
+        status == 403 and 'error="insufficient_scope"' in challenge and 'scope="read"' in challenge
+    )
+    for driver in (user, m2m):
+        if client == "sync":
+            driver.close()
+        else:
+            driver.aclose()
