@@ -128,7 +128,7 @@ class _LogtoFlaskBase(Generic[LogtoT, SessionT]):
     ) -> None:
         if (config is None) == (logto is None):
             raise LogtoUsageError(
-                "give the Flask integration either a LogtoConfig or a Logto, not both",
+                "give the Flask integration a LogtoConfig or a Logto: exactly one of the two",
                 code="usage.flask_setup",
             )
         self.logto = logto if logto is not None else self._make_logto(cast(LogtoConfig, config))
