@@ -28,8 +28,9 @@ its own, which that client supports). Both
   the cookie) and set the cookies it asks for on the response;
 * register the blueprint ``logto`` with ``/sign-in`` (``?next=`` kept when it is a path of
   this app), ``/callback`` (the session id replaced, then back to ``next``; an error gives a
-  400 page naming only the error code) and ``/sign-out`` (through Logto's end-session page,
-  back to the home page);
+  400 page naming only the error code), ``/sign-out`` (through Logto's end-session page,
+  back to the home page) and ``/back-channel-logout`` (Logto's POST when a session ended
+  elsewhere: the server-side sessions it names are signed out);
 * build the callback URL from ``base_url`` when given, else from the request, reading
   ``X-Forwarded-Proto`` / ``X-Forwarded-Host`` only with ``trust_forwarded=True``;
 * offer :meth:`~LogtoFlask.login_required` for sync and async views alike (a redirect to the
@@ -68,6 +69,7 @@ from logto_core.errors import (
     TransportError,
 )
 from logto_core.models import AccessTokenClaims
+from logto_core.protocol.backchannel import MAX_BODY_BYTES, BackchannelLogoutResult
 from logto_core.protocol.bearer import AccessTokenError
 from logto_core.protocol.signin_url import SignInParams
 
@@ -87,7 +89,7 @@ logger = logging.getLogger("logto.flask")
 
 BLUEPRINT = "logto"
 """The blueprint's name: ``url_for("logto.sign_in", next=...)``, ``"logto.callback"``,
-``"logto.sign_out"``."""
+``"logto.sign_out"``, ``"logto.back_channel_logout"``."""
 
 EXTENSION = "logto"
 """The key of the integration in ``app.extensions``."""
@@ -125,6 +127,7 @@ class _LogtoFlaskBase(Generic[LogtoT, SessionT]):
         home: str | None,
         sign_in_options: SignInParams | None,
         on_callback_error: CallbackErrorHandler | None,
+        logout_sessions: sync.SessionLookup | None,
     ) -> None:
         if (config is None) == (logto is None):
             raise LogtoUsageError(
@@ -147,13 +150,24 @@ class _LogtoFlaskBase(Generic[LogtoT, SessionT]):
         self.home = home
         self.sign_in_options: SignInParams = sign_in_options if sign_in_options is not None else {}
         self.on_callback_error = on_callback_error
+        # Back-channel logout ends the sessions it can find: server-side ones.
+        if logout_sessions is None and isinstance(self.sessions, ServerSessions):
+            logout_sessions = self.sessions.registry
+        self.logout_sessions = logout_sessions
         self._g_key = f"_logto_flask_{id(self):x}"
         self._warned_insecure = False
+        self._warned_no_lookup = False
         self.blueprint = Blueprint(BLUEPRINT, __name__)
         self.blueprint.add_url_rule("/sign-in", "sign_in", self._sign_in_view)
         self.blueprint.add_url_rule("/callback", "callback", self._callback_view)
         self.blueprint.add_url_rule(
             "/sign-out", "sign_out", self._sign_out_view, methods=["GET", "POST"]
+        )
+        self.blueprint.add_url_rule(
+            "/back-channel-logout",
+            "back_channel_logout",
+            self._back_channel_logout_view,
+            methods=["POST"],
         )
         if app is not None:
             self.init_app(app)
@@ -173,6 +187,9 @@ class _LogtoFlaskBase(Generic[LogtoT, SessionT]):
         raise NotImplementedError
 
     def _sign_out_view(self) -> ResponseReturnValue:
+        raise NotImplementedError
+
+    def _back_channel_logout_view(self) -> ResponseReturnValue:
         raise NotImplementedError
 
     def init_app(self, app: Flask) -> None:
@@ -326,6 +343,24 @@ class _LogtoFlaskBase(Generic[LogtoT, SessionT]):
     def _post_logout_uri(self) -> str:
         return self.origin() + self.home_path()
 
+    def _logout_request(self) -> tuple[str, list[tuple[str, str]], bytes]:
+        """What Logto posted: the method, the headers and the body, read no further than a
+        logout request may be (so that a huge body is refused unread)."""
+        if self.logout_sessions is None and not self._warned_no_lookup:
+            self._warned_no_lookup = True
+            logger.warning(
+                "a back-channel logout arrived, but the server cannot find the sessions it "
+                "names (kept in cookies?): use ServerSessions, or pass logout_sessions="
+            )
+        body = request.stream.read(MAX_BODY_BYTES + 1)
+        return request.method, list(request.headers.items()), body
+
+    @staticmethod
+    def _logout_answer(result: BackchannelLogoutResult) -> Response:
+        if not result.ok and result.error is not None:
+            logger.warning("back-channel logout refused: %s", result.error.code)
+        return Response(result.body, status=result.status, headers=dict(result.headers))
+
 
 class LogtoFlask(_LogtoFlaskBase[sync.Logto, sync.LogtoSession]):
     """Logto for a Flask app with plain views, on the ``requests`` client.
@@ -343,6 +378,9 @@ class LogtoFlask(_LogtoFlaskBase[sync.Logto, sync.LogtoSession]):
     * ``sign_in_options``: ``signIn`` options for the ready route (``prompt``,
       ``firstScreen``, ...).
     * ``on_callback_error``: answers a failed callback instead of the 400 page.
+    * ``logout_sessions``: where ``/back-channel-logout`` finds the sessions a logout token
+      names (a :class:`~logto_adapters.sync.SessionLookup`); default: the registry of the
+      :class:`~logto_adapters.web.ServerSessions` backend (cookie sessions cannot be ended).
     """
 
     def __init__(
@@ -358,6 +396,7 @@ class LogtoFlask(_LogtoFlaskBase[sync.Logto, sync.LogtoSession]):
         home: str | None = None,
         sign_in_options: SignInParams | None = None,
         on_callback_error: CallbackErrorHandler | None = None,
+        logout_sessions: sync.SessionLookup | None = None,
     ) -> None:
         super().__init__(
             app,
@@ -370,6 +409,7 @@ class LogtoFlask(_LogtoFlaskBase[sync.Logto, sync.LogtoSession]):
             home=home,
             sign_in_options=sign_in_options,
             on_callback_error=on_callback_error,
+            logout_sessions=logout_sessions,
         )
 
     def _make_logto(self, config: LogtoConfig) -> sync.Logto:
@@ -398,6 +438,11 @@ class LogtoFlask(_LogtoFlaskBase[sync.Logto, sync.LogtoSession]):
     def _sign_out_view(self) -> ResponseReturnValue:
         return _no_store(redirect(self.session.signOut(self._post_logout_uri())))
 
+    def _back_channel_logout_view(self) -> ResponseReturnValue:
+        method, headers, body = self._logout_request()
+        result = self.logto.handleBackchannelLogout(method, headers, body, self.logout_sessions)
+        return self._logout_answer(result)
+
 
 class AsyncLogtoFlask(_LogtoFlaskBase[aio.Logto, aio.LogtoSession]):
     """Logto for a Flask app with ``async def`` views, on the ``httpx`` client
@@ -418,6 +463,7 @@ class AsyncLogtoFlask(_LogtoFlaskBase[aio.Logto, aio.LogtoSession]):
         home: str | None = None,
         sign_in_options: SignInParams | None = None,
         on_callback_error: CallbackErrorHandler | None = None,
+        logout_sessions: sync.SessionLookup | None = None,
     ) -> None:
         super().__init__(
             app,
@@ -430,6 +476,7 @@ class AsyncLogtoFlask(_LogtoFlaskBase[aio.Logto, aio.LogtoSession]):
             home=home,
             sign_in_options=sign_in_options,
             on_callback_error=on_callback_error,
+            logout_sessions=logout_sessions,
         )
 
     def _make_logto(self, config: LogtoConfig) -> aio.Logto:
@@ -457,6 +504,13 @@ class AsyncLogtoFlask(_LogtoFlaskBase[aio.Logto, aio.LogtoSession]):
 
     async def _sign_out_view(self) -> ResponseReturnValue:  # type: ignore[override]
         return _no_store(redirect(await self.session.signOut(self._post_logout_uri())))
+
+    async def _back_channel_logout_view(self) -> ResponseReturnValue:  # type: ignore[override]
+        method, headers, body = self._logout_request()
+        result = await self.logto.handleBackchannelLogout(
+            method, headers, body, self.logout_sessions
+        )
+        return self._logout_answer(result)
 
 
 # ---- protecting an API -------------------------------------------------------------------

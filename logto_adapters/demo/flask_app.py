@@ -4,9 +4,10 @@ or ``async def`` views (``client="aio"``).
     python -m logto_adapters.demo --serve --framework flask [--client sync|aio]
 
 Routes: ``/`` (the signed-in user's ID-token claims as JSON, or a sign-in link),
-``/sign-in``, ``/callback``, ``/sign-out`` (the integration's), ``/protected`` (signed-in
-users only: the claims of an access token for each of ``LOGTO_RESOURCES``, and of an
-organization token for ``LOGTO_ORGANIZATION_ID`` when set), and ``/api/hello``, an API for
+``/sign-in``, ``/callback``, ``/sign-out``, ``/back-channel-logout`` (the integration's; set
+``APP_BASE_URL/back-channel-logout`` as the app's back-channel logout URI), ``/protected``
+(signed-in users only: the claims of an access token for each of ``LOGTO_RESOURCES``, and of
+an organization token for ``LOGTO_ORGANIZATION_ID`` when set), and ``/api/hello``, an API for
 the first of ``LOGTO_RESOURCES`` (``{"sub": ...}`` for a bearer token granting ``read``; 401
 or 403 with ``WWW-Authenticate`` otherwise).
 

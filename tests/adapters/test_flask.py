@@ -6,7 +6,8 @@ Sign-in, a guarded page, an API token and sign-out; the guard (redirect for page
 APIs); the return-to (unsafe targets refused); the callback URL behind a proxy (forwarded
 headers only when trusted); the session id replaced at sign-in; the failure pages (no secret);
 sessions in encrypted cookies that are split and never pass 4096 bytes, or refused; API views
-guarded by access_token_required (both resource servers, plain and async views).
+guarded by access_token_required (both resource servers, plain and async views); the
+back-channel logout route ending the server-side session a logout token names.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from logto_adapters.flask import (
     access_token_claims,
     access_token_required,
 )
+from logto_adapters.session_registry import SessionRegistry
 from logto_adapters.testing import ServedProvider
 from logto_adapters.web import CookieSessions, ServerSessions, SessionBackend
 from logto_core.errors import LogtoUsageError
@@ -132,6 +134,11 @@ def make_app(
     @integration.login_required
     def plain() -> str:
         return "plain view"
+
+    @app.get("/sid")
+    @integration.login_required
+    def sid() -> Any:
+        return {"sid": integration.session.getIdTokenClaims().sid}
 
     @app.get("/async")
     @integration.login_required
@@ -596,3 +603,78 @@ def test_the_claims_are_only_for_guarded_views() -> None:
     with pytest.raises(LogtoUsageError) as caught:
         app.test_client().get("/")
     assert caught.value.code == "usage.flask_setup"
+
+
+# ---- back-channel logout -----------------------------------------------------------------
+
+
+def test_a_back_channel_logout_signs_out_the_session_it_names(
+    kind: str, client_of: Any, served: ServedProvider
+) -> None:
+    first = client_of(kind)
+    sign_in(first, served)
+    sid = (first.get("/sid").json or {})["sid"]
+    assert sid
+    # Another browser of the same app and user: another session at the provider.
+    second = first.application.test_client()
+    sign_in(second, served)
+    assert (second.get("/sid").json or {})["sid"] != sid
+
+    logto = served.provider  # Logto's server, posting to the app (no cookie, no CSRF token)
+    token = logto.logout_token(APP, sid=sid, sub=USER)
+    answer = first.application.test_client().post(
+        "/back-channel-logout", data={"logout_token": token}
+    )
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    assert answer.data == b""
+    assert first.get("/protected").status_code == 302  # signed out at the app
+    assert second.get("/protected").status_code == 200  # the other session stays
+
+    replayed = first.application.test_client().post(
+        "/back-channel-logout", data={"logout_token": token}
+    )
+    assert replayed.status_code == 400 and (replayed.json or {})["error"] == "invalid_request"
+    everyone = logto.logout_token(APP, sub=USER)  # no sid: every session of the user
+    poster = first.application.test_client()
+    assert poster.post("/back-channel-logout", data={"logout_token": everyone}).status_code == 200
+    assert second.get("/protected").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"logout_token": "not-a-jwt"}, {"other": "x"}, {"logout_token": "x" * (70 * 1024)}],
+)
+def test_a_bad_back_channel_logout_is_answered_400(
+    kind: str, client_of: Any, served: ServedProvider, body: dict[str, str]
+) -> None:
+    client = client_of(kind)
+    answer = client.post("/back-channel-logout", data=body)
+    assert answer.status_code == 400 and answer.headers["Cache-Control"] == "no-store"
+    assert (answer.json or {})["error"] == "invalid_request"
+    assert client.get("/back-channel-logout").status_code == 405
+
+
+def test_a_back_channel_logout_cannot_end_cookie_sessions_and_says_so(
+    kind: str, client_of: Any, served: ServedProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    cipher = CookieCipher(Fernet.generate_key(), secure=False)
+    client = client_of(kind, sessions=CookieSessions(cipher))
+    sign_in(client, served)
+    token = served.provider.logout_token(APP, sub=USER)
+    with caplog.at_level(logging.WARNING, logger="logto.flask"):
+        poster = client.application.test_client()
+        answer = poster.post("/back-channel-logout", data={"logout_token": token})
+    assert answer.status_code == 200  # verified; nothing the server holds to end
+    assert any("kept in cookies" in record.getMessage() for record in caplog.records)
+    assert client.get("/protected").status_code == 200
+
+
+def test_back_channel_logout_looks_in_the_server_sessions_unless_told() -> None:
+    config = make_config("http://127.0.0.1:9")
+    backend = ServerSessions(secure=False)
+    assert LogtoFlask(config=config, sessions=backend).logout_sessions is backend.registry
+    cipher = CookieCipher(Fernet.generate_key())
+    assert LogtoFlask(config=config, sessions=CookieSessions(cipher)).logout_sessions is None
+    own = SessionRegistry()
+    chosen = AsyncLogtoFlask(config=config, sessions=CookieSessions(cipher), logout_sessions=own)
+    assert chosen.logout_sessions is own

@@ -29,6 +29,7 @@ from logto_adapters.demo.flask_app import create_app
 from logto_adapters.demo.settings import Settings
 from logto_adapters.demo.world import ORGANIZATION_ID, SHOPPING_API, STORE_API, build_tenant
 from logto_adapters.testing import serve_provider
+from logto_adapters.web import ServerSessions
 
 START_TIMEOUT = 30.0
 TIMEOUT = 10.0
@@ -229,3 +230,25 @@ def test_the_sample_api_without_resources_says_so(client: str) -> None:
     )
     answer = create_app(client, settings).test_client().get("/api/hello")
     assert answer.status_code == 404 and "LOGTO_RESOURCES" in (answer.json or {})["error"]
+
+
+def test_the_sample_back_channel_logout_signs_the_user_out(client: str, tenant: Any) -> None:
+    served, world = tenant
+    settings = Settings(
+        endpoint=served.url,
+        app_id=world.app_id,
+        app_secret=world.app_secret,
+        base_url=APP_BASE,
+        secret_key="unused",
+    )
+    browser = create_app(client, settings, sessions=ServerSessions(secure=False)).test_client()
+    started = browser.get("/sign-in")
+    callback = served.provider.approve(started.headers["Location"], "u_alice")
+    assert browser.get(callback.removeprefix(APP_BASE)).status_code == 302
+    assert browser.get("/protected").status_code == 200
+    token = served.provider.logout_token(world.app_id, sub="u_alice")
+    answer = browser.application.test_client().post(
+        "/back-channel-logout", data={"logout_token": token}
+    )
+    assert answer.status_code == 200
+    assert browser.get("/protected").status_code == 302

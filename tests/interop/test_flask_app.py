@@ -5,6 +5,8 @@ access token for each API and an organization token, sign-out through the provid
 end-session page. Both clients (plain views, async views); sessions on the server and in
 encrypted cookies (none over 4096 bytes). ``/api/hello`` with the provider's tokens: a user's
 and a machine-to-machine app's for the API with ``read``, and the refused ones.
+``/back-channel-logout``: a user who signs out in another app of the tenant is signed out of
+the Flask app by the provider's logout token, and no one else is.
 
 The app is served in this process on the port the provider registered, and shut down after
 each test.
@@ -25,8 +27,26 @@ from logto_adapters.demo.flask_app import create_app
 from logto_adapters.demo.settings import Settings
 from logto_adapters.web import CookieSessions, ServerSessions, SessionBackend
 
-from .conftest import HTTP_TIMEOUT, Clock, HttpBrowser, RealProvider, make_m2m_driver
-from .tenant import ALICE, ALICE_ORG, API_A, API_B, WEB_APP, WEB_APP_SECRET
+from .conftest import (
+    HTTP_TIMEOUT,
+    Clock,
+    HttpBrowser,
+    RealProvider,
+    make_driver,
+    make_m2m_driver,
+)
+from .tenant import (
+    ALICE,
+    ALICE_ORG,
+    API_A,
+    API_B,
+    BOB,
+    POST_LOGOUT,
+    PUBLIC_APP,
+    REDIRECT,
+    WEB_APP,
+    WEB_APP_SECRET,
+)
 from .test_flows import new_client, sign_in
 
 SESSIONS = ["server", "cookie"]
@@ -57,8 +77,14 @@ def sessions(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def flask_app(
-    client: str, sessions: str, real_provider: RealProvider, browser_app_port: int
+    client: str,
+    sessions: str,
+    real_provider: RealProvider,
+    browser_app_port: int,
+    backchannel_port: int,
 ) -> Iterator[str]:
+    """The sample app at the base URL the provider registered; also served on the port of
+    the web app's back-channel logout URI (the same app: one session registry)."""
     base = f"http://127.0.0.1:{browser_app_port}"
     backend: SessionBackend = (
         ServerSessions(secure=False)
@@ -66,15 +92,21 @@ def flask_app(
         else CookieSessions(CookieCipher(Fernet.generate_key(), secure=False))
     )
     app = create_app(client, settings_for(real_provider, base), sessions=backend)
-    server = make_server("127.0.0.1", browser_app_port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    servers = [
+        make_server("127.0.0.1", port, app, threaded=True)
+        for port in (browser_app_port, backchannel_port)
+    ]
+    threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in servers]
+    for thread in threads:
+        thread.start()
     try:
         yield base
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        for thread in threads:
+            thread.join(timeout=10)
 
 
 def test_sign_in_protected_page_tokens_and_sign_out(
@@ -171,3 +203,39 @@ def test_the_api_answers_the_providers_tokens(
             driver.close()
         else:
             driver.aclose()
+
+
+def signed_in_browser(base: str, user: tuple[str, str, str]) -> HttpBrowser:
+    browser = HttpBrowser()
+    trip = browser.sign_in(f"{base}/sign-in", user[0], user[1], redirect_prefix=f"{base}/callback")
+    done = browser.http.get(trip.callback, allow_redirects=False, timeout=HTTP_TIMEOUT)
+    assert done.status_code == 302
+    return browser
+
+
+def protected_status(browser: HttpBrowser, base: str) -> int:
+    answer = browser.http.get(f"{base}/protected", allow_redirects=False, timeout=HTTP_TIMEOUT)
+    return int(answer.status_code)
+
+
+@pytest.mark.parametrize("sessions", ["server"])  # cookies are beyond the server's reach
+def test_a_sign_out_elsewhere_signs_the_user_out_of_the_flask_app(
+    flask_app: str, client: str, real_provider: RealProvider, clock: Clock
+) -> None:
+    alice = signed_in_browser(flask_app, ALICE)
+    bob = signed_in_browser(flask_app, BOB)
+    assert protected_status(alice, flask_app) == protected_status(bob, flask_app) == 200
+
+    # Alice uses another app of the tenant in the same browser (one session at the
+    # provider), and signs out there: the provider posts a logout token to the Flask app.
+    other = make_driver("sync", real_provider, clock, appId=PUBLIC_APP)
+    trip = alice.sign_in(other.signIn(REDIRECT), ALICE[0], ALICE[1])
+    assert not trip.login_form_shown
+    other.handleSignInCallback(trip.callback)
+    ended = alice.end_session(other.signOut(POST_LOGOUT))
+    assert ended.is_redirect and ended.headers["location"].startswith(POST_LOGOUT)
+    other.close()
+
+    assert real_provider.backchannel_deliveries() == {"success": 1, "error": 0}
+    assert protected_status(alice, flask_app) == 302  # signed out at the Flask app too
+    assert protected_status(bob, flask_app) == 200
