@@ -256,6 +256,15 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "configure the app's base URL, or check what the proxy sends",
     ),
     ErrorCode(
+        "usage.flask_setup",
+        LogtoUsageError,
+        "the Flask integration was given both a LogtoConfig and a Logto (or neither), or a "
+        "second integration for the same app; or access_token_claims() was called in a view "
+        "that access_token_required does not guard",
+        "pass config= or logto=, make one LogtoFlask (or AsyncLogtoFlask) per app, and "
+        "decorate API views with access_token_required",
+    ),
+    ErrorCode(
         "usage.m2m_target",
         LogtoUsageError,
         "a machine-to-machine token was asked for without a resource or an organization",

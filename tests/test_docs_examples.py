@@ -299,6 +299,53 @@ def test_the_django_examples_sign_in_guard_a_page_protect_an_api_and_log_out() -
             assert b"Sign in" in browser.get("/").content
 
 
+def test_the_flask_example_signs_in_guards_and_answers_the_api() -> None:
+    code = example("flask.md", "flask-app")
+    base = "http://localhost"  # Flask's test client
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client(
+            "app",
+            secret="s" * 32,
+            redirect_uris=[f"{base}/callback"],
+            post_logout_redirect_uris=[f"{base}/"],
+            kind="traditional",
+        )
+        provider.add_client("m2m", secret=M2M_SECRET, kind="m2m")
+        provider.add_user("ada", name="Ada")
+        provider.add_resource(API, ["read"])
+        provider.grant_permissions("ada", API, ["read"])
+        provider.grant_permissions("m2m", API, ["read"])
+        namespace = _namespace(served, APP_ID="app", APP_SECRET="s" * 32, BASE_URL=base)
+        exec(compile(code, "docs/flask.md", "exec"), namespace)
+        browser = namespace["app"].test_client()
+        assert "Sign in" in browser.get("/").text
+        guarded = browser.get("/orders")
+        assert guarded.headers["Location"] == "/sign-in?next=/orders"
+        started = browser.get(guarded.headers["Location"])
+        callback = provider.approve(started.headers["Location"], "ada")
+        back = browser.get(callback.removeprefix(base))
+        assert back.status_code == 302 and back.headers["Location"] == "/orders"
+        assert browser.get("/").json == {"sub": "ada"}
+        assert browser.get("/orders").json == {"scope": "read"}
+
+        m2m = sync.LogtoM2MClient(
+            sync.LogtoConfig(endpoint=served.url, appId="m2m", appSecret=M2M_SECRET)
+        )
+        token = m2m.getAccessToken(API, scopes=["read"])
+        m2m.close()
+        api = browser.get("/api/orders", headers={"Authorization": f"Bearer {token}"})
+        assert api.json == {"caller": "m2m"}
+        refused = browser.get("/api/orders")
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+
+        out = browser.get("/sign-out")
+        assert out.headers["Location"].startswith(f"{served.url}/oidc/session/end?")
+        assert "Sign in" in browser.get("/").text
+        namespace["logto"].logto.close()
+        namespace["api"].close()
+
+
 def test_the_back_channel_logout_receiver_signs_out_the_session_it_is_told_to() -> None:
     from logto_core.testing import logout_request
 

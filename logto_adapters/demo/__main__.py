@@ -3,10 +3,12 @@
     python -m logto_adapters.demo            # headless walk through a full sign-in, printed
     python -m logto_adapters.demo --serve    # keep provider and app running for a browser
     python -m logto_adapters.demo --client sync
-    python -m logto_adapters.demo --serve --framework django --client aio
+    python -m logto_adapters.demo --serve --framework flask [--client sync|aio]
+    python -m logto_adapters.demo --serve --framework django [--client sync|aio]
 
 With ``LOGTO_ENDPOINT``, ``LOGTO_APP_ID`` and ``LOGTO_APP_SECRET`` set, the sample app talks to
-that Logto instead (``--serve`` only: signing in there needs a person).
+that Logto instead (``--serve`` only: signing in there needs a person). With ``APP_BASE_URL``
+set, a framework's sample app listens on that URL's host and port.
 """
 
 from __future__ import annotations
@@ -48,26 +50,33 @@ class _QuietHandler(WSGIRequestHandler):
         """The walk prints its own account of each request."""
 
 
-def _start_app(port: int, host: str = "127.0.0.1") -> tuple[BaseWSGIServer, _Deferred]:
+def _start_app(host: str, port: int) -> tuple[BaseWSGIServer, _Deferred]:
     deferred = _Deferred()
     server = make_server(host, port, deferred, threaded=True, request_handler=_QuietHandler)
     return server, deferred
 
 
-def _load_app(client: str, framework: str = "flask") -> WsgiApp:
-    if framework == "django":
-        django_app = importlib.import_module("logto_adapters.demo.django_app")
-        made: WsgiApp = django_app.make_app("aio" if client == "async" else "sync")
-        return made
-    module = importlib.import_module(f"logto_adapters.demo.tutorial_{client}")
-    app: WsgiApp = module.app
-    return app
+def _configured_address() -> tuple[str, int, str] | None:
+    """Host, port and base URL from ``APP_BASE_URL``, when set."""
+    configured = os.environ.get("APP_BASE_URL", "").rstrip("/")
+    if not configured:
+        return None
+    parts = urlsplit(configured)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.hostname or "127.0.0.1", port, configured
 
 
-def _listen_address(base_url: str) -> tuple[str, int]:
-    """The host and port of the app's base URL (APP_BASE_URL)."""
-    parts = urlsplit(base_url)
-    return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+def _load_app(framework: str, client: str) -> WsgiApp:
+    if framework == "tutorial":
+        flavour = "sync" if client == "sync" else "async"
+        module = importlib.import_module(f"logto_adapters.demo.tutorial_{flavour}")
+        app: WsgiApp = module.app
+        return app
+    module = importlib.import_module(f"logto_adapters.demo.{framework}_app")
+    flavour = "sync" if client == "sync" else "aio"
+    make = module.make_app if framework == "django" else module.create_app
+    made: WsgiApp = make(flavour)
+    return made
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,26 +85,36 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--serve", action="store_true", help="keep provider and app running")
     parser.add_argument("--client", choices=["async", "aio", "sync"], default="async")
-    parser.add_argument("--framework", choices=["flask", "django"], default="flask")
     parser.add_argument(
-        "--app-port", type=int, default=None, help="default: 5000 with --serve, else any"
+        "--framework",
+        choices=["tutorial", "flask", "django"],
+        default="tutorial",
+        help="the tutorial's app (default), or a framework integration's sample (with --serve)",
+    )
+    parser.add_argument(
+        "--app-port",
+        type=int,
+        default=None,
+        help="default: 5000 with --serve, else any (a framework's: APP_BASE_URL's when set)",
     )
     parser.add_argument(
         "--provider-port", type=int, default=None, help="default: 3001 with --serve, else any"
     )
     parser.add_argument("--user", default="alice", help="who signs in during the walk")
     args = parser.parse_args(argv)
-    args.client = "async" if args.client == "aio" else args.client
-    external = bool(os.environ.get("LOGTO_ENDPOINT"))
-    if args.framework != "flask" and not (args.serve or external):
-        parser.error("the headless walk is the Flask tutorial's: add --serve")
 
-    app_port = args.app_port if args.app_port is not None else (5000 if args.serve else 0)
-    # --serve listens where APP_BASE_URL says, when it is set and --app-port is not.
-    configured = os.environ.get("APP_BASE_URL") if args.serve and args.app_port is None else None
-    host, port = _listen_address(configured) if configured else ("127.0.0.1", app_port)
-    app_server, deferred = _start_app(port, host)
-    app_url = configured.rstrip("/") if configured else f"http://127.0.0.1:{app_server.port}"
+    external = bool(os.environ.get("LOGTO_ENDPOINT"))
+    if args.framework != "tutorial" and not (args.serve or external):
+        parser.error("--framework needs --serve (the headless walk is the tutorial's)")
+    # The tutorial's app keeps its ports; a framework's sample listens where APP_BASE_URL says.
+    configured = _configured_address() if args.framework != "tutorial" else None
+    if configured is not None:
+        host, app_port, app_url = configured
+        app_server, deferred = _start_app(host, app_port)
+    else:
+        app_port = args.app_port if args.app_port is not None else (5000 if args.serve else 0)
+        app_server, deferred = _start_app("127.0.0.1", app_port)
+        app_url = f"http://127.0.0.1:{app_server.port}"
     os.environ["APP_BASE_URL"] = app_url
 
     served: ServedProvider | None = None
@@ -119,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             LOGTO_SCOPES=" ".join(tenant.scopes),
             LOGTO_ORGANIZATION_ID=tenant.organization_id,
         )
-    deferred.target = _load_app(args.client, args.framework)
+    deferred.target = _load_app(args.framework, args.client)
     thread = threading.Thread(target=app_server.serve_forever, daemon=True)
     thread.start()
     try:
