@@ -3,6 +3,7 @@
     python -m logto_adapters.demo            # headless walk through a full sign-in, printed
     python -m logto_adapters.demo --serve    # keep provider and app running for a browser
     python -m logto_adapters.demo --client sync
+    python -m logto_adapters.demo --serve --framework fastapi   # logto_adapters.fastapi's sample
 
 With ``LOGTO_ENDPOINT``, ``LOGTO_APP_ID`` and ``LOGTO_APP_SECRET`` set, the sample app talks to
 that Logto instead (``--serve`` only: signing in there needs a person).
@@ -13,10 +14,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -46,16 +49,56 @@ class _QuietHandler(WSGIRequestHandler):
         """The walk prints its own account of each request."""
 
 
-def _start_app(port: int) -> tuple[BaseWSGIServer, _Deferred]:
-    deferred = _Deferred()
-    server = make_server("127.0.0.1", port, deferred, threaded=True, request_handler=_QuietHandler)
-    return server, deferred
+class _TutorialServer:
+    """The tutorial's Flask app on werkzeug: bound at once, the app loaded at :meth:`start`
+    (its settings are read from the environment when it is imported)."""
+
+    def __init__(self, host: str, port: int, client: str) -> None:
+        self._deferred = _Deferred()
+        self._client = client
+        self._server: BaseWSGIServer = make_server(
+            host, port, self._deferred, threaded=True, request_handler=_QuietHandler
+        )
+        self.port: int = self._server.port
+
+    def start(self) -> None:
+        module = importlib.import_module(f"logto_adapters.demo.tutorial_{self._client}")
+        self._deferred.target = module.app
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def shutdown(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
-def _load_app(client: str) -> WsgiApp:
-    module = importlib.import_module(f"logto_adapters.demo.tutorial_{client}")
-    app: WsgiApp = module.app
-    return app
+class _AppServer(Protocol):
+    port: int
+
+    def start(self) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+def _app_server(framework: str, client: str, host: str, port: int) -> _AppServer:
+    if framework == "fastapi":
+        from .fastapi_app import AppServer
+
+        return AppServer(host, port)
+    return _TutorialServer(host, port, client)
+
+
+def _listen_on(base_url: str | None, port: int | None, serve: bool) -> tuple[str, int]:
+    """Where the app listens: ``--app-port``, else ``APP_BASE_URL``'s host and port, else
+    127.0.0.1 on 5000 (``--serve``) or any free port."""
+    if base_url:
+        parts = urlsplit(base_url)
+        default = 443 if parts.scheme == "https" else 80
+        return parts.hostname or "127.0.0.1", port if port is not None else parts.port or default
+    return "127.0.0.1", port if port is not None else (5000 if serve else 0)
+
+
+def _stop_on_sigterm(*_: object) -> None:
+    raise KeyboardInterrupt  # the servers are stopped in main's finally
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help="keep provider and app running")
     parser.add_argument("--client", choices=["async", "sync"], default="async")
     parser.add_argument(
+        "--framework",
+        choices=["tutorial", "fastapi"],
+        default="tutorial",
+        help="tutorial: the tutorial's Flask app; fastapi: logto_adapters.fastapi's (--serve)",
+    )
+    parser.add_argument(
         "--app-port", type=int, default=None, help="default: 5000 with --serve, else any"
     )
     parser.add_argument(
@@ -72,11 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--user", default="alice", help="who signs in during the walk")
     args = parser.parse_args(argv)
+    if args.framework == "fastapi" and (args.client != "async" or not args.serve):
+        parser.error("--framework fastapi runs the async client, with --serve")
 
     external = bool(os.environ.get("LOGTO_ENDPOINT"))
-    app_port = args.app_port if args.app_port is not None else (5000 if args.serve else 0)
-    app_server, deferred = _start_app(app_port)
-    app_url = f"http://127.0.0.1:{app_server.port}"
+    given_url = os.environ.get("APP_BASE_URL") if args.framework != "tutorial" else None
+    host, app_port = _listen_on(given_url, args.app_port, args.serve)
+    app_server = _app_server(args.framework, args.client, host, app_port)
+    app_url = given_url.rstrip("/") if given_url else f"http://127.0.0.1:{app_server.port}"
     os.environ["APP_BASE_URL"] = app_url
 
     served: ServedProvider | None = None
@@ -100,15 +152,14 @@ def main(argv: list[str] | None = None) -> int:
             LOGTO_SCOPES=" ".join(tenant.scopes),
             LOGTO_ORGANIZATION_ID=tenant.organization_id,
         )
-    deferred.target = _load_app(args.client)
-    thread = threading.Thread(target=app_server.serve_forever, daemon=True)
-    thread.start()
     try:
+        app_server.start()
         if args.serve or external:
-            print(f"Sample app ({args.client} client): {app_url}/")
-            print(f"Provider: {os.environ['LOGTO_ENDPOINT']}")
+            signal.signal(signal.SIGTERM, _stop_on_sigterm)
+            print(f"Sample app ({args.framework}, {args.client} client): {app_url}/", flush=True)
+            print(f"Provider: {os.environ['LOGTO_ENDPOINT']}", flush=True)
             if served is not None:
-                print("Sign in as 'alice' or 'bob' (no password). Ctrl-C to stop.")
+                print("Sign in as 'alice' or 'bob' (no password). Ctrl-C to stop.", flush=True)
             threading.Event().wait()
             return 0
         assert served is not None
