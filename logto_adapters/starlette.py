@@ -20,9 +20,10 @@ the :func:`authenticated` decorator guard pages (a redirect to sign-in) and APIs
 Cookies are written when the response starts, from what the storage holds once the handler
 is done: a refresh that rotated the refresh token during the handler reaches the browser.
 A handler cancelled before it answers (the browser went away) sends nothing; the client
-still finishes a refresh that reached Logto and stores it, which the server-side sessions
-keep (an encrypted cookie session would lose it with the response: one more reason they
-are the default).
+still finishes a refresh that reached Logto and keeps its result in the app's ``Logto``
+(its coordinator), and the session's next request adopts it, never presenting the consumed
+refresh token again, and stores it with its response. Several processes serving one app
+need a coordinator they share for that (see ``Logto``'s ``coordinator`` option).
 """
 
 from __future__ import annotations
@@ -214,8 +215,12 @@ class LogtoAuth:
             )
         except LogtoError as error:
             return self._failure(request, error, "Sign-in failed")
-        target = take_return_to(state.opened.storage, default=self.after_sign_in_path)
-        return RedirectResponse(_root(request) + target, status_code=303)
+        # ``next`` is the path as the browser saw it (a mount's prefix included); the
+        # default is a path of this app.
+        target = take_return_to(state.opened.storage, default="") or (
+            _root(request) + self.after_sign_in_path
+        )
+        return RedirectResponse(target, status_code=303)
 
     async def sign_out(self, request: Request) -> Response:
         """Forget the session's tokens, then redirect to Logto's end-session page, which

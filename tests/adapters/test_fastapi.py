@@ -1,0 +1,346 @@
+"""The FastAPI sample app (logto_adapters.demo.fastapi_app) on the test provider: sign-in,
+a protected page with an API token, sign-out; the guard (redirect versus 401), the safe
+return-to, forwarded headers only when trusted, the session id replaced at sign-in, the
+callback's error pages, and the cookie session's size limits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from http.cookies import SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit
+
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from fastapi import FastAPI
+
+from logto_adapters.aio import Logto, LogtoConfig
+from logto_adapters.cookie_session import COOKIE_LIMIT, CookieCipher
+from logto_adapters.demo.fastapi_app import create_app
+from logto_adapters.demo.settings import Settings
+from logto_adapters.fastapi import (
+    LogtoAuth,
+    LogtoMiddleware,
+    LogtoSessionDep,
+    SignedInSession,
+    logto_router,
+)
+from logto_adapters.testing import ServedProvider
+from logto_adapters.web import CookieSessions, MemorySessionStore, ServerSessions, SessionBackend
+from logto_core.runtime import Runtime
+
+from ..asgi_client import TestClient
+from .conftest import API, APP_ID, APP_SECRET, USER, Clock
+
+BASE = "http://127.0.0.1:9"  # the app's origin as registered with the provider; never dialled
+
+
+def settings_for(served: ServedProvider, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "endpoint": served.url,
+        "app_id": APP_ID,
+        "app_secret": APP_SECRET,
+        "base_url": BASE,
+        "secret_key": "unused",
+        "resources": [API],
+        "scopes": ["read"],
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+class Browser:
+    """A browser on the app (in process) that follows nothing by itself; the provider's
+    pages are played by ``provider.approve``."""
+
+    def __init__(self, app: FastAPI, served: ServedProvider) -> None:
+        self.client = TestClient(app, base_url=BASE, follow_redirects=False)
+        self.served = served
+
+    def __enter__(self) -> Browser:
+        self.client.__enter__()  # runs the lifespan: the app's Logto is closed at exit
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.__exit__(None, None, None)
+
+    def get(self, path: str, **headers: str) -> httpx.Response:
+        response: httpx.Response = self.client.get(path, headers=headers)
+        return response
+
+    def sign_in(self, path: str = "/sign-in", user: str = USER) -> httpx.Response:
+        """Sign-in through the provider; the app's answer to the callback."""
+        start = self.get(path)
+        assert start.status_code == 303, start.text
+        return self.get(self.served.provider.approve(start.headers["location"], user))
+
+
+@pytest.fixture
+def store() -> MemorySessionStore:
+    return MemorySessionStore()
+
+
+def make_app(
+    served: ServedProvider, clock: Clock, sessions: SessionBackend | None = None, **settings: Any
+) -> FastAPI:
+    return create_app(
+        settings_for(served, **settings),
+        sessions=sessions or ServerSessions(secure=False),
+        runtime=Runtime(clock=clock),
+        timeout=(2.0, 5.0),
+    )
+
+
+@pytest.fixture
+def browser(served: ServedProvider, clock: Clock, store: MemorySessionStore) -> Iterator[Browser]:
+    with Browser(make_app(served, clock, ServerSessions(store, secure=False)), served) as b:
+        yield b
+
+
+def set_cookies(response: httpx.Response) -> dict[str, str]:
+    """The response's ``Set-Cookie`` headers, by cookie name."""
+    found: dict[str, str] = {}
+    for header in response.headers.get_list("set-cookie"):
+        found[header.split("=", 1)[0]] = header
+    return found
+
+
+def test_sign_in_protected_page_api_token_sign_out(
+    browser: Browser, served: ServedProvider
+) -> None:
+    home = browser.get("/")
+    assert home.status_code == 200 and "href='/sign-in'" in home.text
+
+    guarded = browser.get("/protected")
+    assert guarded.status_code == 303
+    assert guarded.headers["location"] == "/sign-in?next=/protected"
+
+    start = browser.get(guarded.headers["location"])
+    authorize = parse_qs(urlsplit(start.headers["location"]).query)
+    assert authorize["redirect_uri"] == [f"{BASE}/callback"]
+    done = browser.get(served.provider.approve(start.headers["location"], USER))
+    assert done.status_code == 303 and done.headers["location"] == "/protected"
+
+    claims = browser.get("/").json()
+    assert claims["sub"] == USER and claims["email"] == "ada@example.com"
+    page = browser.get("/protected").json()
+    assert page["sub"] == USER
+    assert page["api"]["aud"] == API and "read" in page["api"]["scope"].split()
+
+    out = browser.get("/sign-out")
+    assert out.status_code == 303
+    end = parse_qs(urlsplit(out.headers["location"]).query)
+    assert end["post_logout_redirect_uri"] == [f"{BASE}/"]
+    assert "id_token_hint" in end
+    assert "href='/sign-in'" in browser.get("/").text
+    assert browser.get("/protected").status_code == 303
+
+
+def test_the_guard_answers_pages_with_a_redirect_and_apis_with_401(browser: Browser) -> None:
+    page = browser.get("/protected?tab=2&x=a%20b")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/sign-in?next=/protected%3Ftab%3D2%26x%3Da%2520b"
+    for headers in (
+        {"accept": "application/json"},
+        {"x-requested-with": "XMLHttpRequest"},
+        {"authorization": "Bearer some.api.token"},
+    ):
+        api = browser.get("/protected", **headers)
+        assert api.status_code == 401, headers
+        assert api.json() == {"detail": "Sign-in required"}
+        assert "location" not in api.headers
+    # A browser's Accept lists HTML too: a page.
+    assert browser.get("/protected", accept="text/html,application/json").status_code == 303
+
+
+def test_the_page_asked_for_is_where_sign_in_returns(browser: Browser) -> None:
+    guarded = browser.get("/protected?tab=2")
+    done = browser.sign_in(guarded.headers["location"])
+    assert done.headers["location"] == "/protected?tab=2"
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)", ""],
+)
+def test_an_unsafe_return_to_is_refused(browser: Browser, target: str) -> None:
+    done = browser.sign_in(f"/sign-in?next={target}")
+    assert done.status_code == 303 and done.headers["location"] == "/"
+
+
+def redirect_uri_of(response: httpx.Response) -> str:
+    return parse_qs(urlsplit(response.headers["location"]).query)["redirect_uri"][0]
+
+
+def test_forwarded_headers_are_read_only_when_trusted(served: ServedProvider, clock: Clock) -> None:
+    forged = {"x-forwarded-host": "evil.example", "x-forwarded-proto": "https"}
+    for trust, expected in ((False, "http://app.internal:8000"), (True, "https://evil.example")):
+        logto = Logto(LogtoConfig(endpoint=served.url, appId=APP_ID, appSecret=APP_SECRET))
+        auth = LogtoAuth(logto, sessions=ServerSessions(secure=False), trust_forwarded=trust)
+        app = FastAPI()
+        app.add_middleware(LogtoMiddleware, auth=auth)
+        app.include_router(logto_router(auth))
+        with TestClient(app, base_url="http://app.internal:8000", follow_redirects=False) as c:
+            start = c.get("/sign-in", headers=forged)
+            assert redirect_uri_of(start) == f"{expected}/callback"
+            bad = c.get("/sign-in", headers={"x-forwarded-host": "evil.example/x"})
+            if trust:  # a malformed forwarded host is refused, not put in a callback URL
+                assert bad.status_code == 400 and "usage.forwarded" in bad.text
+            else:
+                assert redirect_uri_of(bad) == "http://app.internal:8000/callback"
+    # The configured base URL wins over everything.
+    with Browser(make_app(served, clock), served) as browser:
+        start = browser.get("/sign-in", **forged)
+        assert redirect_uri_of(start) == f"{BASE}/callback"
+
+
+SID = "logto_sid"
+
+
+def test_the_session_id_is_replaced_at_sign_in(browser: Browser, store: MemorySessionStore) -> None:
+    planted = "planted-by-an-attacker-0123456789abcdefghijklmno"
+    browser.client.cookies.set(SID, planted)
+    start = browser.get("/sign-in")
+    assert SID not in set_cookies(start)  # the planted id was used for the pending sign-in
+    assert store.get(planted, "logtoSession") is not None
+    done = browser.get(browser.served.provider.approve(start.headers["location"], USER))
+    new = SimpleCookie(set_cookies(done)[SID])[SID].value
+    assert new != planted
+    assert store.get(planted, "logtoSession") is None  # the old id knows nothing now
+    assert store.get(new, "logtoSession") is not None
+    attacker = TestClient(browser.client.app, base_url=BASE, follow_redirects=False)
+    attacker.cookies.set(SID, planted)
+    assert "href='/sign-in'" in attacker.get("/").text
+    browser.client.cookies.clear()
+    browser.client.cookies.set(SID, new)
+    assert browser.get("/").json()["sub"] == USER
+
+
+def test_a_first_visit_sets_the_cookie_only_when_it_writes(browser: Browser) -> None:
+    assert set_cookies(browser.get("/")) == {}
+    assert set_cookies(browser.get("/protected")) == {}
+    cookie = set_cookies(browser.get("/sign-in"))[SID]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+
+
+def test_callback_errors_are_a_400_page_without_secrets(
+    browser: Browser, served: ServedProvider
+) -> None:
+    start = browser.get("/sign-in")
+    callback = served.provider.approve(start.headers["location"], USER)
+    query = parse_qs(urlsplit(callback).query)
+    code, state = query["code"][0], query["state"][0]
+
+    forged = browser.get(f"/callback?code={code}&state=not-the-state&iss=x")
+    assert forged.status_code == 400
+    assert "callback." in forged.text and code not in forged.text and state not in forged.text
+
+    iss = quote(f"{served.url}/oidc", safe="")
+    denied = browser.get(f"/callback?error=access_denied&state={state}&iss={iss}")
+    assert denied.status_code == 400 and "oauth.access_denied" in denied.text
+
+    assert browser.get("/callback").status_code == 400  # no parameters at all
+    assert browser.get("/").status_code == 200  # still signed out, nothing broken
+
+
+def test_logto_unreachable_is_a_502_page(clock: Clock) -> None:
+    settings = Settings(
+        endpoint="http://127.0.0.1:9",  # the discard port: nothing listens
+        app_id=APP_ID,
+        app_secret=APP_SECRET,
+        base_url=BASE,
+        secret_key="unused",
+    )
+    app = create_app(settings, runtime=Runtime(clock=clock), timeout=(0.5, 1.0), max_retries=0)
+    with TestClient(app, base_url=BASE, follow_redirects=False) as client:
+        failed = client.get("/sign-in")
+        assert failed.status_code == 502 and "transport." in failed.text
+
+
+def token_app(
+    served: ServedProvider, clock: Clock, sessions: SessionBackend, resources: list[str]
+) -> FastAPI:
+    """An app of the library's own pieces whose ``/tokens`` asks for a token of every API
+    (the sample app's pages ask for one)."""
+    logto = Logto(
+        LogtoConfig(
+            endpoint=served.url,
+            appId=APP_ID,
+            appSecret=APP_SECRET,
+            scopes=["email", "read", "write"],
+            resources=resources,
+        ),
+        runtime=Runtime(clock=clock),
+        timeout=(2.0, 5.0),
+    )
+    auth = LogtoAuth(logto, sessions=sessions, base_url=BASE)
+    app = FastAPI()
+    app.add_middleware(LogtoMiddleware, auth=auth)
+    app.include_router(logto_router(auth))
+
+    @app.get("/tokens")
+    async def tokens(session: SignedInSession) -> dict[str, int]:
+        return {api: len(await session.getAccessToken(api) or "") for api in resources}
+
+    @app.get("/")
+    async def home(session: LogtoSessionDep) -> dict[str, bool]:
+        return {"signed_in": await session.isAuthenticatedAsync()}
+
+    return app
+
+
+def add_apis(served: ServedProvider, count: int) -> list[str]:
+    apis = [API]
+    for index in range(count):
+        api = f"https://api{index}.example.com/with/a/rather/long/path/to/grow/tokens"
+        served.provider.add_resource(api, ["read", "write"])
+        served.provider.grant_permissions(USER, api, ["read", "write"])
+        apis.append(api)
+    return apis
+
+
+def cookie_sizes(response: httpx.Response) -> list[int]:
+    return [len(header) for header in response.headers.get_list("set-cookie")]
+
+
+@pytest.mark.parametrize("max_cookies", [4, 2])
+def test_many_tokens_in_cookies_are_split_never_over_4096_bytes(
+    served: ServedProvider, clock: Clock, max_cookies: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Ten API tokens (about 12 KB encrypted): split over four cookies, or with two (the
+    default) the cached access tokens dropped (they come back by refresh) rather than a
+    cookie over 4 KB."""
+    caplog.set_level(logging.INFO, logger="logto")
+    apis = add_apis(served, 9)
+    cipher = CookieCipher(Fernet.generate_key(), secure=False, max_cookies=max_cookies)
+    with Browser(token_app(served, clock, CookieSessions(cipher), apis), served) as browser:
+        done = browser.sign_in()
+        assert done.status_code == 303
+        sizes = cookie_sizes(done)
+        for _ in range(2):  # the second time from the cache, or refreshed when dropped
+            tokens = browser.get("/tokens")
+            assert tokens.status_code == 200 and all(tokens.json().values())
+            sizes += cookie_sizes(tokens)
+        assert sizes and max(sizes) <= COOKIE_LIMIT
+        held = sorted(name for name in browser.client.cookies if name.startswith("logto_session"))
+        # Split in four; with two, the last write (all tokens dropped) fits in one.
+        assert len(held) == (3 if max_cookies == 4 else 1), held
+        assert browser.get("/").json() == {"signed_in": True}
+    dropped = "access tokens" in caplog.text
+    assert dropped == (max_cookies == 2)
+
+
+def test_a_session_too_large_for_its_cookies_fails_the_sign_in_loudly(
+    served: ServedProvider, clock: Clock
+) -> None:
+    """An ID token that cannot fit (a huge profile) refuses the sign-in with the storage
+    error's code, instead of a cookie the browser would silently drop."""
+    served.provider.add_user("user-big", name="N" * 9000, email="big@example.com")
+    cipher = CookieCipher(Fernet.generate_key(), secure=False)
+    with Browser(token_app(served, clock, CookieSessions(cipher), [API]), served) as browser:
+        done = browser.sign_in(user="user-big")
+        assert done.status_code == 500 and "storage." in done.text
+        assert max(cookie_sizes(done), default=0) <= COOKIE_LIMIT
+        assert browser.get("/").json() == {"signed_in": False}
