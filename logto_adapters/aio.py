@@ -30,12 +30,18 @@ on the caller's loop, which the caller only awaits: a caller cancelled after the
 reached the provider (an ASGI server cancels a request whose browser went away) stops
 waiting, while the task stores the rotated refresh token and hands the result to the callers
 waiting on it.
+
+An API receiving Logto access tokens verifies them with ``LogtoResourceServer`` (one per
+app; see docs/protecting-apis.md)::
+
+    api = LogtoResourceServer("https://tenant.logto.app", "https://api.example.com")
+    claims = await api.verifyAuthorization(request.headers.get("Authorization"), ["read"])
 """
 
 from __future__ import annotations
 
 from . import public
-from ._async.client import Logto, LogtoClient, LogtoM2MClient, LogtoSession
+from ._async.client import Logto, LogtoClient, LogtoM2MClient, LogtoResourceServer, LogtoSession
 from ._async.kit import AnyStorage, AsyncOptions, AsyncStorage, AsyncTransport
 from .coordination import AsyncMemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
@@ -51,6 +57,7 @@ __all__ = [
     "Logto",
     "LogtoClient",
     "LogtoM2MClient",
+    "LogtoResourceServer",
     "LogtoSession",
     "MemoryCoordinator",
 ]

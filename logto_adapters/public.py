@@ -41,6 +41,7 @@ from logto_core.models import (
     TokenResponse,
     UserInfoResponse,
 )
+from logto_core.protocol.bearer import AccessTokenError
 from logto_core.protocol.id_token import UnknownKeyError
 from logto_core.protocol.signin_url import DirectSignIn, SignInParams
 from logto_core.protocol.token_exchange import ExchangedToken, TokenType
@@ -54,6 +55,7 @@ DeviceSignIn = DeviceAuthorization
 
 __all__ = [
     "AccessTokenClaims",
+    "AccessTokenError",
     "CallbackError",
     "CancelFlag",
     "ConfigError",

@@ -19,12 +19,18 @@ the work: the rotated refresh token is stored and shared all the same).
 Thread-safety: one client may serve many threads (and users, with a per-request storage such
 as a Flask session). Discovery and keys are shared by all its users. A process forked after
 the client was used starts clean in the child (no shared connections or in-flight state).
+
+An API receiving Logto access tokens verifies them with ``LogtoResourceServer`` (one per
+app; see docs/protecting-apis.md)::
+
+    api = LogtoResourceServer("https://tenant.logto.app", "https://api.example.com")
+    claims = api.verifyAuthorization(request.headers.get("Authorization"), ["read"])
 """
 
 from __future__ import annotations
 
 from . import public
-from ._sync.client import Logto, LogtoClient, LogtoM2MClient, LogtoSession
+from ._sync.client import Logto, LogtoClient, LogtoM2MClient, LogtoResourceServer, LogtoSession
 from ._sync.kit import SyncOptions, Transport
 from .coordination import MemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
@@ -33,6 +39,7 @@ __all__ = [
     "Logto",
     "LogtoClient",
     "LogtoM2MClient",
+    "LogtoResourceServer",
     "LogtoSession",
     "MemoryCoordinator",
     "SyncOptions",

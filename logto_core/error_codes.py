@@ -51,6 +51,7 @@ from .errors import (
     TransportError,
 )
 from .grants import DeviceAuthorizationError
+from .protocol.bearer import AccessTokenError
 from .protocol.id_token import UnknownKeyError
 from .testing._wire import Rejection
 
@@ -149,6 +150,12 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "a flow or operation asked for more requests or effects than any legitimate run "
         "needs (a provider answering in a loop)",
         "report it: the SDK stopped instead of looping",
+    ),
+    ErrorCode(
+        "access_token",
+        AccessTokenError,
+        "a request to an API is not allowed (class default; raised codes are bearer.* and "
+        "access_token.*)",
     ),
     # -- configuration and usage -------------------------------------------------------
     ErrorCode(
@@ -289,6 +296,26 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         LogtoUsageError,
         "revocation_timeout is not a finite number of seconds, 0 or more",
         "pass a finite number of seconds",
+    ),
+    ErrorCode(
+        "usage.resource_server",
+        LogtoUsageError,
+        "LogtoResourceServer was given an audience that is not an absolute URI of printable "
+        "ASCII, or algorithms that are empty, none, HMAC or not verifiable by the SDK",
+        "pass the API identifier from the Logto Console as the audience",
+    ),
+    ErrorCode(
+        "usage.access_requirements",
+        LogtoUsageError,
+        "requiredScopes, organizationId or organizationRoles of a verification is invalid "
+        "(not text, empty, or a scope that is no scope-token)",
+        "pass lists of non-empty strings (or one space-delimited string)",
+    ),
+    ErrorCode(
+        "usage.authorization_header",
+        LogtoUsageError,
+        "an Authorization header value is neither a str nor None",
+        "decode the header's bytes as latin-1 first",
     ),
     ErrorCode(
         "runtime.entropy",
@@ -554,6 +581,160 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "id_token.auth_time_changed",
         TokenValidationError,
         "a refreshed ID token has another authentication time (the stored ID token is kept)",
+    ),
+    # -- protecting an API (a resource server receiving access tokens) -------------------
+    ErrorCode(
+        "bearer.missing",
+        AccessTokenError,
+        "the request has no Authorization header, or an empty one: answer 401 with a bare "
+        "Bearer challenge (RFC 6750 section 3.1)",
+        "send Authorization: Bearer <access token>",
+    ),
+    ErrorCode(
+        "bearer.other_scheme",
+        AccessTokenError,
+        "the Authorization header uses another scheme than Bearer (401, no error code)",
+        "send Authorization: Bearer <access token>",
+    ),
+    ErrorCode(
+        "bearer.malformed",
+        AccessTokenError,
+        "the Authorization header has the Bearer scheme but not exactly one b64token "
+        "(400 invalid_request)",
+        "send Authorization: Bearer <access token>",
+    ),
+    ErrorCode(
+        "access_token.{check}",
+        AccessTokenError,
+        "the access token failed a check of the JWT chain (401 invalid_token); the checks "
+        "are listed below",
+    ),
+    ErrorCode(
+        "access_token.malformed",
+        AccessTokenError,
+        "the access token is oversized, not a compact JWS, or its header or payload is not "
+        "a strict JSON object (an opaque or encrypted token, garbage)",
+        "send the JWT access token Logto issues for this API's resource indicator, not the "
+        "opaque one",
+    ),
+    ErrorCode(
+        "access_token.claims_invalid",
+        AccessTokenError,
+        "an access token claim has the wrong type (scope, organization_id, "
+        "organization_roles...; see claim)",
+    ),
+    ErrorCode(
+        "access_token.alg_not_allowed",
+        AccessTokenError,
+        "the access token's algorithm is missing, none, HMAC, or not allowed",
+    ),
+    ErrorCode(
+        "access_token.crit_unsupported",
+        AccessTokenError,
+        "the access token header lists critical extensions",
+    ),
+    ErrorCode(
+        "access_token.typ_not_allowed",
+        AccessTokenError,
+        "the token's typ is not at+jwt (or application/at+jwt): an ID token, or another "
+        "kind of JWT",
+        "send an access token, not an ID token",
+    ),
+    ErrorCode(
+        "access_token.header_invalid",
+        AccessTokenError,
+        "the access token's kid is not a string",
+    ),
+    ErrorCode(
+        "access_token.kid_ambiguous",
+        AccessTokenError,
+        "several keys fit the access token and its kid does not decide",
+    ),
+    ErrorCode(
+        "access_token.key_mismatch",
+        AccessTokenError,
+        "the key the access token names does not fit its algorithm",
+    ),
+    ErrorCode(
+        "access_token.bad_signature",
+        AccessTokenError,
+        "the access token's signature is not valid",
+    ),
+    ErrorCode(
+        "access_token.missing_claim",
+        AccessTokenError,
+        "the access token lacks a claim RFC 9068 requires (iss, exp, aud, sub, client_id, "
+        "iat, jti; see claim)",
+    ),
+    ErrorCode(
+        "access_token.invalid_claim",
+        AccessTokenError,
+        "an access token claim has the wrong type (see claim)",
+    ),
+    ErrorCode(
+        "access_token.iss_mismatch",
+        AccessTokenError,
+        "the access token is not issued by the configured Logto endpoint",
+        "check LogtoResourceServer's endpoint",
+    ),
+    ErrorCode(
+        "access_token.aud_mismatch",
+        AccessTokenError,
+        "the access token is not for this API (its aud lacks the audience)",
+        "request the token for this API's resource indicator (resource=...); check "
+        "LogtoResourceServer's audience",
+    ),
+    ErrorCode(
+        "access_token.expired",
+        AccessTokenError,
+        "the access token has expired",
+        "get a fresh token (the client's getAccessToken does); check the server's clock",
+    ),
+    ErrorCode(
+        "access_token.not_yet_valid",
+        AccessTokenError,
+        "the access token is not valid yet (nbf)",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "access_token.iat_future",
+        AccessTokenError,
+        "the access token is issued in the future",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "access_token.auth_time_future",
+        AccessTokenError,
+        "the access token's authentication time is in the future",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "access_token.kid_unknown",
+        AccessTokenError,
+        "no key of the provider's key set matches the access token, after one refetch per "
+        "cooldown (forged, or signed by a retired key; 401 invalid_token)",
+        "get a fresh token",
+    ),
+    ErrorCode(
+        "access_token.insufficient_scope",
+        AccessTokenError,
+        "the access token lacks a required scope (403 insufficient_scope; scope lists every "
+        "scope needed)",
+        "request the token with the scopes, after granting them to the user's or app's roles",
+    ),
+    ErrorCode(
+        "access_token.organization_mismatch",
+        AccessTokenError,
+        "the access token is for another organization, or for none (403 insufficient_scope)",
+        "request the token for the organization (organizationId=...)",
+    ),
+    ErrorCode(
+        "access_token.organization_role_missing",
+        AccessTokenError,
+        "the access token's organization_roles lack a required role, or it has none (403 "
+        "insufficient_scope)",
+        "assign the role in the organization; Logto adds organization_roles to access tokens "
+        "only through a custom token claims script",
     ),
     # -- provider responses ------------------------------------------------------------
     ErrorCode(

@@ -30,6 +30,7 @@ flow                         session transitions
 ``poll_device``              granted: + ID token, refresh token, opaque access token, as
                              after a callback; otherwise none
 ``exchange_token``           none (the token is another user's): RFC 8693
+``verify_access_token``      none (the token is an API's caller's): RFC 9068, at the API
 ===========================  ==============================================================
 
 Errors that leave the session unchanged (transport faults, invalid provider data) are
@@ -39,7 +40,7 @@ learnt on the way (discovery, keys, the JWKS refetch cooldown) is still kept.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -79,11 +80,21 @@ from .jose.keys import (
     retry_unknown_key,
 )
 from .models import (
+    AccessTokenClaims,
     IdTokenClaims,
     OidcProviderMetadata,
     TokenResponse,
     UserInfoResponse,
 )
+from .protocol.access_token import (
+    AccessTokenPolicy,
+    Requirements,
+    authorize,
+    check_access_token,
+    precheck,
+)
+from .protocol.access_token import unknown_key_error as access_token_unknown_key
+from .protocol.bearer import AccessTokenError
 from .protocol.callback import parse_callback
 from .protocol.discovery import build_discovery_request, parse_discovery_response
 from .protocol.end_session import build_end_session_url
@@ -270,16 +281,11 @@ def _verified_id_token(
     access_token: str | None,
     nonce_unknown: bool = False,
 ) -> Step[IdTokenClaims]:
-    """Verify an ID token, fetching the keys if needed. When the token names a key the set
-    lacks (``NEED_KEYS``), the keys decide what may be tried (:func:`retry_unknown_key`: a set
-    a concurrent flow fetched meanwhile, at most one refetch per cooldown); this only does it."""
+    """Verify an ID token, fetching the keys if needed (:func:`_verified_with_keys`)."""
     now = run.runtime.now()
-    keys = run.provider.fresh_keys(run.config, now)
-    if keys is None:
-        run.refresh_provider()
-        keys = run.provider.fresh_keys(run.config, now)
-    if keys is None:
-        keys = yield from _fetch_keys(run, metadata, forced=False)
+    algorithms = allowed_algorithms(
+        run.config.idTokenAlgorithms, metadata.id_token_signing_alg_values_supported
+    )
 
     def check(key_set: KeySet) -> IdTokenClaims | NeedKeys:
         return check_id_token(
@@ -289,28 +295,48 @@ def _verified_id_token(
             client_id=run.config.appId,
             now=now,
             clock_tolerance=run.config.clockTolerance,
-            algorithms=allowed_algorithms(
-                run.config.idTokenAlgorithms, metadata.id_token_signing_alg_values_supported
-            ),
+            algorithms=algorithms,
             expected_nonce=expected_nonce,
             access_token=access_token,
             nonce_unknown=nonce_unknown,
         )
 
-    claims = check(keys)
-    if claims is NEED_KEYS:
+    return (yield from _verified_with_keys(run, metadata, check, unknown_key_error, "ID token"))
+
+
+def _verified_with_keys(
+    run: _Run,
+    metadata: OidcProviderMetadata,
+    check: Callable[[KeySet], T | NeedKeys],
+    unknown_key: Callable[[], LogtoError],
+    what: str,
+) -> Step[T]:
+    """Run ``check`` (a token's verification through the JWT chain) with the provider's key
+    set, fetching it when none is fresh. When the token names a key the set lacks
+    (``NEED_KEYS``), the keys decide what may be tried (:func:`retry_unknown_key`: a set a
+    concurrent flow fetched meanwhile, at most one refetch per cooldown); this only does it,
+    and raises ``unknown_key()`` when the key is still unknown after that."""
+    now = run.runtime.now()
+    keys = run.provider.fresh_keys(run.config, now)
+    if keys is None:
+        run.refresh_provider()
+        keys = run.provider.fresh_keys(run.config, now)
+    if keys is None:
+        keys = yield from _fetch_keys(run, metadata, forced=False)
+    result = check(keys)
+    if result is NEED_KEYS:
         run.refresh_provider()  # a concurrent flow may have fetched the rotated set meanwhile
         retry = retry_unknown_key(
             run.provider, run.config, now, tried=keys, fetched=run.fetched_keys
         )
         if retry.newer is not None:
-            claims = check(retry.newer)
-        if claims is NEED_KEYS and retry.refetch:
-            log.keys_refetched()
-            claims = check((yield from _fetch_keys(run, metadata, forced=True)))
-    if claims is NEED_KEYS:
-        raise unknown_key_error()
-    return claims
+            result = check(retry.newer)
+        if result is NEED_KEYS and retry.refetch:
+            log.keys_refetched(what)
+            result = check((yield from _fetch_keys(run, metadata, forced=True)))
+    if result is NEED_KEYS:
+        raise unknown_key()
+    return result
 
 
 # ---- sign-in ----------------------------------------------------------------------------
@@ -753,6 +779,55 @@ def _exchange(run: _Run, request: _ExchangeRequest) -> Step[ExchangedToken]:
         raise
 
 
+# ---- protecting an API (RFC 9068) --------------------------------------------------------
+
+
+def verify_access_token(
+    ctx: Context, token: str, policy: AccessTokenPolicy, requirements: Requirements
+) -> Flow[AccessTokenClaims]:
+    """Verify an access token presented to the API of ``policy`` and check that it allows
+    the request (``requirements``). What needs no word of the provider to refuse (garbage, an
+    ID token, an unsigned token: :func:`~logto_core.protocol.access_token.precheck`) is
+    refused before anything is fetched; then discovery and the key set, each only when the
+    cache has none fresh (a token signed with an unknown key refetches the set at most once
+    per cooldown). It touches no session. Failures of the token are
+    :class:`AccessTokenError` in ``policy``'s realm."""
+    run = _new_run(ctx, SessionState())
+    return _guarded(run, _verify_access_token(run, token, policy, requirements))
+
+
+def _verify_access_token(
+    run: _Run, token: str, policy: AccessTokenPolicy, requirements: Requirements
+) -> Step[AccessTokenClaims]:
+    try:
+        precheck(token, policy)
+        metadata = yield from _metadata(run)
+        now = run.runtime.now()
+        algorithms = allowed_algorithms(
+            policy.algorithms, metadata.id_token_signing_alg_values_supported
+        )
+
+        def check(keys: KeySet) -> AccessTokenClaims | NeedKeys:
+            return check_access_token(
+                token,
+                keys=keys,
+                issuer=metadata.issuer,
+                audience=policy.audience,
+                algorithms=algorithms,
+                now=now,
+                clock_tolerance=run.config.clockTolerance,
+            )
+
+        claims = yield from _verified_with_keys(
+            run, metadata, check, access_token_unknown_key, "access token"
+        )
+        authorize(claims, requirements)
+    except AccessTokenError as error:
+        policy.in_realm(error)
+        raise
+    return claims
+
+
 __all__ = [
     "MAX_REQUESTS_PER_FLOW",
     "Flow",
@@ -771,4 +846,5 @@ __all__ = [
     "sign_out_local",
     "start_device_sign_in",
     "user_info_with_token",
+    "verify_access_token",
 ]

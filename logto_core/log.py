@@ -72,8 +72,9 @@ def grant_dead() -> None:
     logger.info("the provider says the grant is dead (invalid_grant); session tokens cleared")
 
 
-def keys_refetched() -> None:
-    logger.info("ID token signed with an unknown key id; refetching the key set once")
+def keys_refetched(what: str = "ID token") -> None:
+    """``what`` is the kind of token, the SDK's own text ("ID token", "access token")."""
+    logger.info("%s signed with an unknown key id; refetching the key set once", what)
 
 
 def revocation_failed(error: LogtoError) -> None:

@@ -160,8 +160,11 @@ class IdTokenClaims(BaseModel):
 class AccessTokenClaims(BaseModel):
     """Claims of a JWT access token (an API-resource or organization token).
 
-    The SDK decodes them for the client's convenience; an API that receives the token must
-    verify it itself.
+    The client decodes them for its convenience, unverified; an API that receives the token
+    verifies it with ``LogtoResourceServer`` (:mod:`logto_core.protocol.access_token`), whose
+    claims always have ``jti`` and ``client_id`` (RFC 9068 section 2.2).
+    ``organization_roles`` (``<organization id>:<role>``) is there only when a custom token
+    claims script at Logto adds it.
     """
 
     model_config = _OPEN
@@ -175,6 +178,7 @@ class AccessTokenClaims(BaseModel):
     scope: str | None = None
     client_id: str | None = None
     organization_id: str | None = None
+    organization_roles: list[str] | None = None
 
 
 class UserIdentity(BaseModel):

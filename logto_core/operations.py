@@ -69,6 +69,8 @@ from .grants import (
 )
 from .http import HttpRequest
 from .models import AccessTokenClaims, UserInfoResponse
+from .protocol.access_token import AccessTokenPolicy, Requirements
+from .protocol.bearer import AccessTokenError, bearer_token
 from .protocol.callback import matching_attempt
 from .protocol.signin_url import SignInOptions, SignInParams
 from .protocol.token_exchange import ExchangedToken, TokenType
@@ -785,6 +787,34 @@ def exchange_token_op(
     return outcome.unwrap()
 
 
+# ---- protecting an API ------------------------------------------------------------------
+
+
+def verify_access_token_op(
+    ctx: Context, token: str, policy: AccessTokenPolicy, requirements: Requirements
+) -> Operation[AccessTokenClaims]:
+    """``LogtoResourceServer.verify``: the token's claims once it is valid for ``policy``'s
+    API and allows the request (``requirements``); an :class:`AccessTokenError` otherwise.
+    Costs no request while discovery and the key set are cached; nothing stored."""
+    outcome = yield from flows.verify_access_token(ctx, token, policy, requirements)
+    ctx.adopt(outcome.provider)
+    return outcome.unwrap()
+
+
+def verify_authorization_op(
+    ctx: Context, authorization: str | None, policy: AccessTokenPolicy, requirements: Requirements
+) -> Operation[AccessTokenClaims]:
+    """``LogtoResourceServer.verifyAuthorization``: :func:`verify_access_token_op` with the
+    token of an ``Authorization`` header value (:func:`~logto_core.protocol.bearer.bearer_token`:
+    ``None`` or another scheme is 401 without ``error``, a malformed one 400)."""
+    try:
+        token = bearer_token(authorization)
+    except AccessTokenError as error:
+        policy.in_realm(error)
+        raise
+    return (yield from verify_access_token_op(ctx, token, policy, requirements))
+
+
 __all__ = [
     "CANCEL_CHECK_SECONDS",
     "DEVICE_WAIT_EFFECTS",
@@ -818,5 +848,7 @@ __all__ = [
     "sign_out_op",
     "start_device_sign_in_op",
     "user_info_op",
+    "verify_access_token_op",
+    "verify_authorization_op",
     "wait_device_sign_in_op",
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from logto_adapters import sync
 from logto_adapters.testing import serve_provider
 from logto_core.jose.jwt import decode_unverified
 from logto_core.testing import TestProvider
@@ -185,3 +186,46 @@ def test_the_cookie_session_example_keeps_the_attempt_in_cookies() -> None:
         session.handleSignInCallback(callback)  # the attempt came back from the cookie
         assert session.getIdTokenClaims().sub == "ada"
         namespace["logto"].close()
+
+
+def test_the_guard_example_answers_every_case() -> None:
+    code = example("protecting-apis.md", "guard")
+    assert len(code.strip().splitlines()) <= 20  # short enough to read at a glance
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client("m2m", secret=M2M_SECRET, kind="m2m")
+        provider.add_resource(API, ["read", "write"])
+        provider.grant_permissions("m2m", API, ["read"])
+        namespace = _namespace(served)
+        exec(compile(code, "docs/protecting-apis.md", "exec"), namespace)
+        guard = namespace["guard"]
+        m2m = sync.LogtoM2MClient(
+            sync.LogtoConfig(endpoint=served.url, appId="m2m", appSecret=M2M_SECRET)
+        )
+        token = m2m.getAccessToken(API, scopes=["read"])
+        m2m.close()
+        assert guard(f"Bearer {token}", ["read"]) == (200, {}, {"sub": "m2m", "scope": "read"})
+        assert guard(None, ["read"]) == (
+            401,
+            {"WWW-Authenticate": 'Bearer realm="orders"'},
+            {"error": "unauthorized"},
+        )
+        status, headers, body = guard(f"Bearer {token}", ["read", "write"])
+        assert (status, body) == (403, {"error": "insufficient_scope"})
+        assert headers["WWW-Authenticate"].startswith(
+            'Bearer realm="orders", error="insufficient_scope", error_description="'
+        )
+        assert headers["WWW-Authenticate"].endswith('scope="read write"')
+        status, headers, body = guard(f"Bearer {token} {token}", ["read"])
+        assert (status, body) == (400, {"error": "invalid_request"})
+        status, headers, body = guard(f"Bearer {token[:-8]}AAAAAAAA", ["read"])
+        assert (status, body) == (401, {"error": "invalid_token"})
+        assert token not in headers["WWW-Authenticate"]
+        namespace["api"].close()
+    # Logto out of reach (nothing listens there any more): 503, not the caller's fault.
+    unreachable = _namespace(served)
+    exec(compile(code, "docs/protecting-apis.md", "exec"), unreachable)
+    status, headers, body = unreachable["guard"](f"Bearer {token}", ["read"])
+    assert status == 503 and headers == {"Retry-After": "10"}
+    assert str(body["error"]).startswith("transport.")
+    unreachable["api"].close()

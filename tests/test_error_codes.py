@@ -351,7 +351,14 @@ def _names_a_function(text: str) -> bool:
     return False
 
 
-DOCS = ["security.md", "tutorial.md", "storage.md", "architecture.md", "test-provider.md"]
+DOCS = [
+    "security.md",
+    "tutorial.md",
+    "storage.md",
+    "architecture.md",
+    "test-provider.md",
+    "protecting-apis.md",
+]
 
 
 @pytest.mark.parametrize("doc", DOCS)

@@ -1,5 +1,7 @@
 """The Logto client, written once: :class:`Logto` (one per app), :class:`LogtoSession` (one
-per request) and the tutorial's :class:`LogtoClient` (a session with a ``Logto`` of its own).
+per request) and the tutorial's :class:`LogtoClient` (a session with a ``Logto`` of its own);
+:class:`LogtoM2MClient` (machine to machine) and :class:`LogtoResourceServer` (an API that
+verifies the access tokens it receives), each built on a ``Logto`` of its own.
 
 Written once, for asyncio, in ``logto_adapters/_async/client.py``; the blocking client in
 ``logto_adapters/_sync/client.py`` is generated from it by ``scripts/unasync.py``, which
@@ -28,7 +30,7 @@ from typing_extensions import Unpack
 
 from logto_core import operations as ops
 from logto_core import shared_fetch
-from logto_core.config import LogtoConfig
+from logto_core.config import DEFAULT_ALGORITHMS, LogtoConfig
 from logto_core.context import Context
 from logto_core.coordination import AsyncCoordinator
 from logto_core.enums import InteractionMode
@@ -37,6 +39,11 @@ from logto_core.exchange import exchange
 from logto_core.grants import CancelFlag, DeviceAuthorization
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.models import AccessTokenClaims, IdTokenClaims, UserInfoResponse
+from logto_core.protocol.access_token import (
+    AccessTokenPolicy,
+    Requirements,
+    resource_server_config,
+)
 from logto_core.protocol.signin_url import SignInParams
 from logto_core.protocol.token_exchange import ExchangedToken, TokenType
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
@@ -722,4 +729,123 @@ class LogtoM2MClient:
     clear_access_tokens = clearAccessTokens
 
 
-__all__ = ["Logto", "LogtoClient", "LogtoM2MClient", "LogtoSession"]
+class LogtoResourceServer:
+    """An API's side of Logto: verifies the access tokens its callers present (RFC 9068)
+    and checks that they allow the request (scopes, organization, organization roles).
+
+    ``endpoint`` is the Logto endpoint, as for :class:`LogtoConfig`; ``audience`` the API's
+    resource indicator (its API identifier in the Logto Console, or
+    ``urn:logto:organization:<id>`` for a user's organization tokens). No app id or secret:
+    a resource server fetches the discovery document and the key set (shared by every
+    caller, cached, refetched once per ``jwksRefetchCooldown`` when a token names an
+    unknown key) and never authenticates to Logto. Its :class:`LogtoConfig` (:attr:`config`)
+    holds the audience as its ``appId``, which never leaves the process.
+
+    ``realm`` names the protection space in the challenges of its errors; ``algorithms`` the
+    accepted signature algorithms (intersected with the provider's; never ``none`` or
+    HMAC); ``clockTolerance``, ``jwksMaxAge``, ``jwksRefetchCooldown``, ``discoveryMaxAge``
+    and ``allowInsecureLoopback`` are :class:`LogtoConfig`'s (its defaults when omitted).
+    The other options are those of :class:`Logto` (timeouts, retries, transport, runtime,
+    provider cache, coordinator).
+
+    A token refused is an :class:`AccessTokenError` with ``status`` (400, 401, 403),
+    ``error`` and ``www_authenticate()`` for the answer; trouble reaching Logto is a
+    :class:`TransportError` (or ``DiscoveryError``, ``JwksError``): answer 503.
+    """
+
+    __slots__ = ("logto", "policy")
+
+    def __init__(
+        self,
+        endpoint: str,
+        audience: str,
+        *,
+        realm: str | None = None,
+        algorithms: Sequence[str] = DEFAULT_ALGORITHMS,
+        clockTolerance: float | None = None,
+        jwksMaxAge: float | None = None,
+        jwksRefetchCooldown: float | None = None,
+        discoveryMaxAge: float | None = None,
+        allowInsecureLoopback: bool | None = None,
+        **options: Unpack[AsyncOptions],
+    ) -> None:
+        self.policy = AccessTokenPolicy.of(audience, algorithms, realm)
+        """What the API accepts: its audience, the algorithms, its realm."""
+        given = {
+            "clockTolerance": clockTolerance,
+            "jwksMaxAge": jwksMaxAge,
+            "jwksRefetchCooldown": jwksRefetchCooldown,
+            "discoveryMaxAge": discoveryMaxAge,
+            "allowInsecureLoopback": allowInsecureLoopback,
+        }
+        settings = {name: value for name, value in given.items() if value is not None}
+        self.logto = Logto(resource_server_config(endpoint, self.policy, **settings), **options)
+        """The app-lifetime object: transport, provider cache, coordinator."""
+
+    @property
+    def config(self) -> LogtoConfig:
+        return self.logto.config
+
+    @property
+    def audience(self) -> str:
+        return self.policy.audience
+
+    async def verify(
+        self,
+        token: str,
+        requiredScopes: Sequence[str] | str | None = None,
+        organizationId: str | None = None,
+        *,
+        organizationRoles: Sequence[str] | str | None = None,
+    ) -> AccessTokenClaims:
+        """The claims of ``token`` once it is a valid access token for this API and allows
+        the request: every one of ``requiredScopes`` granted (a list, or one space-delimited
+        string); with ``organizationId``, for that organization (its ``organization_id``
+        claim, or an organization token's audience); each of ``organizationRoles`` held in
+        that organization (Logto's ``organization_roles`` claim, ``<organization id>:<role>``,
+        which a custom token claims script adds; a token without it is refused).
+
+        Raises :class:`AccessTokenError`: 401 ``invalid_token`` (malformed, forged, expired,
+        for another API or issuer, an ID token...), 403 ``insufficient_scope`` (a scope, the
+        organization or a role missing). No request while the keys are cached."""
+        requirements = Requirements.of(requiredScopes, organizationId, organizationRoles)
+        operation = ops.verify_access_token_op(self.logto.core, token, self.policy, requirements)
+        return await kit.run(operation, self.logto._perform_app)
+
+    async def verifyAuthorization(
+        self,
+        authorization: str | None,
+        requiredScopes: Sequence[str] | str | None = None,
+        organizationId: str | None = None,
+        *,
+        organizationRoles: Sequence[str] | str | None = None,
+    ) -> AccessTokenClaims:
+        """:meth:`verify` with the raw ``Authorization`` header value of the request
+        (``None`` when it has none): ``Bearer <token>``, the scheme in any case. No header or
+        another scheme is 401 without ``error`` (RFC 6750 section 3.1); a malformed one 400
+        ``invalid_request``."""
+        requirements = Requirements.of(requiredScopes, organizationId, organizationRoles)
+        operation = ops.verify_authorization_op(
+            self.logto.core, authorization, self.policy, requirements
+        )
+        return await kit.run(operation, self.logto._perform_app)
+
+    def exportProviderCache(self) -> str:
+        """See :meth:`Logto.exportProviderCache`: discovery and keys, for a later process."""
+        return self.logto.exportProviderCache()
+
+    async def aclose(self) -> None:
+        """Close the connections this object opened (see :meth:`Logto.aclose`)."""
+        await self.logto.aclose()
+
+    async def __aenter__(self) -> LogtoResourceServer:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    verify_authorization = verifyAuthorization
+    export_provider_cache = exportProviderCache
+
+
+__all__ = ["Logto", "LogtoClient", "LogtoM2MClient", "LogtoResourceServer", "LogtoSession"]

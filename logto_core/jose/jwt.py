@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, NoReturn, TypeVar
@@ -34,6 +35,9 @@ _COMPACT_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _COMPACT_JWE = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){4}")
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
+
+TIME_CLAIMS = ("exp", "iat", "nbf", "auth_time")
+"""Claims whose value is a NumericDate (RFC 7519 section 2)."""
 
 
 def _malformed(message: str, *, claim: str | None = None) -> NoReturn:
@@ -140,6 +144,19 @@ def validate_claims(
             code=code,
             claim=claim,
         ) from None
+
+
+def whole_second_times(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of verified ``claims`` with fractional times (:data:`TIME_CLAIMS`) rounded
+    down, for the claim models, which hold whole seconds: NumericDate may be fractional
+    (RFC 7519 section 2), and rounding down only makes times earlier (``exp`` and
+    ``auth_time`` more conservative)."""
+    normalised = dict(claims)
+    for name in TIME_CLAIMS:
+        value = normalised.get(name)
+        if isinstance(value, float) and math.isfinite(value):
+            normalised[name] = math.floor(value)
+    return normalised
 
 
 def decode_access_token_claims(token: str) -> AccessTokenClaims:

@@ -17,23 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
 from collections.abc import Callable, Collection, Mapping
 from functools import lru_cache
 from typing import Any, Literal, NoReturn
 
 from ..errors import TokenValidationError
 from ..jose.chain import JwtRules, UnknownKeyError, allowed_algorithms, verify_jwt
-from ..jose.jwt import b64url_encode, validate_claims
+from ..jose.jwt import b64url_encode, validate_claims, whole_second_times
 from ..jose.keys import NEED_KEYS, KeySet, NeedKeys
 from ..models import IdTokenClaims
 
 # typ values an ID token may carry (Logto sends none). Anything else, such as "at+jwt" or
 # "logout+jwt", is another kind of token and must not be accepted as an ID token.
 _ID_TOKEN_TYPES = frozenset({"jwt", "application/jwt"})
-
-# Claims whose value is a NumericDate.
-_TIME_CLAIMS = ("exp", "iat", "nbf", "auth_time")
 
 __all__ = [
     "UnknownKeyError",
@@ -218,13 +214,7 @@ def _check_at_hash(
 
 
 def _to_model(claims: dict[str, Any]) -> IdTokenClaims:
-    # The model holds whole seconds; NumericDate may be fractional (RFC 7519 section 2), and
-    # rounding down only makes times earlier (i.e. exp and auth_time more conservative).
-    normalised = dict(claims)
-    for name in _TIME_CLAIMS:
-        if isinstance(normalised.get(name), float):
-            normalised[name] = math.floor(normalised[name])
-    return validate_claims(IdTokenClaims, normalised, code="id_token.invalid_claim")
+    return validate_claims(IdTokenClaims, whole_second_times(claims), code="id_token.invalid_claim")
 
 
 def check_refreshed_id_token(previous: IdTokenClaims, refreshed: IdTokenClaims) -> None:
