@@ -16,6 +16,8 @@ storage, and sets the storage's cookies on the response::
 Then :meth:`LogtoAuth.routes` serve sign-in (``?next=`` kept for after it), the callback
 (the session id replaced, then back to ``next``) and sign-out; :func:`require_sign_in` and
 the :func:`authenticated` decorator guard pages (a redirect to sign-in) and APIs (401).
+An API receiving Logto access tokens checks them with :func:`verify_bearer` (a
+:class:`~logto_adapters.aio.LogtoResourceServer`, no session, no middleware).
 
 Cookies are written when the response starts, from what the storage holds once the handler
 is done: a refresh that rotated the refresh token during the handler reaches the browser.
@@ -30,7 +32,7 @@ from __future__ import annotations
 
 import html
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import wraps
 from urllib.parse import quote
 
@@ -42,9 +44,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from logto_core.errors import LogtoError, LogtoUsageError, StorageError, TransportError
+from logto_core.models import AccessTokenClaims
+from logto_core.protocol.bearer import AccessTokenError
 from logto_core.protocol.signin_url import SignInParams
 
-from ._async.client import Logto, LogtoSession
+from ._async.client import Logto, LogtoResourceServer, LogtoSession
 from .cookie_session import SetCookie
 from .web import (
     OpenedSession,
@@ -374,6 +378,51 @@ async def require_sign_in(conn: HTTPConnection) -> LogtoSession:
     raise SignInRequired(state.auth.sign_in_url(conn), as_json=wants_json(state.web))
 
 
+class AccessTokenRefused(HTTPException):
+    """An API request its bearer token does not allow: the status of the
+    :class:`~logto_adapters.aio.AccessTokenError` (400, 401 or 403) with its
+    ``WWW-Authenticate`` challenge (RFC 6750), or 503 with ``Retry-After`` when Logto could
+    not be asked (the caller is not at fault). The error is :attr:`error` (and the
+    ``__cause__``); the detail is its description, which never holds the token."""
+
+    def __init__(self, error: LogtoError) -> None:
+        if isinstance(error, AccessTokenError):
+            super().__init__(
+                error.status,
+                error.error_description,
+                headers={"WWW-Authenticate": error.www_authenticate()},
+            )
+        else:
+            super().__init__(503, "Logto could not be asked", headers={"Retry-After": "10"})
+        self.error = error
+
+
+async def verify_bearer(
+    conn: HTTPConnection,
+    api: LogtoResourceServer,
+    requiredScopes: Sequence[str] | str | None = None,
+    organizationId: str | None = None,
+    *,
+    organizationRoles: Sequence[str] | str | None = None,
+) -> AccessTokenClaims:
+    """The claims of the request's bearer token once ``api`` accepts it for the request
+    (:meth:`~logto_adapters.aio.LogtoResourceServer.verifyAuthorization`); else
+    :class:`AccessTokenRefused`, which Starlette and FastAPI answer as it says. Needs no
+    middleware."""
+    try:
+        return await api.verifyAuthorization(
+            conn.headers.get("authorization"),
+            requiredScopes,
+            organizationId,
+            organizationRoles=organizationRoles,
+        )
+    except AccessTokenError as refused:
+        raise AccessTokenRefused(refused) from refused
+    except LogtoError as trouble:  # Logto out of reach, or unusable: not the caller's fault
+        logger.warning("access token not verified: %s (%s)", type(trouble).__name__, trouble.code)
+        raise AccessTokenRefused(trouble) from trouble
+
+
 def authenticated(endpoint: Endpoint) -> Endpoint:
     """Guard a Starlette endpoint: it runs only for a signed-in user (see
     :func:`require_sign_in`); read the session in it with :func:`logto_session`."""
@@ -391,6 +440,7 @@ def authenticated(endpoint: Endpoint) -> Endpoint:
 
 __all__ = [
     "SCOPE_KEY",
+    "AccessTokenRefused",
     "LogtoAuth",
     "LogtoMiddleware",
     "SignInRequired",
@@ -398,4 +448,5 @@ __all__ = [
     "logto_auth",
     "logto_session",
     "require_sign_in",
+    "verify_bearer",
 ]

@@ -5,28 +5,38 @@
     uvicorn --factory logto_adapters.demo.fastapi_app:create_app   # with LOGTO_* set
 
 Routes: ``/`` (the user's ID-token claims as JSON, or a sign-in link), ``/sign-in``,
-``/callback``, ``/sign-out``, and ``/protected`` (signed-in users only: their claims and
-those of their access token for the first API resource of ``LOGTO_RESOURCES``).
+``/callback``, ``/sign-out``, ``/protected`` (signed-in users only: their ``sub`` and the
+claims of their access token for the first API resource of ``LOGTO_RESOURCES``), and
+``/api/hello``, that API itself: ``{"sub": ...}`` for a bearer token of it with the
+``read`` scope, 401 / 403 with ``WWW-Authenticate`` otherwise.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations``: FastAPI reads the routes' annotations at run
+# time, and the API route's names a dependency local to create_app.
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, JSONResponse
 from typing_extensions import Unpack
 
-from logto_adapters.aio import AsyncOptions, Logto, LogtoConfig, UserInfoScope
+from logto_adapters.aio import (
+    AccessTokenClaims,
+    AsyncOptions,
+    Logto,
+    LogtoConfig,
+    LogtoResourceServer,
+    UserInfoScope,
+)
 from logto_adapters.fastapi import (
     LogtoAuth,
     LogtoMiddleware,
     LogtoSessionDep,
+    RequireAccessToken,
     SignedInSession,
     logto_router,
 )
@@ -63,11 +73,23 @@ def create_app(
         sessions = ServerSessions(secure=settings.base_url.startswith("https://"))
     auth = LogtoAuth(logto, sessions=sessions, base_url=settings.base_url)
     api = settings.resources[0] if settings.resources else None
+    # The app's own API (in a real deployment, often another service): one resource server
+    # per API, made once.
+    resource_server = (
+        LogtoResourceServer(settings.endpoint, api, **options) if api is not None else None
+    )
+
+    async def no_api() -> AccessTokenClaims:
+        raise HTTPException(404, "no API resource configured (LOGTO_RESOURCES)")
+
+    read_token = RequireAccessToken(resource_server, ["read"]) if resource_server else no_api
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         await logto.aclose()  # waits (bounded) for sign-out revocations still running
+        if resource_server is not None:
+            await resource_server.aclose()
 
     app = FastAPI(title="Logto FastAPI sample", lifespan=lifespan)
     app.state.logto_auth = auth
@@ -88,6 +110,12 @@ def create_app(
             token = await session.getAccessTokenClaims(api)
             page["api"] = token.model_dump(mode="json", exclude_unset=True)
         return page
+
+    @app.get("/api/hello")
+    async def hello(
+        claims: Annotated[AccessTokenClaims, Depends(read_token)],
+    ) -> dict[str, str]:
+        return {"sub": claims.sub}
 
     return app
 

@@ -28,7 +28,13 @@ from logto_adapters.fastapi import (
     logto_router,
 )
 from logto_adapters.testing import ServedProvider
-from logto_adapters.web import CookieSessions, MemorySessionStore, ServerSessions, SessionBackend
+from logto_adapters.web import (
+    CookieSessions,
+    MemorySessionStore,
+    ServerSessions,
+    SessionBackend,
+    WebRequest,
+)
 from logto_core.runtime import Runtime
 
 from ..asgi_client import TestClient
@@ -344,3 +350,55 @@ def test_a_session_too_large_for_its_cookies_fails_the_sign_in_loudly(
         assert done.status_code == 500 and "storage." in done.text
         assert max(cookie_sizes(done), default=0) <= COOKIE_LIMIT
         assert browser.get("/").json() == {"signed_in": False}
+
+
+def tokens_of(browser: Browser, cookies: httpx.Cookies) -> tuple[str | None, str | None]:
+    """The access token for the API and the ID token of the session ``cookies`` name, read
+    as the app would: its session backend opened on them (the app never shows a token)."""
+    auth: LogtoAuth = browser.client.app.state.logto_auth  # type: ignore[attr-defined]
+    opened = auth.sessions.open(WebRequest("GET", BASE, cookies=dict(cookies)))
+    session = auth.logto.session(opened.storage)
+    portal: Any = browser.client.portal  # the app's event loop
+    return portal.call(session.getAccessToken, API), session.getIdToken()
+
+
+def test_the_api_answers_a_valid_bearer_token_and_refuses_the_rest(
+    served: ServedProvider, browser: Browser
+) -> None:
+    served.provider.add_user("user-2", name="Bea")  # no permission for the API: no scope
+    browser.sign_in()
+    token, id_token = tokens_of(browser, browser.client.cookies)
+    assert token is not None and id_token is not None
+    hello = browser.get("/api/hello", authorization=f"Bearer {token}")
+    assert hello.status_code == 200 and hello.json() == {"sub": USER}
+
+    bare = browser.get("/api/hello")
+    assert bare.status_code == 401 and bare.headers["www-authenticate"] == "Bearer"
+    malformed = browser.get("/api/hello", authorization="Bearer two tokens")
+    assert malformed.status_code == 400
+    assert 'error="invalid_request"' in malformed.headers["www-authenticate"]
+    forged = browser.get("/api/hello", authorization=f"Bearer {id_token}")
+    assert forged.status_code == 401
+    assert 'error="invalid_token"' in forged.headers["www-authenticate"]
+    assert id_token not in forged.text + forged.headers["www-authenticate"]
+
+    other = TestClient(browser.client.app, base_url=BASE, follow_redirects=False)
+    start = other.get("/sign-in")
+    other.get(served.provider.approve(start.headers["location"], "user-2"))
+    weak, _ = tokens_of(browser, other.cookies)
+    assert weak is not None
+    refused = browser.get("/api/hello", authorization=f"Bearer {weak}")
+    assert refused.status_code == 403
+    challenge = refused.headers["www-authenticate"]
+    assert 'error="insufficient_scope"' in challenge and 'scope="read"' in challenge
+
+
+def test_the_api_shows_as_a_bearer_scheme_in_openapi(browser: Browser) -> None:
+    schema: Any = browser.client.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["LogtoAccessToken"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+    }
+    assert schema["paths"]["/api/hello"]["get"]["security"] == [{"LogtoAccessToken": []}]
+    assert "/sign-in" not in schema["paths"]  # the routes of the sign-in stay out

@@ -17,13 +17,14 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from logto_adapters.aio import Logto, LogtoConfig
+from logto_adapters.aio import Logto, LogtoConfig, LogtoResourceServer
 from logto_adapters.cookie_session import CookieCipher
 from logto_adapters.starlette import (
     LogtoAuth,
     authenticated,
     logto_session,
     require_sign_in,
+    verify_bearer,
 )
 from logto_adapters.testing import ServedProvider
 from logto_adapters.web import (
@@ -330,3 +331,38 @@ def test_sign_out_comes_back_to_the_registered_page(served: ServedProvider, cloc
         out = client.post("/sign-out")
         assert out.status_code == 303
         assert httpx.URL(out.headers["location"]).params["post_logout_redirect_uri"] == POST_LOGOUT
+
+
+def test_verify_bearer_in_a_starlette_endpoint(served: ServedProvider, clock: Clock) -> None:
+    """No middleware needed; a refusal is Starlette's HTTPException answer with the
+    challenge, and Logto out of reach is 503 (the caller is not at fault)."""
+    reachable = LogtoResourceServer(served.url, API, runtime=Runtime(clock=clock))
+    unreachable = LogtoResourceServer(
+        "http://127.0.0.1:9", API, runtime=Runtime(clock=clock), timeout=(0.5, 1.0), max_retries=0
+    )
+
+    def endpoint(api: LogtoResourceServer) -> Any:
+        async def hello(request: Request) -> Response:
+            claims = await verify_bearer(request, api, "read")
+            return JSONResponse({"sub": claims.sub})
+
+        return hello
+
+    app = Starlette(
+        routes=[Route("/hello", endpoint(reachable)), Route("/down", endpoint(unreachable))]
+    )
+    auth = LogtoAuth(
+        make_logto(served, clock), sessions=ServerSessions(secure=False), base_url=BASE
+    )
+    signed = starlette_app(auth)
+    with TestClient(signed, base_url=BASE, follow_redirects=False) as browser:
+        sign_in(browser, served)
+        token = browser.get("/plain-token").json()["token"]
+    with TestClient(app, base_url=BASE) as client:
+        ok = client.get("/hello", headers={"authorization": f"Bearer {token}"})
+        assert ok.json() == {"sub": USER}
+        bare = client.get("/hello")
+        assert bare.status_code == 401 and bare.headers["www-authenticate"] == "Bearer"
+        down = client.get("/down", headers={"authorization": f"Bearer {token}"})
+        assert down.status_code == 503 and down.headers["retry-after"] == "10"
+        assert token not in down.text
