@@ -46,8 +46,10 @@ errors-doc: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m logto_adapters.demo
 
+# `make serve FRAMEWORK=fastapi` serves that framework's sample app instead of the tutorial's.
+FRAMEWORK ?= tutorial
 serve: $(STAMP)
-	$(BIN)/python -m logto_adapters.demo --serve
+	$(BIN)/python -m logto_adapters.demo --serve --framework $(FRAMEWORK)
 
 # Long profiles of the fuzzers and of the fault-injection soak (minutes; figures printed,
 # recorded in docs/security.md). The test suite runs short profiles of both.
