@@ -402,3 +402,44 @@ def test_the_api_shows_as_a_bearer_scheme_in_openapi(browser: Browser) -> None:
     }
     assert schema["paths"]["/api/hello"]["get"]["security"] == [{"LogtoAccessToken": []}]
     assert "/sign-in" not in schema["paths"]  # the routes of the sign-in stay out
+
+
+def test_the_demo_serves_the_sample_app_on_the_embedded_provider() -> None:
+    """``python -m logto_adapters.demo --serve --framework fastapi``: uvicorn on the port
+    asked for, the embedded provider's sign-in page, then a clean stop on SIGTERM."""
+    import os
+    import re
+    import select
+    import subprocess
+    import sys
+    from html import unescape
+    from urllib.parse import urljoin
+
+    import requests
+
+    from tests.interop.conftest import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOGTO_", "APP_"))}
+    env["APP_BASE_URL"] = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "logto_adapters.demo", "--serve", "--framework", "fastapi"]
+    process = subprocess.Popen(
+        [*command, "--provider-port", "0"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        # The first line is printed once the app is served; waited for 20 s at most.
+        ready, _, _ = select.select([process.stdout], [], [], 20.0)
+        first = process.stdout.readline() if ready else ""
+        assert f"http://127.0.0.1:{port}/" in first, first
+        base, http = f"http://127.0.0.1:{port}", requests.Session()
+        start = http.get(f"{base}/sign-in?next=/protected", allow_redirects=False, timeout=10)
+        login = http.get(start.headers["location"], timeout=10)
+        action = unescape(re.search(r'action="([^"]*)"', login.text)[1])  # type: ignore[index]
+        hidden = unescape(re.search(r'name="request" value="([^"]*)"', login.text)[1])  # type: ignore[index]
+        form = {"request": hidden, "username": "alice", "action": "approve"}
+        page = http.post(urljoin(login.url, action), data=form, timeout=10)
+        assert page.url == f"{base}/protected" and page.json()["sub"] == "u_alice"
+    finally:
+        process.terminate()
+        assert process.wait(timeout=15) == 0
