@@ -41,7 +41,14 @@ app; see docs/protecting-apis.md)::
 from __future__ import annotations
 
 from . import public
-from ._async.client import Logto, LogtoClient, LogtoM2MClient, LogtoResourceServer, LogtoSession
+from ._async.client import (
+    Logto,
+    LogtoClient,
+    LogtoM2MClient,
+    LogtoResourceServer,
+    LogtoSession,
+    SessionLookup,
+)
 from ._async.kit import AnyStorage, AsyncOptions, AsyncStorage, AsyncTransport
 from .coordination import AsyncMemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
@@ -60,5 +67,6 @@ __all__ = [
     "LogtoResourceServer",
     "LogtoSession",
     "MemoryCoordinator",
+    "SessionLookup",
 ]
 __all__ += public.__all__

@@ -22,6 +22,7 @@ from logto_core.errors import (
     CallbackError,
     DiscoveryError,
     JwksError,
+    LogoutRequestError,
     LogtoError,
     LogtoUsageError,
     OAuthError,
@@ -41,11 +42,15 @@ from logto_core.models import (
     TokenResponse,
     UserInfoResponse,
 )
+from logto_core.protocol.backchannel import BackchannelLogoutResult
 from logto_core.protocol.bearer import AccessTokenError
 from logto_core.protocol.id_token import UnknownKeyError
+from logto_core.protocol.logout_token import LogoutToken
 from logto_core.protocol.signin_url import DirectSignIn, SignInParams
 from logto_core.protocol.token_exchange import ExchangedToken, TokenType
 from logto_core.storage import MemoryStorage, Storage
+
+from .session_registry import RegisteredSession, SessionRegistry
 
 LogtoException = LogtoError
 """The official SDK's name for the base error; ``except LogtoException`` keeps working."""
@@ -56,6 +61,7 @@ DeviceSignIn = DeviceAuthorization
 __all__ = [
     "AccessTokenClaims",
     "AccessTokenError",
+    "BackchannelLogoutResult",
     "CallbackError",
     "CancelFlag",
     "ConfigError",
@@ -71,6 +77,8 @@ __all__ = [
     "Identifier",
     "InteractionMode",
     "JwksError",
+    "LogoutRequestError",
+    "LogoutToken",
     "LogtoConfig",
     "LogtoError",
     "LogtoException",
@@ -82,8 +90,10 @@ __all__ = [
     "Prompt",
     "ProviderError",
     "ProviderResponseError",
+    "RegisteredSession",
     "ReservedResource",
     "ScopeNotGrantedError",
+    "SessionRegistry",
     "SignInParams",
     "SignInRequiredError",
     "Storage",

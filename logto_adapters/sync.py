@@ -30,7 +30,14 @@ app; see docs/protecting-apis.md)::
 from __future__ import annotations
 
 from . import public
-from ._sync.client import Logto, LogtoClient, LogtoM2MClient, LogtoResourceServer, LogtoSession
+from ._sync.client import (
+    Logto,
+    LogtoClient,
+    LogtoM2MClient,
+    LogtoResourceServer,
+    LogtoSession,
+    SessionLookup,
+)
 from ._sync.kit import SyncOptions, Transport
 from .coordination import MemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
@@ -42,6 +49,7 @@ __all__ = [
     "LogtoResourceServer",
     "LogtoSession",
     "MemoryCoordinator",
+    "SessionLookup",
     "SyncOptions",
     "Transport",
 ]

@@ -16,16 +16,12 @@ A framework integration (Flask, Starlette/FastAPI, Django) turns its request int
 * **where sessions live**: a :class:`SessionBackend` opens the storage of one request and
   says what cookies to set: :class:`CookieSessions` (the encrypted cookie session of
   :mod:`logto_adapters.cookie_session`) or :class:`ServerSessions` (tokens kept on the
-  server, under a random session id that the cookie carries and that is replaced at
-  sign-in).
+  server in a :class:`~logto_adapters.session_registry.SessionRegistry`, under a random
+  session id that the cookie carries and that is replaced at sign-in).
 """
 
 from __future__ import annotations
 
-import secrets
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -36,6 +32,7 @@ from logto_core.return_to import safe_return_to
 from logto_core.storage import Storage
 
 from .cookie_session import CookieCipher, SetCookie
+from .session_registry import RegisteredSession, SessionRegistry
 
 RETURN_TO_KEY = "logtoReturnTo"
 """The storage key of the path to return to after sign-in (next to the SDK's own key)."""
@@ -190,108 +187,29 @@ class CookieSessions:
         return _CookieOpened(storage, storage.set_cookies)
 
 
-class SessionStore(Protocol):
-    """Where :class:`ServerSessions` keeps each session's values, key by key. Each call is
-    atomic on its own: a request reads what another request of the same session wrote
-    (the SDK's saves compare on what the storage holds *now*)."""
-
-    def get(self, session_id: str, key: str) -> str | None: ...
-
-    def set(self, session_id: str, key: str, value: str | None) -> None:
-        """Store ``value`` (``None``: delete the key; a session left empty is deleted)."""
-
-    def move(self, old_id: str, new_id: str) -> None:
-        """Give ``old_id``'s values to ``new_id``; ``old_id`` is then unknown."""
-
-
-class MemorySessionStore:
-    """Server-side sessions in this process: at most ``max_sessions`` (the least recently
-    used go first), each forgotten after ``idle`` seconds unused. For development and
-    single-process apps; several processes need a store they share (Redis). Thread-safe."""
-
-    def __init__(
-        self,
-        *,
-        max_sessions: int = 10_000,
-        idle: float = 14 * 24 * 3600.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._sessions: OrderedDict[str, tuple[float, dict[str, str]]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._max = max_sessions
-        self._idle = idle
-        self._clock = clock
-
-    def _live(self, session_id: str) -> dict[str, str] | None:
-        found = self._sessions.get(session_id)
-        if found is None:
-            return None
-        now = self._clock()
-        if not 0 <= now - found[0] < self._idle:  # idle too long, or the clock went back
-            del self._sessions[session_id]
-            return None
-        self._sessions[session_id] = (now, found[1])
-        self._sessions.move_to_end(session_id)
-        return found[1]
-
-    def get(self, session_id: str, key: str) -> str | None:
-        with self._lock:
-            values = self._live(session_id)
-            return None if values is None else values.get(key)
-
-    def set(self, session_id: str, key: str, value: str | None) -> None:
-        with self._lock:
-            values = self._live(session_id)
-            if values is None:
-                if value is None:
-                    return
-                values = {}
-                self._sessions[session_id] = (self._clock(), values)
-            if value is None:
-                values.pop(key, None)
-                if not values:
-                    del self._sessions[session_id]
-            else:
-                values[key] = value
-            while len(self._sessions) > self._max:
-                self._sessions.popitem(last=False)
-
-    def move(self, old_id: str, new_id: str) -> None:
-        with self._lock:
-            values = self._live(old_id)
-            if values is not None:
-                del self._sessions[old_id]
-                self._sessions[new_id] = (self._clock(), values)
-
-    def __len__(self) -> int:
-        return len(self._sessions)
-
-
-def new_session_id() -> str:
-    """A session id: 256 random bits, URL-safe."""
-    return secrets.token_urlsafe(32)
-
-
 class _ServerStorage(Storage):
-    """One request's view of a server-side session: every call goes to the store."""
+    """One request's view of a server-side session: nothing is created until the first
+    write (an anonymous visit costs no session and sets no cookie); every call goes to the
+    registry, so a request reads what a concurrent request of the same session wrote (the
+    SDK's saves compare on what the storage holds *now*)."""
 
-    def __init__(self, store: SessionStore, session_id: str | None) -> None:
-        self.store = store
-        self.session_id = session_id
-        self.written = False
+    def __init__(self, registry: SessionRegistry, session_id: str | None) -> None:
+        self.registry = registry
+        self.session: RegisteredSession | None = registry.get(session_id)
+
+    @property
+    def session_id(self) -> str | None:
+        return self.session.id if self.session is not None else None
 
     def get(self, key: str) -> str | None:
-        if self.session_id is None:
-            return None
-        return self.store.get(self.session_id, key)
+        return self.session.get(key) if self.session is not None else None
 
     def set(self, key: str, value: str | None) -> None:
-        if self.session_id is None:
+        if self.session is None:
             if value is None:
                 return
-            self.session_id = new_session_id()  # made at the first write
-        self.store.set(self.session_id, key, value)
-        self.written = True
+            self.session = self.registry.create()  # made at the first write
+        self.session.set(key, value)
 
     def delete(self, key: str) -> None:
         self.set(key, None)
@@ -300,21 +218,17 @@ class _ServerStorage(Storage):
 class _ServerOpened:
     def __init__(self, backend: ServerSessions, request: WebRequest) -> None:
         self._backend = backend
-        given = request.cookies.get(backend.cookie_name)
-        # An id is only ever one the server made: anything else is not looked up.
-        self._given = given if given and _ID_CHARS.issuperset(given) and len(given) <= 64 else None
-        self._storage = _ServerStorage(backend.store, self._given)
+        self._given = request.cookies.get(backend.cookie_name)
+        self._storage = _ServerStorage(backend.registry, self._given)
 
     @property
     def storage(self) -> Storage:
         return self._storage
 
     def rotate(self) -> None:
-        old = self._storage.session_id
-        new = new_session_id()
-        if old is not None:
-            self._backend.store.move(old, new)
-        self._storage.session_id = new
+        current = self._storage.session_id
+        if current is not None:
+            self._backend.registry.rotate(current)  # the storage follows its session
 
     def set_cookies(self) -> list[SetCookie]:
         current = self._storage.session_id
@@ -334,17 +248,17 @@ class _ServerOpened:
         ]
 
 
-_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
 class ServerSessions:
-    """Sessions kept on the server (``store``), the browser holding only a random session
-    id in an ``HttpOnly`` cookie: sessions of any size, and a sign-out that ends them on the
-    server. The id is made at the first write and replaced at sign-in (:meth:`rotate`)."""
+    """Sessions kept on the server in ``registry`` (a
+    :class:`~logto_adapters.session_registry.SessionRegistry` of this process by default),
+    the browser holding only a random session id in an ``HttpOnly`` cookie: sessions of any
+    size, a sign-out that ends them on the server, and back-channel logout (pass
+    :attr:`registry` as ``sessions`` to ``Logto.handleBackchannelLogout``). The id is made at
+    the first write and replaced at sign-in (``rotate``)."""
 
     def __init__(
         self,
-        store: SessionStore | None = None,
+        registry: SessionRegistry | None = None,
         *,
         cookie_name: str = "logto_sid",
         max_age: int = 14 * 24 * 3600,
@@ -358,7 +272,7 @@ class ServerSessions:
                 'same_site must be "Lax", "Strict" or "None" (which needs secure)',
                 code="usage.cookie_same_site",
             )
-        self.store: SessionStore = store if store is not None else MemorySessionStore()
+        self.registry = registry if registry is not None else SessionRegistry()
         self.cookie_name = cookie_name
         self.max_age = max_age
         self.path = path
@@ -374,14 +288,11 @@ __all__ = [
     "MAX_RETURN_TO",
     "RETURN_TO_KEY",
     "CookieSessions",
-    "MemorySessionStore",
     "OpenedSession",
     "ServerSessions",
     "SessionBackend",
-    "SessionStore",
     "WebRequest",
     "external_origin",
-    "new_session_id",
     "remember_return_to",
     "take_return_to",
     "wants_json",

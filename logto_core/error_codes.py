@@ -38,6 +38,7 @@ from .errors import (
     CallbackError,
     DiscoveryError,
     JwksError,
+    LogoutRequestError,
     LogtoError,
     LogtoUsageError,
     OAuthError,
@@ -111,7 +112,8 @@ _ENTRIES: tuple[ErrorCode, ...] = (
     ErrorCode(
         "token_invalid",
         TokenValidationError,
-        "a JWT failed validation (class default; raised codes are id_token.*, jwt.*)",
+        "a JWT failed validation (class default; raised codes are id_token.*, logout_token.*, "
+        "jwt.*)",
     ),
     ErrorCode(
         "provider_response",
@@ -122,6 +124,11 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "callback",
         CallbackError,
         "the authorization response is not acceptable (class default)",
+    ),
+    ErrorCode(
+        "logout_request",
+        LogoutRequestError,
+        "a request at the back-channel logout URI is not a logout request (class default)",
     ),
     ErrorCode(
         "oauth",
@@ -176,6 +183,24 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "a synchronous getter of the async client met an async storage it has not read yet",
         "await a client method first in this context, or use the awaitable twins "
         "(await client.isAuthenticatedAsync(), getIdTokenClaimsAsync(), ...)",
+    ),
+    ErrorCode(
+        "usage.replay",
+        LogtoUsageError,
+        "a replay cache was made with a limit that is not a positive whole number",
+        "give ReplayCache a limit of at least 1",
+    ),
+    ErrorCode(
+        "usage.session_registry",
+        LogtoUsageError,
+        "a SessionRegistry was made with a max_sessions or idle_timeout out of range",
+        "give max_sessions a whole number of at least 1 and idle_timeout a positive number",
+    ),
+    ErrorCode(
+        "usage.session_unknown",
+        LogtoUsageError,
+        "SessionRegistry.rotate was given an id that names no live session",
+        "rotate the id of the session the request opened (its storage's id), right away",
     ),
     ErrorCode(
         "usage.organization_resource",
@@ -581,6 +606,162 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "id_token.auth_time_changed",
         TokenValidationError,
         "a refreshed ID token has another authentication time (the stored ID token is kept)",
+    ),
+    # -- back-channel logout ------------------------------------------------------------
+    ErrorCode(
+        "logout_token.alg_not_allowed",
+        TokenValidationError,
+        "the logout token's algorithm is missing, none, HMAC, or not allowed (the ID token's "
+        "allow-list applies)",
+        "allow the algorithm in LogtoConfig.idTokenAlgorithms if the provider uses it",
+    ),
+    ErrorCode(
+        "logout_token.crit_unsupported",
+        TokenValidationError,
+        "the logout token header lists critical extensions",
+    ),
+    ErrorCode(
+        "logout_token.typ_not_allowed",
+        TokenValidationError,
+        "the token's typ is not logout+jwt (an ID token, an access token, or an untyped JWT "
+        "was sent as a logout token)",
+    ),
+    ErrorCode(
+        "logout_token.header_invalid",
+        TokenValidationError,
+        "the logout token's kid is not a string",
+    ),
+    ErrorCode(
+        "logout_token.kid_ambiguous",
+        TokenValidationError,
+        "several keys fit the logout token and its kid does not decide",
+    ),
+    ErrorCode(
+        "logout_token.kid_unknown",
+        UnknownKeyError,
+        "no key of the provider's key set matches the logout token (the key set is refetched "
+        "at most once per cooldown)",
+        "if keys were just rotated, the provider's retry after the cooldown succeeds",
+    ),
+    ErrorCode(
+        "logout_token.key_mismatch",
+        TokenValidationError,
+        "the key the logout token names does not fit its algorithm",
+    ),
+    ErrorCode(
+        "logout_token.bad_signature",
+        TokenValidationError,
+        "the logout token's signature is not valid",
+    ),
+    ErrorCode(
+        "logout_token.missing_claim",
+        TokenValidationError,
+        "the logout token lacks a required claim (iat, jti, events, azp; see claim)",
+    ),
+    ErrorCode(
+        "logout_token.invalid_claim",
+        TokenValidationError,
+        "a logout token claim has the wrong type (see claim)",
+    ),
+    ErrorCode(
+        "logout_token.iss_mismatch",
+        TokenValidationError,
+        "the logout token's issuer is not the expected issuer",
+    ),
+    ErrorCode(
+        "logout_token.aud_mismatch",
+        TokenValidationError,
+        "the logout token is not issued to this client",
+        "check LogtoConfig.appId: the back-channel logout URI belongs to that application",
+    ),
+    ErrorCode(
+        "logout_token.azp_mismatch",
+        TokenValidationError,
+        "the logout token's authorized party is not this client",
+    ),
+    ErrorCode(
+        "logout_token.aud_untrusted",
+        TokenValidationError,
+        "the logout token names audiences this client does not trust",
+    ),
+    ErrorCode(
+        "logout_token.expired",
+        TokenValidationError,
+        "the logout token has expired (exp)",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "logout_token.not_yet_valid",
+        TokenValidationError,
+        "the logout token is not valid yet (nbf)",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "logout_token.iat_future",
+        TokenValidationError,
+        "the logout token is issued in the future",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "logout_token.too_old",
+        TokenValidationError,
+        "the logout token was issued longer ago than the SDK accepts (two minutes plus the "
+        "clock tolerance): a replay, or a delivery retried too late",
+        "check the server's clock",
+    ),
+    ErrorCode(
+        "logout_token.nonce_present",
+        TokenValidationError,
+        "the logout token carries a nonce (an ID token, or a forged logout token)",
+    ),
+    ErrorCode(
+        "logout_token.events_invalid",
+        TokenValidationError,
+        "the logout token's events claim is not an object holding the back-channel logout "
+        "event as an object",
+    ),
+    ErrorCode(
+        "logout_token.subject_missing",
+        TokenValidationError,
+        "the logout token has neither sid nor sub: it names no one to sign out",
+    ),
+    ErrorCode(
+        "logout_token.replayed",
+        TokenValidationError,
+        "the logout token (its jti) was received before",
+    ),
+    ErrorCode(
+        "logout_request.method",
+        LogoutRequestError,
+        "the request at the back-channel logout URI is not a POST",
+        "route only the provider's POST to the receiver",
+    ),
+    ErrorCode(
+        "logout_request.content_type",
+        LogoutRequestError,
+        "the back-channel logout request is not application/x-www-form-urlencoded",
+        "pass the request's headers as the framework gives them",
+    ),
+    ErrorCode(
+        "logout_request.too_large",
+        LogoutRequestError,
+        "the back-channel logout request body exceeds 64 KiB",
+    ),
+    ErrorCode(
+        "logout_request.malformed",
+        LogoutRequestError,
+        "the back-channel logout request body is not bytes, not ASCII, or not a readable form",
+        "pass the raw body bytes (Flask request.get_data(), Starlette await request.body())",
+    ),
+    ErrorCode(
+        "logout_request.token_missing",
+        LogoutRequestError,
+        "the back-channel logout request carries no logout_token",
+    ),
+    ErrorCode(
+        "logout_request.token_repeated",
+        LogoutRequestError,
+        "the back-channel logout request carries more than one logout_token",
     ),
     # -- protecting an API (a resource server receiving access tokens) -------------------
     ErrorCode(
@@ -1056,6 +1237,13 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         StorageError,
         "the application's storage raised reading the session (its exception is __cause__)",
         "check the storage (a database, Redis, the framework's session)",
+    ),
+    ErrorCode(
+        "storage.end_sessions",
+        StorageError,
+        "a back-channel logout could not end the sessions: the session lookup given to "
+        "handleBackchannelLogout raised (its exception is __cause__); answered 400",
+        "check the session store; the provider may deliver the logout again",
     ),
     ErrorCode(
         "storage.write",

@@ -8,6 +8,8 @@ which is what callers branch on:
   malformed token, a non-JSON body). Never retried blindly.
 * :class:`CallbackError` - the browser brought back an invalid authorization response
   (state mismatch, replay, foreign issuer).
+* :class:`LogoutRequestError` - a back-channel logout request is not one (not a POST, not a
+  form, no single ``logout_token``); whoever sent it, the SDK answers it with HTTP 400.
 * :class:`OAuthError` - the provider answered with a well-formed OAuth error.
 * :class:`SignInRequiredError` - there is no usable grant: the user must sign in again.
 * :class:`ScopeNotGrantedError` - a token came without scopes asked for (the roles at Logto).
@@ -149,6 +151,15 @@ class CallbackError(LogtoError):
     """The authorization response brought back by the browser is not acceptable."""
 
     code = "callback"
+
+
+class LogoutRequestError(LogtoError):
+    """A request at the back-channel logout URI that is not a back-channel logout request
+    (OpenID Connect Back-Channel Logout 1.0 section 2.5): not a POST, not
+    ``application/x-www-form-urlencoded``, oversized or undecodable, or without exactly one
+    ``logout_token``. Anyone can send such a request; it is answered with HTTP 400."""
+
+    code = "logout_request"
 
 
 class OAuthError(LogtoError):

@@ -31,6 +31,8 @@ flow                         session transitions
                              after a callback; otherwise none
 ``exchange_token``           none (the token is another user's): RFC 8693
 ``verify_access_token``      none (the token is an API's caller's): RFC 9068, at the API
+``verify_logout_token``      none (the sessions it names are the adapter's to end):
+                             Back-Channel Logout 1.0 section 2.6
 ===========================  ==============================================================
 
 Errors that leave the session unchanged (transport faults, invalid provider data) are
@@ -104,6 +106,8 @@ from .protocol.id_token import (
     check_refreshed_id_token,
     unknown_key_error,
 )
+from .protocol.logout_token import LogoutToken, check_logout_token
+from .protocol.logout_token import unknown_key_error as logout_unknown_key_error
 from .protocol.revocation import build_revocation_request, parse_revocation_response
 from .protocol.signin_url import SignInOptions, build_sign_in
 from .protocol.token_endpoint import build_code_exchange, build_refresh, parse_token_response
@@ -828,6 +832,46 @@ def _verify_access_token(
     return claims
 
 
+# ---- back-channel logout ----------------------------------------------------------------
+
+
+def verify_logout_token(ctx: Context, token: str) -> Flow[LogoutToken]:
+    """Verify a logout token (Back-Channel Logout 1.0 section 2.6,
+    :mod:`logto_core.protocol.logout_token`) with the provider's keys: discovery and the key
+    set from the shared cache, fetched when stale, and an unknown ``kid`` refetching the set
+    at most once per ``jwksRefetchCooldown`` (:func:`_verified_with_keys`), as for ID
+    tokens. It touches no session; the replay check and ending the sessions are the
+    operation's."""
+    run = _new_run(ctx, SessionState())
+    return _guarded(run, _verify_logout(run, token))
+
+
+def _verify_logout(run: _Run, token: str) -> Step[LogoutToken]:
+    metadata = yield from _metadata(run)
+    now = run.runtime.now()
+    # Section 2.6: the algorithms of ID tokens.
+    algorithms = allowed_algorithms(
+        run.config.idTokenAlgorithms, metadata.id_token_signing_alg_values_supported
+    )
+
+    def check(key_set: KeySet) -> LogoutToken | NeedKeys:
+        return check_logout_token(
+            token,
+            keys=key_set,
+            issuer=metadata.issuer,
+            client_id=run.config.appId,
+            now=now,
+            clock_tolerance=run.config.clockTolerance,
+            algorithms=algorithms,
+        )
+
+    return (
+        yield from _verified_with_keys(
+            run, metadata, check, logout_unknown_key_error, "logout token"
+        )
+    )
+
+
 __all__ = [
     "MAX_REQUESTS_PER_FLOW",
     "Flow",
@@ -847,4 +891,5 @@ __all__ = [
     "start_device_sign_in",
     "user_info_with_token",
     "verify_access_token",
+    "verify_logout_token",
 ]

@@ -95,3 +95,13 @@ def cookie_tokens_dropped() -> None:
         "the session did not fit in its cookies: its cached access tokens were dropped "
         "(they are refreshed when needed; the grant is kept)"
     )
+
+
+def logout_received(ended: int) -> None:
+    logger.info("back-channel logout accepted; %d session(s) signed out", ended)
+
+
+def logout_refused(error: LogtoError) -> None:
+    # A refused logout is the provider's (or a stranger's) request, not the app's failure:
+    # INFO, by class and code only (the token never appears).
+    logger.info("back-channel logout refused: %s (%s)", type(error).__name__, error.code)

@@ -25,6 +25,11 @@ effect              what the adapter does                                       
 ``Publish``         hand a leader's result (text) to its followers, keep it         ``None``
 ``EndFlight``       mark a key ended (a grant signed out or replaced)               ``None``
 ``Shielded``        run a sub-operation to its end even if the caller goes away     its value
+``RecordLogout``    check and record a logout token's ``jti`` in the app's replay   new?
+                    cache, as one step                                              (bool)
+``ForgetLogout``    forget it again (ending the sessions failed: the provider may   ``None``
+                    send the token again)
+``EndSessions``     sign out every session the verified logout token names          how many
 ==================  ==============================================================  ==========
 
 Storage failures are raised by the adapter as :class:`StorageError` (the storage's own
@@ -70,8 +75,17 @@ from .grants import (
 from .http import HttpRequest
 from .models import AccessTokenClaims, UserInfoResponse
 from .protocol.access_token import AccessTokenPolicy, Requirements
+from .protocol.backchannel import (
+    BackchannelLogoutResult,
+    Body,
+    Headers,
+    logout_accepted,
+    logout_refused,
+    parse_logout_request,
+)
 from .protocol.bearer import AccessTokenError, bearer_token
 from .protocol.callback import matching_attempt
+from .protocol.logout_token import LogoutToken, replayed_error
 from .protocol.signin_url import SignInOptions, SignInParams
 from .protocol.token_exchange import ExchangedToken, TokenType
 from .session import PENDING_SIGN_IN_TTL, CachedAccessToken, SessionState, TokenKey
@@ -188,6 +202,35 @@ class Shielded:
     operation: Generator[Any, Any, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class RecordLogout:
+    """Check and record ``key`` (a logout token's
+    :attr:`~logto_core.protocol.logout_token.LogoutToken.replay_key`) in the app's replay
+    cache (:class:`~logto_core.replay_cache.ReplayCache`), remembered until ``until``, as one
+    step: two deliveries of one token at once must not both pass. Answer ``True`` when it
+    was new, ``False`` for a replay."""
+
+    key: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetLogout:
+    """Forget ``key`` in the replay cache: the logout it came with failed, and the provider
+    may deliver the same token again."""
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class EndSessions:
+    """Sign out every session of this app that ``logout`` names (its ``sid``, or every
+    session of its ``sub``; the adapter's session registry knows them). Answer how many were
+    ended; raise a :class:`~logto_core.errors.LogtoError` when they could not be."""
+
+    logout: LogoutToken
+
+
 Effect = (
     HttpRequest
     | Sleep
@@ -198,6 +241,9 @@ Effect = (
     | Publish
     | EndFlight
     | Shielded
+    | RecordLogout
+    | ForgetLogout
+    | EndSessions
 )
 """Everything an operation may ask its adapter to do."""
 
@@ -815,6 +861,39 @@ def verify_authorization_op(
     return (yield from verify_access_token_op(ctx, token, policy, requirements))
 
 
+# ---- back-channel logout ----------------------------------------------------------------
+
+
+def backchannel_logout_op(
+    ctx: Context, method: str, headers: Headers, body: Body
+) -> Operation[BackchannelLogoutResult]:
+    """``handleBackchannelLogout``: answer a back-channel logout request (Back-Channel Logout
+    1.0 sections 2.5 to 2.8). Parse it, verify its logout token
+    (:func:`~logto_core.flows.verify_logout_token`: keys fetched, and refetched once per
+    cooldown for an unknown ``kid``, as for ID tokens), record its ``jti`` (a replay is
+    refused), end the sessions it names, and answer 200; any failure is answered 400 (the
+    result carries the error), never raised. When the sessions could not be ended the
+    ``jti`` is forgotten again, so that the provider's retry of the same token is not taken
+    for a replay."""
+    try:
+        token = parse_logout_request(method, headers, body)
+        outcome = yield from flows.verify_logout_token(ctx, token)
+        ctx.adopt(outcome.provider)
+        logout = outcome.unwrap()
+        if not (yield RecordLogout(logout.replay_key, logout.until)):
+            raise replayed_error()
+        try:
+            ended: int = yield EndSessions(logout)
+        except LogtoError:
+            yield ForgetLogout(logout.replay_key)
+            raise
+    except LogtoError as error:
+        log.logout_refused(error)
+        return logout_refused(error)
+    log.logout_received(ended)
+    return logout_accepted(logout, ended)
+
+
 __all__ = [
     "CANCEL_CHECK_SECONDS",
     "DEVICE_WAIT_EFFECTS",
@@ -824,15 +903,19 @@ __all__ = [
     "Claim",
     "Effect",
     "EndFlight",
+    "EndSessions",
+    "ForgetLogout",
     "LoadSession",
     "Operation",
     "Publish",
+    "RecordLogout",
     "SaveSession",
     "Saved",
     "Shielded",
     "Sleep",
     "access_token_claims_op",
     "access_token_op",
+    "backchannel_logout_op",
     "callback_op",
     "clear_tokens_op",
     "copied",

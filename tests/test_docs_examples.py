@@ -273,3 +273,38 @@ def test_the_fastapi_example_signs_in_guards_and_protects_its_api() -> None:
             assert client.get("/api/orders").status_code == 401
             assert client.get("/sign-out").status_code == 303
             assert client.get("/").json()["signed_in"] is False
+
+
+def test_the_back_channel_logout_receiver_signs_out_the_session_it_is_told_to() -> None:
+    from logto_core.testing import logout_request
+
+    code = example("backchannel-logout.md", "receiver")
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client("app", secret="s" * 32, redirect_uris=[REDIRECT], kind="traditional")
+        for user in ("ada", "bea"):
+            provider.add_user(user, name=user.title())
+        namespace = _namespace(served, APP_ID="app", APP_SECRET="s" * 32)
+        exec(compile(code, "docs/backchannel-logout.md", "exec"), namespace)
+        logto, session_for, signed_in = (
+            namespace[n] for n in ("logto", "session_for", "signed_in")
+        )
+
+        cookies: dict[str, str] = {}
+        for user in ("ada", "bea"):  # two browsers
+            storage = session_for(None)
+            session = logto.session(storage)
+            session.handleSignInCallback(provider.approve(session.signIn(REDIRECT), user))
+            cookies[user] = signed_in(storage)
+        ada = logto.session(session_for(cookies["ada"]))
+        sid = ada.getIdTokenClaims().sid
+
+        token = provider.logout_token("app", sid=sid, sub="ada")
+        request = logout_request("http://127.0.0.1:9/back-channel-logout", token)
+        answer = namespace["back_channel_logout"](request.method, request.headers, request.body)
+        assert answer == (200, {"Cache-Control": "no-store"}, b"")
+        assert not logto.session(session_for(cookies["ada"])).isAuthenticated()
+        assert logto.session(session_for(cookies["bea"])).isAuthenticated()
+        replay = namespace["back_channel_logout"](request.method, request.headers, request.body)
+        assert replay[0] == 400 and b"invalid_request" in replay[2]
+        logto.close()

@@ -358,6 +358,7 @@ DOCS = [
     "architecture.md",
     "test-provider.md",
     "protecting-apis.md",
+    "backchannel-logout.md",
 ]
 
 

@@ -329,6 +329,21 @@ def test_a_claim_the_rules_do_not_require_may_be_absent() -> None:
 # ---- times ------------------------------------------------------------------------------------
 
 
+def test_only_the_time_claims_a_kind_defines_are_read() -> None:
+    # auth_time is an ID token's (and an access token's) claim; a kind whose rules leave it
+    # out never reads it, so a value that would be refused elsewhere is ignored there.
+    header = {"alg": "ES384", "kid": KEYS["P-384"].kid, "typ": "logout+jwt"}
+    token = sign(header, logout_claims(auth_time="later"))
+    assert failure(token, LOGOUT_RULES).code == "logout_token.invalid_claim"  # the default
+    narrow = dataclasses.replace(LOGOUT_RULES, time_claims=frozenset({"exp", "iat", "nbf"}))
+    assert accepted(token, narrow).claims["auth_time"] == "later"
+    # A required time claim is read whatever the list says.
+    late = sign(header, logout_claims(iat=int(NOW) + 3600))
+    assert failure(late, dataclasses.replace(narrow, time_claims=frozenset())).code == (
+        "logout_token.iat_future"
+    )
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     exp_offset=st.integers(-400, 400),

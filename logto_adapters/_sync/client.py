@@ -22,7 +22,7 @@ work that the caller's cancellation cannot stop.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from typing_extensions import Unpack
 
@@ -32,7 +32,7 @@ from logto_core.config import DEFAULT_ALGORITHMS, LogtoConfig
 from logto_core.context import Context
 from logto_core.coordination import Coordinator
 from logto_core.enums import InteractionMode
-from logto_core.errors import LogtoError, LogtoUsageError
+from logto_core.errors import LogtoError, LogtoUsageError, StorageError
 from logto_core.exchange import exchange
 from logto_core.grants import CancelFlag, DeviceAuthorization
 from logto_core.http import HttpRequest, HttpResponse
@@ -42,6 +42,8 @@ from logto_core.protocol.access_token import (
     Requirements,
     resource_server_config,
 )
+from logto_core.protocol.backchannel import BackchannelLogoutResult, Body, Headers
+from logto_core.protocol.logout_token import LogoutToken
 from logto_core.protocol.signin_url import SignInParams
 from logto_core.protocol.token_exchange import ExchangedToken, TokenType
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
@@ -60,6 +62,7 @@ from .._common import (
     waits_for_revocation,
 )
 from .._locks import KeyedLocks
+from .._replay import ReplayGuard
 from . import kit
 from .kit import AnyStorage, Perform, SyncOptions
 
@@ -67,6 +70,16 @@ T = TypeVar("T")
 
 MAX_REKEYS = 4
 """Times a save follows the session to another grant before it writes under the last one."""
+
+
+class SessionLookup(Protocol):
+    """Where :meth:`Logto.handleBackchannelLogout` finds the sessions a logout token names:
+    a :class:`~logto_adapters.session_registry.SessionRegistry`, or the app's own
+    server-side store. ``matching`` answers the storages of the sessions whose ID token was
+    issued by ``iss`` with session ``sid`` and for user ``sub`` (those given); a plain call,
+    that must not block for long."""
+
+    def matching(self, *, iss: str, sid: str | None, sub: str | None) -> Sequence[AnyStorage]: ...
 
 
 class Logto(ForkSafe):
@@ -107,6 +120,7 @@ class Logto(ForkSafe):
             coordinator if coordinator is not None else kit.MemoryCoordinator(self.runtime)
         )
         self._revocations = kit.Revocations(self._revocation_timeout)
+        self._replays = ReplayGuard()
         self._start_process_state()
         track_forks(self)
 
@@ -121,6 +135,7 @@ class Logto(ForkSafe):
         self._start_process_state()
         self._revocations.after_fork_in_child()
         self._sending.after_fork_in_child()
+        self._replays = self._replays.after_fork_in_child()
 
     @property
     def config(self) -> LogtoConfig:
@@ -185,9 +200,58 @@ class Logto(ForkSafe):
         )
         return kit.run(operation, self._perform_app)
 
+    def handleBackchannelLogout(
+        self,
+        method: str,
+        headers: Headers,
+        body: Body,
+        sessions: SessionLookup | None = None,
+    ) -> BackchannelLogoutResult:
+        """Answer a back-channel logout request (OpenID Connect Back-Channel Logout 1.0),
+        given as the web framework hands it over: ``method``, ``headers`` (a mapping or
+        pairs) and the raw ``body`` bytes. The logout token is verified (``typ``
+        ``logout+jwt``, signature with the provider's keys from this object's cache, issuer,
+        audience, times, ``events``, ``sid`` or ``sub``, no ``nonce``; a ``jti`` seen before
+        is a replay), then every session ``sessions`` finds for it is signed out as
+        :meth:`LogtoSession.signOut` would (tokens forgotten, the grant ended in this
+        process, the refresh token revoked in the background: the provider waits for the
+        answer). Send back ``status``, ``headers`` and ``body`` of the result: 200, or 400
+        with the reason (``error`` holds it, to log; this never raises for a bad request).
+        Without ``sessions`` nothing is ended: the result's ``sid`` and ``sub`` say whom."""
+
+        def perform(effect: ops.Effect) -> object:
+            if isinstance(effect, ops.RecordLogout):
+                return self._replays.record(effect.key, effect.until, self.runtime.now())
+            if isinstance(effect, ops.ForgetLogout):
+                self._replays.forget(effect.key)
+                return None
+            if isinstance(effect, ops.EndSessions):
+                return self._end_sessions(effect.logout, sessions)
+            return self._perform_shared(effect, perform)
+
+        operation = ops.backchannel_logout_op(self.core, method, headers, body)
+        return kit.run(operation, perform)
+
+    def _end_sessions(self, logout: LogoutToken, sessions: SessionLookup | None) -> int:
+        if sessions is None:
+            return 0
+        try:
+            found = list(sessions.matching(iss=logout.iss, sid=logout.sid, sub=logout.sub))
+        except Exception as error:  # the app's store: any failure is a storage failure
+            raise StorageError(
+                f"the session lookup failed ({type(error).__name__}); nothing was signed out",
+                code="storage.end_sessions",
+            ) from error
+        for storage in found:
+            result = self.session(storage)._do(ops.sign_out_op(self.core))
+            if result.to_revoke is not None:
+                self._revoke_later(result.to_revoke, inline=False)
+        return len(found)
+
     export_provider_cache = exportProviderCache
     wait_for_revocations = waitForRevocations
     exchange_token = exchangeToken
+    handle_backchannel_logout = handleBackchannelLogout
 
     # ---- what every session shares ------------------------------------------------------
 
@@ -238,10 +302,10 @@ class Logto(ForkSafe):
             return self._coordinator.claim(effect.key, lease=effect.lease)
         return self._perform_shared(effect, self._perform_fetch)
 
-    def _revoke_later(self, refresh_token: str) -> None:
+    def _revoke_later(self, refresh_token: str, *, inline: bool | None = None) -> None:
         """Revoke a signed-out session's refresh token in the background (the caller's
         request, and its storage, may be gone by the time it is sent), waiting for it at most
-        the revocation timeout in inline mode."""
+        the revocation timeout in inline mode (``inline``: this time, whatever the mode)."""
         send = self._sending.background_sender()
 
         def attempt(effect: ops.Effect) -> object:
@@ -262,9 +326,8 @@ class Logto(ForkSafe):
         def revoke() -> LogtoError | None:
             return kit.run(ops.revoke_op(self.core, refresh_token), perform)
 
-        self._revocations.run(
-            revoke, inline=self._inline_revocation, timeout=self._revocation_timeout
-        )
+        wait = self._inline_revocation if inline is None else inline
+        self._revocations.run(revoke, inline=wait, timeout=self._revocation_timeout)
 
 
 class LogtoSession:
@@ -772,4 +835,11 @@ class LogtoResourceServer:
     export_provider_cache = exportProviderCache
 
 
-__all__ = ["Logto", "LogtoClient", "LogtoM2MClient", "LogtoResourceServer", "LogtoSession"]
+__all__ = [
+    "Logto",
+    "LogtoClient",
+    "LogtoM2MClient",
+    "LogtoResourceServer",
+    "LogtoSession",
+    "SessionLookup",
+]

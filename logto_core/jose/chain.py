@@ -106,6 +106,9 @@ class JwtRules:
     among the token's ``aud`` values, under ``audience_policy``. ``required_claims`` must be
     present (``iss`` and ``aud`` always are); ``leeway`` (seconds) applies to every time
     check; with ``max_age``, ``auth_time`` is required and must be that recent.
+    ``time_claims`` are the NumericDate claims the kind defines, the ones the chain reads
+    (any other is a claim the kind does not understand, ignored: a logout token's
+    ``auth_time`` means nothing, Back-Channel Logout 1.0 section 2.4).
     ``code_prefix`` starts every error code, ``name`` ("ID token") names the token in
     messages and ``audience_name`` ("this client") the audience.
     """
@@ -122,12 +125,14 @@ class JwtRules:
     max_age: float | None = None
     audience_policy: AudiencePolicy = AudiencePolicy.EXCLUSIVE
     audience_name: str = "this client"
+    time_claims: frozenset[str] = frozenset({"exp", "iat", "nbf", "auth_time"})
 
     def __post_init__(self) -> None:
         # Frozen, and made of frozen parts, whatever collections the caller passed.
         object.__setattr__(self, "algorithms", frozenset(self.algorithms))
         object.__setattr__(self, "types", frozenset(typ.lower() for typ in self.types))
         object.__setattr__(self, "required_claims", tuple(self.required_claims))
+        object.__setattr__(self, "time_claims", frozenset(self.time_claims))
 
     @property
     def a_name(self) -> str:
@@ -299,7 +304,8 @@ def check_audience(claims: Mapping[str, Any], rules: JwtRules) -> None:
 def check_times(claims: Mapping[str, Any], rules: JwtRules, *, now: float) -> None:
     """``exp``, ``iat``, ``nbf`` and ``auth_time`` against ``now``, with the rules' leeway.
 
-    Every present time is read (and must be a finite number) before any is compared.
+    Every present time of the rules' ``time_claims`` is read (and must be a finite number)
+    before any is compared; a time claim the kind does not define is not looked at.
     """
     required = rules.required_claims
     tolerance = rules.leeway
@@ -353,7 +359,7 @@ def _audiences(claims: Mapping[str, Any], rules: JwtRules) -> list[str]:
 
 
 def _time(claims: Mapping[str, Any], name: str, rules: JwtRules, *, required: bool) -> float | None:
-    if not required and claims.get(name) is None:
+    if not required and (name not in rules.time_claims or claims.get(name) is None):
         return None
     value = _require(claims, name, rules)
     # bool is an int subclass in Python, but true is not a time.

@@ -22,11 +22,13 @@ from .grants import (
     ROTATION_THRESHOLD,
 )
 from .keys import SUPPORTED_ALGS, SigningKey
+from .logout import BACKCHANNEL_LOGOUT_EVENT, logout_request
 from .provider import LogEntry, ProviderReply, TestProvider
 from .token_exchange import SUBJECT_TOKEN_TTL
 
 __all__ = [
     "ACCESS_TOKEN_TTL",
+    "BACKCHANNEL_LOGOUT_EVENT",
     "CODE_TTL",
     "DEVICE_CODE_TTL",
     "DEVICE_INTERVAL",
@@ -43,4 +45,5 @@ __all__ = [
     "SigningKey",
     "TestProvider",
     "UnredirectableRequestError",
+    "logout_request",
 ]

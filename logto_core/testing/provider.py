@@ -34,6 +34,7 @@ from .directory import ClientKind, Directory
 from .faults import Fault, FaultQueue
 from .grants import GrantStore
 from .keys import KeyRing, SigningKey
+from .logout import LogoutTokens
 from .token_endpoint import TokenEndpoint
 from .token_exchange import SUBJECT_TOKEN_TTL, TokenExchange
 from .tokens import TokenMinter
@@ -163,6 +164,13 @@ class TestProvider:
             directory=self.directory, store=self.store, minter=minter, runtime=self._runtime
         )
         """Subject tokens and personal access tokens made for token exchange."""
+        self._logout_tokens = LogoutTokens(
+            issuer=self.issuer,
+            keys=self.keys,
+            directory=self.directory,
+            store=self.store,
+            clock=self._clock,
+        )
         self._token = TokenEndpoint(
             directory=self.directory,
             store=self.store,
@@ -258,6 +266,29 @@ class TestProvider:
     def is_refresh_token_active(self, refresh_token: str) -> bool:
         """True when the token would be accepted by a refresh right now."""
         return self.store.is_refresh_active(refresh_token, self._clock())
+
+    # -- back-channel logout: what the provider sends ---------------------------------------
+    def logout_token(
+        self,
+        client_id: str,
+        *,
+        sid: str | None = None,
+        sub: str | None = None,
+        expires_in: float | None = None,
+        claims: Mapping[str, Any] | None = None,
+        header: Mapping[str, Any] | None = None,
+    ) -> str:
+        """A logout token as Logto sends to ``client_id``'s back-channel logout URI, naming
+        the session ``sid`` (an ID token's ``sid``) and/or the user ``sub``: ``typ:
+        logout+jwt``, signed with the current key, ``iss``, ``aud``, ``iat`` (the clock),
+        a fresh ``jti``, the back-channel logout ``events``; no ``exp`` unless
+        ``expires_in`` is given, never a ``nonce``. ``claims`` / ``header`` change members
+        (``None`` removes one), for tokens a receiver must refuse. The provider sends
+        nothing itself (it opens no socket): deliver it with
+        :func:`logto_core.testing.logout_request`."""
+        return self._logout_tokens.token(
+            client_id, sid=sid, sub=sub, expires_in=expires_in, claims=claims, header=header
+        )
 
     # -- device flow: the user's side -----------------------------------------------------
     def approve_device(self, user_code: str, user: str) -> None:

@@ -27,10 +27,10 @@ from logto_adapters.fastapi import (
     SignedInSession,
     logto_router,
 )
+from logto_adapters.session_registry import SessionRegistry
 from logto_adapters.testing import ServedProvider
 from logto_adapters.web import (
     CookieSessions,
-    MemorySessionStore,
     ServerSessions,
     SessionBackend,
     WebRequest,
@@ -84,8 +84,8 @@ class Browser:
 
 
 @pytest.fixture
-def store() -> MemorySessionStore:
-    return MemorySessionStore()
+def registry() -> SessionRegistry:
+    return SessionRegistry()
 
 
 def make_app(
@@ -100,8 +100,8 @@ def make_app(
 
 
 @pytest.fixture
-def browser(served: ServedProvider, clock: Clock, store: MemorySessionStore) -> Iterator[Browser]:
-    with Browser(make_app(served, clock, ServerSessions(store, secure=False)), served) as b:
+def browser(served: ServedProvider, clock: Clock, registry: SessionRegistry) -> Iterator[Browser]:
+    with Browser(make_app(served, clock, ServerSessions(registry, secure=False)), served) as b:
         yield b
 
 
@@ -205,23 +205,31 @@ def test_forwarded_headers_are_read_only_when_trusted(served: ServedProvider, cl
 SID = "logto_sid"
 
 
-def test_the_session_id_is_replaced_at_sign_in(browser: Browser, store: MemorySessionStore) -> None:
-    planted = "planted-by-an-attacker-0123456789abcdefghijklmno"
+def cookie_value(response: httpx.Response, name: str = SID) -> str:
+    return SimpleCookie(set_cookies(response)[name])[name].value
+
+
+def test_the_session_id_is_replaced_at_sign_in(browser: Browser, registry: SessionRegistry) -> None:
+    """Session fixation: an attacker plants a session id of their own (a real one, made by
+    starting a sign-in) in the victim's browser; the victim's sign-in gets a new id, and the
+    planted one then names nothing. An id the server never made is not even looked up."""
+    attacker = TestClient(browser.client.app, base_url=BASE, follow_redirects=False)
+    planted = cookie_value(attacker.get("/sign-in"))
     browser.client.cookies.set(SID, planted)
     start = browser.get("/sign-in")
-    assert SID not in set_cookies(start)  # the planted id was used for the pending sign-in
-    assert store.get(planted, "logtoSession") is not None
+    assert SID not in set_cookies(start)  # the planted session holds the pending sign-in
     done = browser.get(browser.served.provider.approve(start.headers["location"], USER))
-    new = SimpleCookie(set_cookies(done)[SID])[SID].value
+    new = cookie_value(done)
     assert new != planted
-    assert store.get(planted, "logtoSession") is None  # the old id knows nothing now
-    assert store.get(new, "logtoSession") is not None
-    attacker = TestClient(browser.client.app, base_url=BASE, follow_redirects=False)
+    assert registry.get(planted) is None  # the planted id knows nothing now
+    assert registry.get(new) is not None
     attacker.cookies.set(SID, planted)
     assert "href='/sign-in'" in attacker.get("/").text
-    browser.client.cookies.clear()
-    browser.client.cookies.set(SID, new)
     assert browser.get("/").json()["sub"] == USER
+
+    made_up = TestClient(browser.client.app, base_url=BASE, follow_redirects=False)
+    made_up.cookies.set(SID, "made-up-by-an-attacker-0123456789abcdefghijklmno")
+    assert cookie_value(made_up.get("/sign-in")) != "made-up-by-an-attacker"
 
 
 def test_a_first_visit_sets_the_cookie_only_when_it_writes(browser: Browser) -> None:

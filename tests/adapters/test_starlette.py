@@ -29,7 +29,6 @@ from logto_adapters.starlette import (
 from logto_adapters.testing import ServedProvider
 from logto_adapters.web import (
     CookieSessions,
-    MemorySessionStore,
     ServerSessions,
     SessionBackend,
     WebRequest,
@@ -285,9 +284,7 @@ def test_a_request_cancelled_during_its_refresh_loses_no_token(
         reached = asyncio.Event()
         cipher = CookieCipher(Fernet.generate_key(), secure=False)
         sessions: SessionBackend = (
-            ServerSessions(MemorySessionStore(), secure=False)
-            if backend == "server"
-            else CookieSessions(cipher)
+            ServerSessions(secure=False) if backend == "server" else CookieSessions(cipher)
         )
         logto = make_logto(served, clock, transport=in_memory(served, reached))
         auth = LogtoAuth(logto, sessions=sessions, base_url=BASE)

@@ -17,7 +17,6 @@ from logto_adapters.testing import ServedProvider
 from logto_adapters.web import (
     RETURN_TO_KEY,
     CookieSessions,
-    MemorySessionStore,
     ServerSessions,
     WebRequest,
     external_origin,
@@ -167,24 +166,21 @@ def test_server_sessions_read_live_and_ignore_foreign_ids() -> None:
         )
 
 
-def test_the_memory_store_is_bounded_and_forgets_idle_sessions() -> None:
-    now = [1000.0]
-    store = MemorySessionStore(max_sessions=2, idle=60, clock=lambda: now[0])
-    for sid in ("a", "b", "c"):
-        store.set(sid, "k", sid)
-    assert store.get("a", "k") is None and len(store) == 2  # the least recently used went
-    now[0] += 30
-    assert store.get("b", "k") == "b"  # used: its idle time starts again
-    now[0] += 45
-    assert store.get("b", "k") == "b" and store.get("c", "k") is None
-    store.move("b", "d")
-    assert store.get("b", "k") is None and store.get("d", "k") == "b"
-    store.set("d", "k", None)
-    assert len(store) == 0
-    now[0] -= 1000  # a clock that went back ages nothing: the session is dropped
-    store.set("e", "k", "v")
-    now[0] -= 10
-    assert store.get("e", "k") is None
+def test_back_channel_logout_finds_server_sessions(served: ServedProvider, clock: Clock) -> None:
+    """ServerSessions keep their sessions in a SessionRegistry, indexed by the ID token's
+    sid and sub: a logout token for the user signs that browser's session out."""
+    backend = ServerSessions(secure=False)
+    logto = sync.Logto(make_config(served.url), runtime=Runtime(clock=clock))
+    url, jar = browse(backend, {}, lambda s: logto.session(s).signIn(REDIRECT))
+    callback = served.provider.approve(url, USER)
+    _, jar = browse(
+        backend, jar, lambda s: logto.session(s).handleSignInCallback(callback), rotate=True
+    )
+    assert backend.registry.matching(iss=served.provider.issuer, sub=USER)
+    assert backend.registry.end(iss=served.provider.issuer, sub=USER) == 1
+    signed_in, _ = browse(backend, jar, lambda s: logto.session(s).isAuthenticated())
+    assert signed_in is False
+    logto.close()
 
 
 def test_server_sessions_check_their_cookie_settings() -> None:

@@ -29,7 +29,7 @@ import requests
 from logto_adapters import aio, sync
 from logto_core.runtime import Runtime
 
-from .tenant import ALICE, APP_BASE, M2M_APP, M2M_APP_SECRET, REDIRECT
+from .tenant import ALICE, APP_BASE, BACKCHANNEL_PATH, M2M_APP, M2M_APP_SECRET, REDIRECT
 
 PROVIDER_DIR = Path(__file__).parent / "provider"
 START_TIMEOUT = 20.0
@@ -42,6 +42,10 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"interop suite cannot run under CI: {reason}", pytrace=False)
     pytest.skip(reason)
+
+
+def backchannel_logout_uri(port: int) -> str:
+    return f"http://127.0.0.1:{port}{BACKCHANNEL_PATH}"
 
 
 def free_port() -> int:
@@ -94,6 +98,11 @@ class RealProvider:
     def requests_to(self, path: str) -> int:
         return int(self.state()["requests"].get(f"/oidc/{path}", 0))
 
+    def backchannel_deliveries(self) -> dict[str, int]:
+        """Back-channel logout POSTs since the reset: answered 200 (``success``), or not."""
+        counts: dict[str, int] = self.state()["backchannel"]
+        return counts
+
     def introspect(self, token: str) -> dict[str, Any]:
         """RFC 7662 introspection, as the machine-to-machine app."""
         response = self.http.post(
@@ -144,8 +153,15 @@ def browser_app_port() -> int:
 
 
 @pytest.fixture(scope="session")
+def backchannel_port() -> int:
+    """The port of the back-channel logout receiver the provider registers for the web app
+    (``http://127.0.0.1:<port>/back-channel-logout``); a test starts the receiver on it."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
 def real_provider(
-    browser_app_port: int, tmp_path_factory: pytest.TempPathFactory
+    browser_app_port: int, backchannel_port: int, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RealProvider]:
     node = shutil.which("node")
     if node is None:
@@ -161,6 +177,7 @@ def real_provider(
     command = [node, "server.mjs", "--port", "0"]
     for app in apps:
         command += ["--app", app]
+    command += ["--backchannel-logout-uri", backchannel_logout_uri(backchannel_port)]
     process = subprocess.Popen(command, cwd=PROVIDER_DIR, stdout=subprocess.PIPE, stderr=log)
     try:
         deadline = time.monotonic() + START_TIMEOUT

@@ -30,6 +30,7 @@ M2M_ORG_SCOPES = ["read:docs", "write:docs"]  # its organization permissions in 
 APP_BASE = "http://127.0.0.1:9"
 REDIRECT = f"{APP_BASE}/callback"
 POST_LOGOUT = f"{APP_BASE}/"
+BACKCHANNEL_PATH = "/back-channel-logout"  # the web app's back-channel logout receiver
 
 
 def organization_audience(organization_id: str) -> str:

@@ -15,7 +15,11 @@
 //                                     now on (without `seconds`: none, so clients use 5 s)
 //   POST /__test/reset                clock back to real time, request counts and device
 //                                     polling records cleared, no device interval named
-//   GET  /__test/state                {"offset": seconds, "kids": [...], "requests": {path: n}}
+//   GET  /__test/state                {"offset": seconds, "kids": [...], "requests": {path: n},
+//                                     "backchannel": {"success": n, "error": n}}
+//
+// `--backchannel-logout-uri <url>` registers a back-channel logout receiver (loopback) for the
+// web app; ending a session at /oidc/session/end then POSTs its logout token there.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -263,10 +267,22 @@ const adapter = (model) => {
   });
 };
 
+/** oidc-provider's outgoing requests (its back-channel logout POSTs). Its guard against
+ * server-side request forgery cuts connections to special-use addresses, loopback among them;
+ * the suite's receiver is on loopback, so for that one registered URI (and nothing else) the
+ * guard is left out. */
+function loopbackFetch(url, options) {
+  if (backchannelLogoutUri !== undefined && String(url) === new URL(backchannelLogoutUri).href) {
+    const { dispatcher: _ssrfGuard, ...unguarded } = options;
+    return globalThis.fetch(url, unguarded);
+  }
+  return globalThis.fetch(url, options);
+}
+
 function configuration() {
   return {
     adapter,
-    clients: clients(appBaseUrls),
+    clients: clients(appBaseUrls, backchannelLogoutUri),
     clientDefaults: { id_token_signed_response_alg: 'ES384', grant_types: ['authorization_code', 'refresh_token'] },
     jwks: { keys: signingKeys },
     cookies: { keys: cookieKeys },
@@ -288,8 +304,12 @@ function configuration() {
     extraTokenClaims,
     renderError,
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    fetch: loopbackFetch,
     features: {
       devInteractions: { enabled: false },
+      // Logto advertises backchannel_logout_supported and sends logout tokens (typ
+      // logout+jwt) to the apps of a session that ends.
+      backchannelLogout: { enabled: true },
       clientCredentials: { enabled: true },
       // Logto's device flow: /oidc/device/auth and /oidc/device (oidc-provider's default
       // routes under the /oidc mount). oidc-provider's response (which Logto serves) names no
@@ -401,6 +421,11 @@ function buildProvider(issuer) {
   // Emitted once the response body is set, before it is sent: the handler may add to it.
   provider.on('device_authorization.success', onDeviceAuthorization);
   provider.on('server_error', (_ctx, error) => console.error('server_error', error));
+  provider.on('backchannel.success', () => { backchannelResults.success += 1; });
+  provider.on('backchannel.error', (_ctx, error) => {
+    backchannelResults.error += 1;
+    console.error('backchannel.error', error.message);
+  });
   if (process.env.INTEROP_DEBUG) {
     provider.on('grant.error', (_ctx, error) => console.error('grant.error', error.error, error.error_description, error.error_detail));
   }
@@ -484,6 +509,8 @@ function admin(state, req, res, url) {
     clockOffsetMs = 0;
     requestCounts.clear();
     devicePolls.clear();
+    backchannelResults.success = 0;
+    backchannelResults.error = 0;
     return send(res, 200, '{}', 'application/json');
   }
   if (req.method === 'GET' && url.pathname === '/__test/state') {
@@ -491,6 +518,7 @@ function admin(state, req, res, url) {
       offset: clockOffsetMs / 1000,
       kids: signingKeys.map((k) => k.kid),
       requests: Object.fromEntries(requestCounts),
+      backchannel: { ...backchannelResults },
     };
     return send(res, 200, JSON.stringify(body), 'application/json');
   }
@@ -501,6 +529,8 @@ function admin(state, req, res, url) {
 
 /** Requests seen per path since the last reset, for tests that count fetches. */
 const requestCounts = new Map();
+/** Back-channel logout deliveries since the last reset: answered 200 (or 204), or not. */
+const backchannelResults = { success: 0, error: 0 };
 
 function route(state) {
   return async (req, res) => {
@@ -526,10 +556,17 @@ function route(state) {
   };
 }
 
-const { values: args } = parseArgs({ options: { port: { type: 'string' }, app: { type: 'string', multiple: true } } });
+const { values: args } = parseArgs({
+  options: {
+    port: { type: 'string' },
+    app: { type: 'string', multiple: true },
+    'backchannel-logout-uri': { type: 'string' },
+  },
+});
 // The relying parties' base URLs (redirect and post-logout URIs derive from them).
 const appBaseUrls = args.app ?? (process.env.INTEROP_APP_BASE_URLS ?? 'http://127.0.0.1:9').split(/\s+/).filter(Boolean);
 const port = Number(args.port ?? process.env.PORT ?? '0');
+const backchannelLogoutUri = args['backchannel-logout-uri'];
 const server = http.createServer();
 server.listen(port, '127.0.0.1', () => {
   const bound = server.address().port;

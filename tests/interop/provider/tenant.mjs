@@ -16,8 +16,10 @@ export const RESOURCES = {
   [ORGANIZATIONS_RESOURCE]: { ttl: 3600 },
 };
 
-/** The apps, registered with `<base>/callback` and `<base>/` for each app base URL given. */
-export const clients = (appBaseUrls) => {
+/** The apps, registered with `<base>/callback` and `<base>/` for each app base URL given;
+ * the web app also with `backchannelLogoutUri` when given (OpenID Connect Back-Channel Logout
+ * 1.0, session required: its logout tokens carry `sid`, as Logto's do for such an app). */
+export const clients = (appBaseUrls, backchannelLogoutUri) => {
   const APP_REDIRECTS = appBaseUrls.map((base) => `${base}/callback`);
   const APP_POST_LOGOUT = appBaseUrls.map((base) => `${base}/`);
   return [
@@ -38,6 +40,10 @@ export const clients = (appBaseUrls) => {
     redirect_uris: APP_REDIRECTS,
     post_logout_redirect_uris: APP_POST_LOGOUT,
     grant_types: ['authorization_code', 'refresh_token'],
+    ...(backchannelLogoutUri === undefined ? {} : {
+      backchannel_logout_uri: backchannelLogoutUri,
+      backchannel_logout_session_required: true,
+    }),
   },
   {
     // A native app for device sign-in (RFC 8628: a TV or a CLI): public, no redirect URIs;
