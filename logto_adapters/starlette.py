@@ -14,7 +14,8 @@ storage, and sets the storage's cookies on the response::
     )
 
 Then :meth:`LogtoAuth.routes` serve sign-in (``?next=`` kept for after it), the callback
-(the session id replaced, then back to ``next``) and sign-out; :func:`require_sign_in` and
+(the session id replaced, then back to ``next``), sign-out and Logto's back-channel logout
+(the server-side sessions it names signed out); :func:`require_sign_in` and
 the :func:`authenticated` decorator guard pages (a redirect to sign-in) and APIs (401).
 An API receiving Logto access tokens checks them with :func:`verify_bearer` (a
 :class:`~logto_adapters.aio.LogtoResourceServer`, no session, no middleware).
@@ -45,6 +46,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from logto_core.errors import LogtoError, LogtoUsageError, StorageError, TransportError
 from logto_core.models import AccessTokenClaims
+from logto_core.protocol.backchannel import MAX_BODY_BYTES
 from logto_core.protocol.bearer import AccessTokenError
 from logto_core.protocol.signin_url import SignInParams
 
@@ -114,6 +116,10 @@ class LogtoAuth:
     :param after_sign_out_path: where Logto sends the browser after sign-out; register
         ``<origin><after_sign_out_path>`` as a post sign-out redirect URI.
     :param after_sign_in_path: where the callback goes when sign-in was not asked for a page.
+    :param back_channel_logout_path: the back-channel logout receiver (POST, from Logto's
+        server); ``<origin><back_channel_logout_path>`` is the application's Back-channel
+        logout URI in the Logto Console. It ends the sessions of :class:`ServerSessions`
+        (their registry); cookie sessions cannot be ended from the server.
     :param sign_in_options: ``signIn``'s keyword options for every sign-in
         (``{"firstScreen": "register"}``...).
     """
@@ -130,6 +136,7 @@ class LogtoAuth:
         sign_out_path: str = "/sign-out",
         after_sign_out_path: str = "/",
         after_sign_in_path: str = "/",
+        back_channel_logout_path: str = "/back-channel-logout",
         sign_in_options: SignInParams | None = None,
     ) -> None:
         for name, path in (
@@ -138,6 +145,7 @@ class LogtoAuth:
             ("sign_out_path", sign_out_path),
             ("after_sign_out_path", after_sign_out_path),
             ("after_sign_in_path", after_sign_in_path),
+            ("back_channel_logout_path", back_channel_logout_path),
         ):
             if not path.startswith("/") or path.startswith("//"):
                 raise LogtoUsageError(
@@ -155,6 +163,7 @@ class LogtoAuth:
         self.sign_out_path = sign_out_path
         self.after_sign_out_path = after_sign_out_path
         self.after_sign_in_path = after_sign_in_path
+        self.back_channel_logout_path = back_channel_logout_path
         self.sign_in_options: SignInParams = sign_in_options.copy() if sign_in_options else {}
 
     # ---- wiring -------------------------------------------------------------------------
@@ -165,12 +174,19 @@ class LogtoAuth:
         return Middleware(LogtoMiddleware, auth=self)
 
     def routes(self) -> list[BaseRoute]:
-        """The sign-in, callback and sign-out routes (left out of OpenAPI schemas)."""
+        """The sign-in, callback, sign-out and back-channel logout routes (left out of
+        OpenAPI schemas)."""
         return [
             Route(self.sign_in_path, self.sign_in, methods=["GET"], include_in_schema=False),
             Route(self.callback_path, self.callback, methods=["GET"], include_in_schema=False),
             Route(
                 self.sign_out_path, self.sign_out, methods=["GET", "POST"], include_in_schema=False
+            ),
+            Route(
+                self.back_channel_logout_path,
+                self.back_channel_logout,
+                methods=["POST"],
+                include_in_schema=False,
             ),
         ]
 
@@ -237,6 +253,28 @@ class LogtoAuth:
             return self._failure(request, error, "Sign-out failed")
         return RedirectResponse(url, status_code=303)
 
+    async def back_channel_logout(self, request: Request) -> Response:
+        """Logto's back-channel logout (OpenID Connect Back-Channel Logout 1.0): verify the
+        logout token and sign out the server-side sessions it names; 200, or 400 with the
+        reason (logged by code). Needs no session cookie, and no CSRF token can come with
+        it: the signed logout token is the request's only proof."""
+        body = await _read_bounded(request, MAX_BODY_BYTES + 1)  # a longer body is refused
+        lookup = self.sessions.registry if isinstance(self.sessions, ServerSessions) else None
+        result = await self.logto.handleBackchannelLogout(
+            request.method, request.headers.items(), body, lookup
+        )
+        if result.error is not None:
+            logger.warning(
+                "back-channel logout refused: %s (%s)",
+                type(result.error).__name__,
+                result.error.code,
+            )
+        elif lookup is None:
+            logger.warning(
+                "back-channel logout for a session kept in cookies: it cannot be ended here"
+            )
+        return Response(result.body, status_code=result.status, headers=dict(result.headers))
+
     def _failure(self, request: Request, error: LogtoError, title: str) -> Response:
         """A page naming the error's code: codes and classes carry no secret, and the
         message may quote provider text, so it stays in the logs' hands (by code only)."""
@@ -292,6 +330,18 @@ def _web_request(scope: Scope) -> WebRequest:
             value = value.split(" ", 1)[0] + " [redacted]"
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return WebRequest(scope.get("method", "GET"), str(conn.url), headers, dict(conn.cookies))
+
+
+async def _read_bounded(request: Request, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body: a stranger's huge POST is never held whole."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
 
 
 def _root(conn: HTTPConnection) -> str:

@@ -235,6 +235,7 @@ def test_the_fastapi_example_signs_in_guards_and_protects_its_api() -> None:
     from urllib.parse import urlsplit
 
     from logto_adapters.web import WebRequest
+    from logto_core.testing import logout_request
 
     from .asgi_client import TestClient
 
@@ -272,6 +273,19 @@ def test_the_fastapi_example_signs_in_guards_and_protects_its_api() -> None:
             assert api.json() == {"orders": [], "for": "ada"}
             assert client.get("/api/orders").status_code == 401
             assert client.get("/sign-out").status_code == 303
+            assert client.get("/").json()["signed_in"] is False
+
+            # Signed in again, then signed out by Logto's back-channel logout.
+            start = client.get("/sign-in")
+            callback = urlsplit(provider.approve(start.headers["location"], "ada"))
+            client.get(f"{callback.path}?{callback.query}")
+            held = auth.sessions.open(WebRequest("GET", base, cookies=dict(client.cookies)))
+            sid = auth.logto.session(held.storage).getIdTokenClaims().sid
+            logout = logout_request(
+                f"{base}/back-channel-logout", provider.logout_token("app", sid=sid)
+            )
+            answer = client.post(logout.url, content=logout.body, headers=dict(logout.headers))
+            assert answer.status_code == 200
             assert client.get("/").json()["signed_in"] is False
 
 

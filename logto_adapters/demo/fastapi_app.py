@@ -6,9 +6,10 @@
 
 Routes: ``/`` (the user's ID-token claims as JSON, or a sign-in link), ``/sign-in``,
 ``/callback``, ``/sign-out``, ``/protected`` (signed-in users only: their ``sub`` and the
-claims of their access token for the first API resource of ``LOGTO_RESOURCES``), and
-``/api/hello``, that API itself: ``{"sub": ...}`` for a bearer token of it with the
-``read`` scope, 401 / 403 with ``WWW-Authenticate`` otherwise.
+claims of their access token for the first API resource of ``LOGTO_RESOURCES``),
+``/back-channel-logout`` (Logto's POST when a session ended there: the session it names is
+signed out here), and ``/api/hello``, that API itself: ``{"sub": ...}`` for a bearer token
+of it with the ``read`` scope, 401 / 403 with ``WWW-Authenticate`` otherwise.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations at run
@@ -126,10 +127,11 @@ class AppServer:
     is made, as the embedded provider needs it), the app made and served at :meth:`start`,
     and :meth:`shutdown` stops it (connections closed, lifespan ended)."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, app: FastAPI | None = None) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.create_server((host, port), family=family)
         self.port: int = self.socket.getsockname()[1]
+        self._app = app  # None: the sample app, made from the environment at start
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -137,7 +139,7 @@ class AppServer:
         import uvicorn  # the fastapi extra's server, needed only here
 
         config = uvicorn.Config(
-            create_app(),
+            self._app or create_app(),
             log_level="warning",
             access_log=False,
             # The app decides alone whether to trust X-Forwarded-* (LogtoAuth's

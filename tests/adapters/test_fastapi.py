@@ -451,3 +451,45 @@ def test_the_demo_serves_the_sample_app_on_the_embedded_provider() -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=15) == 0
+
+
+def test_back_channel_logout_signs_out_the_session_it_names(
+    served: ServedProvider, browser: Browser, registry: SessionRegistry
+) -> None:
+    from logto_core.testing import logout_request
+
+    served.provider.add_user("user-2", name="Bea")
+    browser.sign_in()
+    other = TestClient(browser.client.app, base_url=BASE, follow_redirects=False)
+    start = other.get("/sign-in")
+    other.get(served.provider.approve(start.headers["location"], "user-2"))
+    app: Any = browser.client.app
+    held = registry.get(browser.client.cookies[SID])
+    assert held is not None
+    sid = app.state.logto_auth.logto.session(held).getIdTokenClaims().sid
+    assert sid
+
+    def deliver(token: str) -> httpx.Response:
+        request = logout_request(f"{BASE}/back-channel-logout", token)
+        answer: httpx.Response = TestClient(browser.client.app, base_url=BASE).post(
+            "/back-channel-logout", content=request.body, headers=dict(request.headers)
+        )
+        return answer
+
+    token = served.provider.logout_token(APP_ID, sid=sid, sub=USER)
+    done = deliver(token)
+    assert done.status_code == 200 and done.headers["cache-control"] == "no-store"
+    assert "href='/sign-in'" in browser.get("/").text  # this browser never came by
+    assert other.get("/").json()["sub"] == "user-2"  # another user's session is kept
+
+    replayed = deliver(token)
+    assert replayed.status_code == 400 and replayed.json()["error"] == "invalid_request"
+    forged = deliver(served.provider.logout_token(APP_ID, sid=sid, claims={"nonce": "n"}))
+    assert forged.status_code == 400
+    assert browser.client.get("/back-channel-logout").status_code == 405  # POST only
+    huge = TestClient(browser.client.app, base_url=BASE).post(
+        "/back-channel-logout",
+        content=b"logout_token=" + b"a" * 200_000,
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert huge.status_code == 400
