@@ -1,7 +1,8 @@
 """The FastAPI sample app (logto_adapters.demo.fastapi_app) through the real provider: the
 login form filled in, the protected page with its API token, the app's own API called with
 the user's token, sign-out through the provider's end-session page; with tokens kept on the
-server and in encrypted cookies (each under 4 KB with two APIs and an organization token)."""
+server and in encrypted cookies (each under 4 KB with two APIs and an organization token);
+and the back-channel logout the provider sends when the user signs out in another app."""
 
 from __future__ import annotations
 
@@ -15,14 +16,26 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI
 
 from logto_adapters.cookie_session import COOKIE_LIMIT, CookieCipher
-from logto_adapters.demo.fastapi_app import create_app
+from logto_adapters.demo.fastapi_app import AppServer, create_app
 from logto_adapters.demo.settings import Settings
 from logto_adapters.fastapi import LogtoAuth
 from logto_adapters.web import CookieSessions, ServerSessions, SessionBackend, WebRequest
 
 from ..asgi_client import TestClient
-from .conftest import HttpBrowser, RealProvider
-from .tenant import ALICE, ALICE_ORG, API_A, API_B, APP_BASE, POST_LOGOUT, WEB_APP, WEB_APP_SECRET
+from .conftest import Clock, HttpBrowser, RealProvider, make_driver
+from .tenant import (
+    ALICE,
+    ALICE_ORG,
+    API_A,
+    API_B,
+    APP_BASE,
+    BOB,
+    POST_LOGOUT,
+    PUBLIC_APP,
+    REDIRECT,
+    WEB_APP,
+    WEB_APP_SECRET,
+)
 
 
 def local(url: str) -> str:
@@ -131,3 +144,45 @@ def test_sign_in_protected_page_api_and_sign_out(
     auth: LogtoAuth = client.app.state.logto_auth  # type: ignore[attr-defined]
     assert auth.logto.waitForRevocations(10)
     assert real_provider.introspect(tokens["refresh"])["active"] is False  # revoked at Logto
+
+
+def test_a_session_ended_at_the_provider_is_signed_out_in_the_app(
+    real_provider: RealProvider, backchannel_port: int, clock: Clock
+) -> None:
+    """oidc-provider's back-channel logout: Alice signs out in another app of the tenant;
+    the provider POSTs a logout token to the sample app's /back-channel-logout (served by
+    uvicorn on the port registered for it), which signs her session out; Bob's stays."""
+    settings = Settings(
+        endpoint=real_provider.base,
+        app_id=WEB_APP,
+        app_secret=WEB_APP_SECRET,
+        base_url=APP_BASE,
+        secret_key="unused",
+        resources=[API_A],
+        scopes=["read"],
+    )
+    app = create_app(settings, sessions=ServerSessions(secure=False), timeout=(2.0, 10.0))
+    receiver = AppServer("127.0.0.1", backchannel_port, app)
+    with TestClient(app, base_url=APP_BASE, follow_redirects=False) as client:
+        receiver.start()
+        try:
+            bob_at_app = TestClient(app, base_url=APP_BASE, follow_redirects=False)
+            alice, bob = HttpBrowser(), HttpBrowser()
+            for browser, user, at_app in ((alice, ALICE, client), (bob, BOB, bob_at_app)):
+                start = at_app.get("/sign-in")
+                trip = browser.sign_in(start.headers["location"], user[0], user[1])
+                assert at_app.get(local(trip.callback)).status_code == 303
+            assert client.get("/").json()["sub"] == ALICE[2]
+
+            other = make_driver("sync", real_provider, clock, appId=PUBLIC_APP)
+            trip = alice.sign_in(other.signIn(REDIRECT), ALICE[0], ALICE[1])
+            assert not trip.login_form_shown  # one session at the provider
+            other.handleSignInCallback(trip.callback)
+            answer = alice.end_session(other.signOut(POST_LOGOUT))
+            assert answer.is_redirect  # the provider waited for the app's answer
+
+            assert real_provider.backchannel_deliveries() == {"success": 1, "error": 0}
+            assert "Not signed in" in client.get("/").text
+            assert bob_at_app.get("/").json()["sub"] == BOB[2]
+        finally:
+            receiver.shutdown()
