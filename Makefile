@@ -46,8 +46,12 @@ errors-doc: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m logto_adapters.demo
 
+# `make serve FRAMEWORK=flask|django|fastapi` (and CLIENT=sync|aio) serves that framework's
+# sample app instead of the tutorial's.
+FRAMEWORK ?= tutorial
+CLIENT ?= async
 serve: $(STAMP)
-	$(BIN)/python -m logto_adapters.demo --serve
+	$(BIN)/python -m logto_adapters.demo --serve --framework $(FRAMEWORK) --client $(CLIENT)
 
 # Long profiles of the fuzzers and of the fault-injection soak (minutes; figures printed,
 # recorded in docs/security.md). The test suite runs short profiles of both.

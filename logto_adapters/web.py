@@ -48,7 +48,8 @@ class WebRequest:
 
     method: str
     url: str
-    headers: Mapping[str, str] = field(default_factory=dict)
+    # Out of repr: headers carry bearer tokens, cookies session ids.
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
     cookies: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def header(self, name: str) -> str | None:

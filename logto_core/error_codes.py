@@ -265,6 +265,19 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "decorate API views with access_token_required",
     ),
     ErrorCode(
+        "usage.web_path",
+        LogtoUsageError,
+        "a route path given to a web integration is not an absolute path of the app",
+        "give paths such as /sign-in (one leading slash, no scheme or host)",
+    ),
+    ErrorCode(
+        "usage.web_middleware",
+        LogtoUsageError,
+        "the Starlette or FastAPI request did not go through LogtoMiddleware",
+        "add auth.middleware() to the app's middleware (FastAPI: "
+        "app.add_middleware(LogtoMiddleware, auth=auth))",
+    ),
+    ErrorCode(
         "usage.m2m_target",
         LogtoUsageError,
         "a machine-to-machine token was asked for without a resource or an organization",

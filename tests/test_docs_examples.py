@@ -379,3 +379,61 @@ def test_the_back_channel_logout_receiver_signs_out_the_session_it_is_told_to() 
         replay = namespace["back_channel_logout"](request.method, request.headers, request.body)
         assert replay[0] == 400 and b"invalid_request" in replay[2]
         logto.close()
+
+
+def test_the_fastapi_example_signs_in_guards_and_protects_its_api() -> None:
+    from urllib.parse import urlsplit
+
+    from logto_adapters.web import WebRequest
+    from logto_core.testing import logout_request
+
+    from .asgi_client import TestClient
+
+    code = example("fastapi.md", "app")
+    base = "http://127.0.0.1:9"
+    with serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served:
+        provider = served.provider
+        provider.add_client(
+            "app",
+            secret="s" * 32,
+            redirect_uris=[REDIRECT],
+            post_logout_redirect_uris=[f"{base}/"],
+            kind="traditional",
+        )
+        provider.add_user("ada", name="Ada")
+        provider.add_resource(API, ["read"])
+        provider.grant_permissions("ada", API, ["read"])
+        namespace = _namespace(served, APP_ID="app", APP_SECRET="s" * 32, BASE_URL=base)
+        exec(compile(code, "docs/fastapi.md", "exec"), namespace)
+        with TestClient(namespace["app"], base_url=base, follow_redirects=False) as client:
+            assert client.get("/").json() == {"signed_in": False, "sign_in": "/sign-in"}
+            guarded = client.get("/orders")
+            assert guarded.headers["location"] == "/sign-in?next=/orders"
+            start = client.get(guarded.headers["location"])
+            callback = urlsplit(provider.approve(start.headers["location"], "ada"))
+            done = client.get(f"{callback.path}?{callback.query}")
+            assert done.headers["location"] == "/orders"
+            assert client.get("/orders").json() == {"user": "ada", "scopes": "read"}
+            assert client.get("/").json() == {"signed_in": True, "name": "Ada"}
+
+            auth = namespace["auth"]
+            opened = auth.sessions.open(WebRequest("GET", base, cookies=dict(client.cookies)))
+            token = client.portal.call(auth.logto.session(opened.storage).getAccessToken, API)
+            api = client.get("/api/orders", headers={"authorization": f"Bearer {token}"})
+            assert api.json() == {"orders": [], "for": "ada"}
+            assert client.get("/api/orders").status_code == 401
+            assert client.get("/sign-out").status_code == 303
+            assert client.get("/").json()["signed_in"] is False
+
+            # Signed in again, then signed out by Logto's back-channel logout.
+            start = client.get("/sign-in")
+            callback = urlsplit(provider.approve(start.headers["location"], "ada"))
+            client.get(f"{callback.path}?{callback.query}")
+            held = auth.sessions.open(WebRequest("GET", base, cookies=dict(client.cookies)))
+            sid = auth.logto.session(held.storage).getIdTokenClaims().sid
+            logout = logout_request(
+                f"{base}/back-channel-logout", provider.logout_token("app", sid=sid)
+            )
+            answer = client.post(logout.url, content=logout.body, headers=dict(logout.headers))
+            assert answer.status_code == 200
+            assert client.get("/").json()["signed_in"] is False

@@ -186,3 +186,10 @@ def test_back_channel_logout_finds_server_sessions(served: ServedProvider, clock
 def test_server_sessions_check_their_cookie_settings() -> None:
     with pytest.raises(LogtoUsageError):
         ServerSessions(same_site="None", secure=False)
+
+
+def test_a_request_shows_no_credential() -> None:
+    shown = repr(
+        WebRequest("GET", "http://app/", {"authorization": "Bearer t0ken"}, {"logto_sid": "s1d"})
+    )
+    assert "t0ken" not in shown and "s1d" not in shown and "http://app/" in shown
