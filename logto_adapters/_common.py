@@ -13,12 +13,13 @@ import asyncio
 import os
 import time
 import weakref
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from logto_core.errors import LogtoUsageError, StorageError
 from logto_core.runtime import Runtime
-from logto_core.session import StorageKey
+from logto_core.session import SessionState, StorageKey
 from logto_core.sleep import Sleep
 from logto_core.transport_policy import ExchangePolicy, RetryPolicy, Timeout, split_timeout
 
@@ -103,6 +104,58 @@ leaves either the old session or the new one, never a mix."""
 
 def ordered(writes: Mapping[str, str | None]) -> list[tuple[str, str | None]]:
     return sorted(writes.items(), key=lambda item: SESSION_WRITE_ORDER.index(item[0]))
+
+
+# ---- the atomic save (storages with compare_and_set) ----------------------------------------
+
+MAX_SAVE_ROUNDS = 10
+"""Times a save reads the session again after another process wrote it in between, before
+giving up with ``storage.contended``."""
+
+SIGNED_OUT_MARK = '{"v":1}'
+"""An empty session as a stored value (it reads as signed out). Stored, briefly, in place of a
+session read from the official SDK's entries and left empty: while those entries are deleted,
+a concurrent save must not read them again as a live session."""
+
+
+@dataclass(frozen=True, slots=True)
+class AtomicWrite:
+    """How a storage with ``compare_and_set`` stores a session: the one value, compared and
+    set (``value``, ``None`` to delete), then the official-SDK entries it was read from
+    deleted (``legacy``), then, when ``value`` is :data:`SIGNED_OUT_MARK`, the mark removed
+    (``unmark``)."""
+
+    value: str | None
+    legacy: tuple[str, ...]
+
+    @property
+    def unmark(self) -> bool:
+        return self.value == SIGNED_OUT_MARK
+
+    @classmethod
+    def of(cls, session: SessionState) -> AtomicWrite:
+        writes = session.writes()
+        value = writes.pop(StorageKey.SESSION)
+        legacy = tuple(key for key, _ in ordered(writes))
+        if value is None and legacy:
+            value = SIGNED_OUT_MARK
+        return cls(value, legacy)
+
+
+def compare_and_set_of(storage: object) -> Callable[..., Any] | None:
+    """The storage's ``compare_and_set`` (:class:`~logto_core.storage.AtomicStorage`), or
+    ``None`` for a plain storage."""
+    method = getattr(storage, "compare_and_set", None)
+    return method if callable(method) else None
+
+
+def save_contended() -> StorageError:
+    """A save that lost :data:`MAX_SAVE_ROUNDS` races in a row."""
+    return StorageError(
+        f"the session changed {MAX_SAVE_ROUNDS} times while this request was saving it "
+        "(other processes saving the same session at once); nothing was written; try again",
+        code="storage.contended",
+    )
 
 
 class ForkSafe:

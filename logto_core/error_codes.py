@@ -1255,6 +1255,13 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "check the session store; the provider may deliver the logout again",
     ),
     ErrorCode(
+        "storage.contended",
+        StorageError,
+        "a save of the session lost the race to other writers (other processes saving the "
+        "same session at once) too many times in a row; nothing was written",
+        "try again; if it keeps happening, look for a loop of requests of one session",
+    ),
+    ErrorCode(
         "storage.write",
         StorageError,
         "the application's storage raised writing the session; the stored session is unchanged",

@@ -56,6 +56,7 @@ from logto_core.storage import MemoryStorage
 from .._common import (
     DEFAULT_REVOCATION_TIMEOUT,
     DEFAULT_TIMEOUT,
+    MAX_SAVE_ROUNDS,
     ForkSafe,
     checked_revocation_timeout,
     exchange_policy,
@@ -611,16 +612,30 @@ class LogtoSession:
         saves of one session never interleave, saves of others never wait. When the stored
         grant is not the one the operation read, the save follows it to its lock. The
         change compares on the grant it started from (:mod:`logto_core.changes`): a save
-        is a compare-and-set on the refresh token."""
+        is a compare-and-set on the refresh token.
+
+        A storage with ``compare_and_set`` (:class:`~logto_core.storage.AtomicStorage`)
+        makes the save atomic across processes too: the value read is the one compared, and
+        a save that another process overtook reads again and applies its change again."""
         locks = self.logto._locks
         key = KeyedLocks.key_of(effect.grant)
+        atomic = kit.is_atomic(self.storage)
         for attempt in range(MAX_REKEYS + 1):
             async with locks.held_async(key):
-                before = await self._load()
-                stored = KeyedLocks.key_of(before.refresh_token)
-                if stored != key and attempt < MAX_REKEYS:
-                    key = stored
+                stored: str | None = None
+                if atomic:
+                    stored, before = await kit.read_stored(self.storage)
+                    # unasync: async only
+                    self._remember(before)
+                    # unasync: end
+                else:
+                    before = await self._load()
+                grant = KeyedLocks.key_of(before.refresh_token)
+                if grant != key and attempt < MAX_REKEYS:
+                    key = grant
                     continue
+                if atomic:
+                    return await self._compare_and_save(effect, stored, before)
                 after = effect.change(before)
                 if after is None or after == before:
                     return ops.Saved(before, before)
@@ -630,6 +645,26 @@ class LogtoSession:
                 # unasync: end
                 return ops.Saved(before, after)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _compare_and_save(
+        self, effect: ops.SaveSession, stored: str | None, before: SessionState
+    ) -> ops.Saved:
+        """The atomic save: apply the change to what was read, store it if the storage still
+        holds what was read; else read again, at most ``MAX_SAVE_ROUNDS`` times."""
+        for _ in range(MAX_SAVE_ROUNDS):
+            after = effect.change(before)
+            if after is None or after == before:
+                return ops.Saved(before, before)
+            if await kit.compare_and_set(self.storage, stored, after):
+                # unasync: async only
+                self._remember(after)
+                # unasync: end
+                return ops.Saved(before, after)
+            stored, before = await kit.read_stored(self.storage)
+            # unasync: async only
+            self._remember(before)
+            # unasync: end
+        raise kit.contended()
 
     # ---- the effect interpreter ---------------------------------------------------------
 

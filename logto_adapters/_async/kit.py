@@ -31,7 +31,15 @@ from logto_core.storage import Storage
 from logto_core.transport_policy import Timeout
 
 from .._background import RevocationJobs
-from .._common import RevocationMode, ordered, sleep_async, storage_failed
+from .._common import (
+    AtomicWrite,
+    RevocationMode,
+    compare_and_set_of,
+    ordered,
+    save_contended,
+    sleep_async,
+    storage_failed,
+)
 from ..coordination import AsyncMemoryCoordinator
 from ..transport_httpx import ClientFactory, HttpxTransport
 
@@ -59,6 +67,14 @@ class AsyncStorage(Protocol):
     async def set(self, key: str, value: str | None) -> None: ...
 
     async def delete(self, key: str) -> None: ...
+
+
+class AsyncAtomicStorage(AsyncStorage, Protocol):
+    """An async storage with an atomic ``compare_and_set``
+    (:class:`~logto_core.storage.AtomicStorage`, as a coroutine): saves are then atomic
+    across processes."""
+
+    async def compare_and_set(self, key: str, expected: str | None, value: str | None) -> bool: ...
 
 
 AnyStorage = Storage | AsyncStorage
@@ -312,6 +328,65 @@ async def write(storage: AnyStorage, session: SessionState) -> None:
                 await done
         except Exception as error:
             raise storage_failed("write", key, error) from error
+
+
+def is_atomic(storage: AnyStorage) -> bool:
+    """Whether ``storage`` has a ``compare_and_set`` (plain or a coroutine): the client then
+    saves with it, atomically across processes."""
+    return compare_and_set_of(storage) is not None
+
+
+async def read_stored(storage: AnyStorage) -> tuple[str | None, SessionState]:
+    """The session's one value as stored (what a compare-and-set compares with: ``None``
+    when absent, or not a string) and the session read (from the official SDK's entries
+    when that value is absent)."""
+    value = await _get(storage, StorageKey.SESSION)
+    reader = read_session(value)
+    try:
+        key = next(reader)
+        while True:
+            key = reader.send(await _get(storage, key))
+    except StopIteration as stop:
+        session: SessionState = stop.value
+    return (value if type(value) is str else None), session
+
+
+async def compare_and_set(storage: AnyStorage, expected: str | None, session: SessionState) -> bool:
+    """Store ``session`` if the storage still holds ``expected``: the one value compared and
+    set, then the official SDK's entries deleted. False, having written nothing, when another
+    writer came first."""
+    write = AtomicWrite.of(session)
+    if not await _compare_and_set(storage, expected, write.value):
+        return False
+    for key in write.legacy:
+        await _delete(storage, key)
+    if write.unmark:  # best effort: a writer who came since keeps its value
+        await _compare_and_set(storage, write.value, None)
+    return True
+
+
+contended = save_contended
+
+
+async def _compare_and_set(storage: AnyStorage, expected: str | None, value: str | None) -> bool:
+    method = compare_and_set_of(storage)
+    assert method is not None
+    try:
+        done: Any = method(StorageKey.SESSION, expected, value)
+        if inspect.isawaitable(done):
+            done = await done
+    except Exception as error:
+        raise storage_failed("write", StorageKey.SESSION, error) from error
+    return bool(done)
+
+
+async def _delete(storage: AnyStorage, key: str) -> None:
+    try:
+        done: Any = storage.delete(key)
+        if inspect.isawaitable(done):
+            await done
+    except Exception as error:
+        raise storage_failed("write", key, error) from error
 
 
 def _get_now(storage: AnyStorage, key: str) -> Any:

@@ -54,6 +54,7 @@ from logto_core.storage import MemoryStorage
 from .._common import (
     DEFAULT_REVOCATION_TIMEOUT,
     DEFAULT_TIMEOUT,
+    MAX_SAVE_ROUNDS,
     ForkSafe,
     checked_revocation_timeout,
     exchange_policy,
@@ -558,22 +559,47 @@ class LogtoSession:
         saves of one session never interleave, saves of others never wait. When the stored
         grant is not the one the operation read, the save follows it to its lock. The
         change compares on the grant it started from (:mod:`logto_core.changes`): a save
-        is a compare-and-set on the refresh token."""
+        is a compare-and-set on the refresh token.
+
+        A storage with ``compare_and_set`` (:class:`~logto_core.storage.AtomicStorage`)
+        makes the save atomic across processes too: the value read is the one compared, and
+        a save that another process overtook reads again and applies its change again."""
         locks = self.logto._locks
         key = KeyedLocks.key_of(effect.grant)
+        atomic = kit.is_atomic(self.storage)
         for attempt in range(MAX_REKEYS + 1):
             with locks.held(key):
-                before = self._load()
-                stored = KeyedLocks.key_of(before.refresh_token)
-                if stored != key and attempt < MAX_REKEYS:
-                    key = stored
+                stored: str | None = None
+                if atomic:
+                    stored, before = kit.read_stored(self.storage)
+                else:
+                    before = self._load()
+                grant = KeyedLocks.key_of(before.refresh_token)
+                if grant != key and attempt < MAX_REKEYS:
+                    key = grant
                     continue
+                if atomic:
+                    return self._compare_and_save(effect, stored, before)
                 after = effect.change(before)
                 if after is None or after == before:
                     return ops.Saved(before, before)
                 kit.write(self.storage, after)
                 return ops.Saved(before, after)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _compare_and_save(
+        self, effect: ops.SaveSession, stored: str | None, before: SessionState
+    ) -> ops.Saved:
+        """The atomic save: apply the change to what was read, store it if the storage still
+        holds what was read; else read again, at most ``MAX_SAVE_ROUNDS`` times."""
+        for _ in range(MAX_SAVE_ROUNDS):
+            after = effect.change(before)
+            if after is None or after == before:
+                return ops.Saved(before, before)
+            if kit.compare_and_set(self.storage, stored, after):
+                return ops.Saved(before, after)
+            stored, before = kit.read_stored(self.storage)
+        raise kit.contended()
 
     # ---- the effect interpreter ---------------------------------------------------------
 
