@@ -48,7 +48,7 @@ from logto_core.protocol.id_token import UnknownKeyError
 from logto_core.protocol.logout_token import LogoutToken
 from logto_core.protocol.signin_url import DirectSignIn, SignInParams
 from logto_core.protocol.token_exchange import ExchangedToken, TokenType
-from logto_core.storage import MemoryStorage, Storage
+from logto_core.storage import AtomicStorage, MemoryStorage, Storage
 
 from .session_registry import RegisteredSession, SessionRegistry
 
@@ -61,6 +61,7 @@ DeviceSignIn = DeviceAuthorization
 __all__ = [
     "AccessTokenClaims",
     "AccessTokenError",
+    "AtomicStorage",
     "BackchannelLogoutResult",
     "CallbackError",
     "CancelFlag",
