@@ -50,6 +50,7 @@ from logto_core.protocol.signin_url import DirectSignIn, SignInParams
 from logto_core.protocol.token_exchange import ExchangedToken, TokenType
 from logto_core.storage import AtomicStorage, MemoryStorage, Storage
 
+from .redis_registry import RedisRegisteredSession, RedisSessionRegistry
 from .session_registry import RegisteredSession, SessionRegistry
 
 LogtoException = LogtoError
@@ -91,6 +92,8 @@ __all__ = [
     "Prompt",
     "ProviderError",
     "ProviderResponseError",
+    "RedisRegisteredSession",
+    "RedisSessionRegistry",
     "RegisteredSession",
     "ReservedResource",
     "ScopeNotGrantedError",

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from logto_adapters import aio
 from logto_adapters._common import MAX_SAVE_ROUNDS, SIGNED_OUT_MARK, AtomicWrite
+from logto_adapters.session_registry import SessionRegistry, sign_out
 from logto_adapters.testing import ServedProvider
 from logto_core import changes
 from logto_core import operations as ops
@@ -247,6 +248,29 @@ def test_a_mark_overtaken_by_a_new_sign_in_stays_overtaken() -> None:
     )
     assert decode_session(SIGNED_OUT_MARK) == SessionState()
     assert AtomicWrite.of(SessionState()).value is None
+
+
+def test_an_in_memory_registry_session_compares_and_sets_under_its_lock() -> None:
+    registry = SessionRegistry()
+    session = registry.create()
+    assert session.compare_and_set("k", None, "1") is True
+    assert session.compare_and_set("k", None, "2") is False
+    assert session.compare_and_set("k", "0", "2") is False
+    assert session.compare_and_set("k", "1", None) is True and session.get("k") is None
+    registry.discard(session.id)
+    assert session.compare_and_set("k", None, "3") is True  # ignored, as writes are
+    assert session.get("k") is None
+
+
+def test_ending_a_legacy_session_in_memory_leaves_no_tokens() -> None:
+    registry = SessionRegistry()
+    session = registry.create()
+    session.set(StorageKey.ID_TOKEN, ID_TOKEN)
+    session.set(StorageKey.REFRESH_TOKEN, "rt-legacy")
+    session.set(StorageKey.SIGN_IN_SESSIONS, "[]")
+    sign_out(session)
+    assert stored(session) == SessionState()
+    assert session.get(StorageKey.SESSION) is None and session.get(StorageKey.ID_TOKEN) is None
 
 
 # ---- the property: racing saves of separate processes ----------------------------------------
