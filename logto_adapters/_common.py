@@ -15,9 +15,12 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from logto_core.errors import LogtoUsageError, StorageError
+from logto_core.config import LogtoConfig
+from logto_core.context import Context
+from logto_core.errors import LogtoError, LogtoUsageError, StorageError
+from logto_core.log import logger
 from logto_core.runtime import Runtime
 from logto_core.session import SessionState, StorageKey
 from logto_core.sleep import Sleep
@@ -104,6 +107,61 @@ leaves either the old session or the new one, never a mix."""
 
 def ordered(writes: Mapping[str, str | None]) -> list[tuple[str, str | None]]:
     return sorted(writes.items(), key=lambda item: SESSION_WRITE_ORDER.index(item[0]))
+
+
+# ---- a provider cache shared between processes ----------------------------------------------
+
+
+class ProviderCacheStore(Protocol):
+    """Where processes share what they know of the provider (discovery, keys):
+    ``Logto(config, provider_cache=store)`` loads it when it starts and publishes to it
+    after each fetch (``RedisProviderCache``). Blocking calls that never raise."""
+
+    def load(self) -> str | None:
+        """The last publication (``exportProviderCache()``'s text), or ``None``."""
+        ...
+
+    def publish(self, text: str) -> None:
+        """Keep ``text`` for the processes that start next."""
+        ...
+
+
+def provider_cache_option(option: object) -> tuple[object, ProviderCacheStore | None]:
+    """The ``provider_cache`` option as (the text to start from, the store to publish to):
+    an export as it is, or a store's last publication and the store."""
+    load, publish = getattr(option, "load", None), getattr(option, "publish", None)
+    if isinstance(option, str) or not (callable(load) and callable(publish)):
+        return option, None
+    store: Any = option
+    try:
+        text = store.load()
+    except Exception as error:  # a store of the app's: it should not raise; start empty
+        logger.warning("provider cache not loaded (%s)", type(error).__name__)
+        text = None
+    return text, store
+
+
+def shared_context(
+    config: LogtoConfig, option: object, **settings: Any
+) -> tuple[Context, ProviderCacheStore | None]:
+    """The client's :class:`Context`, and the store to publish to when ``option`` is one.
+    A store's publication that does not fit (another tenant's, damaged) is ignored with a
+    warning rather than failing the start."""
+    text, store = provider_cache_option(option)
+    if store is None:
+        return Context(config, provider_cache=text, **settings), None
+    try:
+        return Context(config, provider_cache=text, **settings), store
+    except LogtoError as error:
+        logger.warning("provider cache ignored: %s", error.code)
+        return Context(config, **settings), store
+
+
+def publish_provider(store: ProviderCacheStore, text: str) -> None:
+    try:
+        store.publish(text)
+    except Exception as error:  # a store of the app's: it should not raise
+        logger.warning("provider cache not published (%s)", type(error).__name__)
 
 
 # ---- the atomic save (storages with compare_and_set) ----------------------------------------

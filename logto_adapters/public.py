@@ -50,7 +50,9 @@ from logto_core.protocol.signin_url import DirectSignIn, SignInParams
 from logto_core.protocol.token_exchange import ExchangedToken, TokenType
 from logto_core.storage import AtomicStorage, MemoryStorage, Storage
 
+from ._common import ProviderCacheStore
 from .redis_registry import RedisRegisteredSession, RedisSessionRegistry
+from .redis_storage import RedisProviderCache
 from .session_registry import RegisteredSession, SessionRegistry
 
 LogtoException = LogtoError
@@ -90,8 +92,10 @@ __all__ = [
     "OAuthScope",
     "OidcProviderMetadata",
     "Prompt",
+    "ProviderCacheStore",
     "ProviderError",
     "ProviderResponseError",
+    "RedisProviderCache",
     "RedisRegisteredSession",
     "RedisSessionRegistry",
     "RegisteredSession",

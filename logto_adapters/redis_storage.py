@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from logto_core.errors import LogtoUsageError, StorageError
+from logto_core.log import logger
 from logto_core.storage import Storage
 
 if TYPE_CHECKING:
@@ -419,9 +420,77 @@ class AsyncRedisStorage(_Settings):
         return bool(done)
 
 
+# ---- the provider cache ----------------------------------------------------------------------
+
+DEFAULT_PROVIDER_KEY = "logto:provider"
+DEFAULT_PROVIDER_TTL = 7 * 24 * 3600.0
+"""Seconds a published provider cache stays in Redis (stale parts are refetched anyway)."""
+
+
+class RedisProviderCache:
+    """Discovery metadata and key sets shared through Redis:
+    ``Logto(config, provider_cache=RedisProviderCache(url))`` loads them when it starts (so a
+    new worker fetches nothing still fresh) and publishes to them after each fetch (so the
+    next worker starts with the newest). Blocking calls (the asyncio client makes its
+    publications in a worker thread); a Redis away is logged, never raised: the client
+    fetches from the provider instead.
+
+    Everything read is checked as an export is (the issuer against the configuration, the
+    key set's shape), but **Redis is trusted with the signing keys**: whoever can write
+    under ``key`` can make the app accept tokens they signed. Use it only with a Redis that
+    only the app can write to (the same trust as its sessions).
+
+    :param key: the Redis key (one per Logto tenant and app configuration).
+    :param ttl: seconds a publication stays (7 days).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        key: str = DEFAULT_PROVIDER_KEY,
+        ttl: float = DEFAULT_PROVIDER_TTL,
+        client: redis.Redis | None = None,
+        **options: Any,
+    ) -> None:
+        checked_url(url)
+        if not isinstance(key, str) or _PREFIX.fullmatch(key) is None or not key:
+            raise LogtoUsageError(
+                "key must be 1 to 64 characters of A-Z, a-z, 0-9 and _.:/-",
+                code="usage.redis_options",
+            )
+        self.key = key
+        self.ttl = checked_ttl(ttl)
+        self._place = where(url)
+        self._client = client if client is not None else CLIENTS.get(url, options)
+
+    def load(self) -> str | None:
+        """The last publication, or ``None`` (none, or Redis away: logged)."""
+        try:
+            with redis_errors("read", self._place):
+                return decoded(_commands(self._client).execute_command("GET", self.key))
+        except StorageError as error:
+            logger.warning("provider cache not loaded from Redis: %s", error.code)
+            return None
+
+    def publish(self, text: str) -> None:
+        """Store ``text`` (``exportProviderCache()``'s) for the workers that start next."""
+        try:
+            with redis_errors("write", self._place):
+                _commands(self._client).execute_command(
+                    "SET", self.key, encoded(text), "PX", ttl_ms(self.ttl)
+                )
+        except StorageError as error:
+            logger.warning("provider cache not published to Redis: %s", error.code)
+
+    def __repr__(self) -> str:
+        return f"RedisProviderCache(redis={self._place}, key={self.key!r})"
+
+
 __all__ = [
     "DEFAULT_PREFIX",
     "DEFAULT_TTL",
     "AsyncRedisStorage",
+    "RedisProviderCache",
     "RedisStorage",
 ]

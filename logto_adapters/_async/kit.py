@@ -33,6 +33,7 @@ from logto_core.transport_policy import Timeout
 from .._background import RevocationJobs
 from .._common import (
     AtomicWrite,
+    ProviderCacheStore,
     RevocationMode,
     compare_and_set_of,
     ordered,
@@ -40,6 +41,7 @@ from .._common import (
     sleep_async,
     storage_failed,
 )
+from .._common import publish_provider as _publish_provider
 from ..coordination import AsyncMemoryCoordinator
 from ..transport_httpx import ClientFactory, HttpxTransport
 
@@ -110,7 +112,9 @@ class AsyncOptions(TypedDict, total=False):
     :param revocation_timeout: seconds, see ``revocation`` (default 3).
     :param provider_cache: what ``exportProviderCache()`` returned earlier (discovery and key
         sets with their fetch times), so that a short-lived process need not fetch them again;
-        stale entries are refetched as usual.
+        stale entries are refetched as usual. Or a store shared by the app's processes (a
+        ``ProviderCacheStore`` such as ``RedisProviderCache(url)``): loaded now, published
+        to after each fetch.
     :param coordinator: where concurrent callers of one grant agree on one refresh, and
         identical discovery and JWKS fetches on one exchange (an
         :class:`~logto_core.coordination.AsyncCoordinator`); by default a
@@ -126,7 +130,7 @@ class AsyncOptions(TypedDict, total=False):
     refresh_wait: float | None
     revocation: RevocationMode
     revocation_timeout: float
-    provider_cache: str | None
+    provider_cache: str | ProviderCacheStore | None
     coordinator: AsyncCoordinator | None
 
 
@@ -366,6 +370,11 @@ async def compare_and_set(storage: AnyStorage, expected: str | None, session: Se
 
 
 contended = save_contended
+
+
+async def publish_provider(store: ProviderCacheStore, text: str) -> None:
+    """Publish to a shared provider cache (blocking calls: in a worker thread)."""
+    await asyncio.to_thread(_publish_provider, store, text)
 
 
 async def _compare_and_set(storage: AnyStorage, expected: str | None, value: str | None) -> bool:

@@ -59,6 +59,7 @@ from .._common import (
     checked_revocation_timeout,
     exchange_policy,
     refresh_wait_bound,
+    shared_context,
     track_forks,
     waits_for_revocation,
 )
@@ -107,12 +108,15 @@ class Logto(ForkSafe):
         # exchange each request once, within the same deadline. (Other requests are never
         # retried.)
         self._fetches = exchange_policy(timeout, options.get("max_retries", 2))
-        self.core = Context(
+        # An export to start from, or a store shared with other processes (loaded now,
+        # published to after each fetch).
+        self.core, self._provider_store = shared_context(
             config,
+            options.get("provider_cache"),
             runtime=self.runtime,
-            provider_cache=options.get("provider_cache"),
             exchange=exchange_policy(timeout, 0),
         )
+        self._shared_provider = self.core.provider
         self._sending = kit.Sending(options, timeout, self.runtime)
         self._refresh_wait = refresh_wait_bound(timeout, options.get("refresh_wait"))
         self._sending.wait_bound = self._refresh_wait
@@ -199,7 +203,7 @@ class Logto(ForkSafe):
             scopes=scopes,
             actorToken=actorToken,
         )
-        return kit.run(operation, self._perform_app)
+        return self._run_app(operation)
 
     def handleBackchannelLogout(
         self,
@@ -231,7 +235,10 @@ class Logto(ForkSafe):
             return self._perform_shared(effect, perform)
 
         operation = ops.backchannel_logout_op(self.core, method, headers, body)
-        return kit.run(operation, perform)
+        try:
+            return kit.run(operation, perform)
+        finally:
+            self._share_provider()
 
     def _end_sessions(self, logout: LogoutToken, sessions: SessionLookup | None) -> int:
         if sessions is None:
@@ -284,6 +291,22 @@ class Logto(ForkSafe):
     def _perform_app(self, effect: ops.Effect) -> object:
         """The effects of an operation that touches no session (a token exchange)."""
         return self._perform_shared(effect, self._perform_app)
+
+    def _run_app(self, operation: ops.Operation[T]) -> T:
+        """Run an operation that touches no session."""
+        try:
+            return kit.run(operation, self._perform_app)
+        finally:
+            self._share_provider()
+
+    def _share_provider(self) -> None:
+        """Publish what is known of the provider to the shared provider cache, when a flow
+        learnt something since the last publication (a discovery or key-set fetch)."""
+        store, state = self._provider_store, self.core.provider
+        if store is None or state is self._shared_provider:
+            return
+        self._shared_provider = state
+        kit.publish_provider(store, state.to_json())
 
     def _send(self, request: HttpRequest) -> HttpResponse:
         """A flow's exchange. Discovery and JWKS are the core's shared fetch (identical
@@ -489,7 +512,10 @@ class LogtoSession:
         operation = ops.wait_device_sign_in_op(
             self.core, started, timeout=timeout, cancelled=cancelled
         )
-        kit.run(operation, self._perform, max_effects=ops.DEVICE_WAIT_EFFECTS)
+        try:
+            kit.run(operation, self._perform, max_effects=ops.DEVICE_WAIT_EFFECTS)
+        finally:
+            self.logto._share_provider()
 
     # ---- token exchange (RFC 8693) ------------------------------------------------------
 
@@ -604,7 +630,10 @@ class LogtoSession:
     # ---- the effect interpreter ---------------------------------------------------------
 
     def _do(self, operation: ops.Operation[T]) -> T:
-        return kit.run(operation, self._perform)
+        try:
+            return kit.run(operation, self._perform)
+        finally:
+            self.logto._share_provider()
 
     def _perform(self, effect: ops.Effect) -> object:
         if isinstance(effect, ops.LoadSession):
@@ -823,7 +852,7 @@ class LogtoResourceServer:
         organization or a role missing). No request while the keys are cached."""
         requirements = Requirements.of(requiredScopes, organizationId, organizationRoles)
         operation = ops.verify_access_token_op(self.logto.core, token, self.policy, requirements)
-        return kit.run(operation, self.logto._perform_app)
+        return self.logto._run_app(operation)
 
     def verifyAuthorization(
         self,
@@ -841,7 +870,7 @@ class LogtoResourceServer:
         operation = ops.verify_authorization_op(
             self.logto.core, authorization, self.policy, requirements
         )
-        return kit.run(operation, self.logto._perform_app)
+        return self.logto._run_app(operation)
 
     def exportProviderCache(self) -> str:
         """See :meth:`Logto.exportProviderCache`: discovery and keys, for a later process."""

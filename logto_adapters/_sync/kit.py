@@ -30,9 +30,11 @@ from logto_core.transport_policy import Timeout
 from .._background import RevocationJobs
 from .._common import (
     AtomicWrite,
+    ProviderCacheStore,
     RevocationMode,
     compare_and_set_of,
     ordered,
+    publish_provider,
     save_contended,
     sleep,
     storage_failed,
@@ -54,7 +56,7 @@ run = run_operation
 SHIELD_THREADS = 32
 """Worker threads for shielded work (refreshes and code exchanges in progress)."""
 
-__all__ = ["MemoryCoordinator", "sleep"]
+__all__ = ["MemoryCoordinator", "publish_provider", "sleep"]
 
 
 class SyncOptions(TypedDict, total=False):
@@ -82,7 +84,9 @@ class SyncOptions(TypedDict, total=False):
     :param revocation_timeout: seconds, see ``revocation`` (default 3).
     :param provider_cache: what ``exportProviderCache()`` returned earlier (discovery and key
         sets with their fetch times), so that a short-lived process need not fetch them again;
-        stale entries are refetched as usual.
+        stale entries are refetched as usual. Or a store shared by the app's processes (a
+        ``ProviderCacheStore`` such as ``RedisProviderCache(url)``): loaded now, published
+        to after each fetch.
     :param coordinator: where concurrent callers of one grant agree on one refresh, and
         identical discovery and JWKS fetches on one exchange (a
         :class:`~logto_core.coordination.Coordinator`); by default a ``MemoryCoordinator``
@@ -97,7 +101,7 @@ class SyncOptions(TypedDict, total=False):
     refresh_wait: float | None
     revocation: RevocationMode
     revocation_timeout: float
-    provider_cache: str | None
+    provider_cache: str | ProviderCacheStore | None
     coordinator: Coordinator | None
 
 
