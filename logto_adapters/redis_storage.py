@@ -33,7 +33,7 @@ import math
 import re
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -227,27 +227,46 @@ class _Clients:
 
 
 class _AsyncClients:
-    """asyncio clients by event loop, URL and options: a connection belongs to its loop."""
+    """asyncio clients by event loop, URL and options: a connection belongs to its loop, and
+    some frameworks (Flask's async views) run each request in a loop of its own. A loop's
+    clients are closed when it shuts its async generators down (``asyncio.run`` does), and
+    forgotten once it is closed, so no connection outlives its loop."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_loop: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[tuple[str, ...], redis.asyncio.Redis]
+            asyncio.AbstractEventLoop,
+            dict[tuple[str, ...], tuple[redis.asyncio.Redis, AsyncGenerator[None, None]]],
         ] = weakref.WeakKeyDictionary()
 
-    def get(self, url: str, options: Mapping[str, Any]) -> redis.asyncio.Redis:
+    async def get(self, url: str, options: Mapping[str, Any]) -> redis.asyncio.Redis:
         loop = asyncio.get_running_loop()
         key = _options_key(url, options)
         with self._lock:
+            for other in [other for other in list(self._by_loop) if other.is_closed()]:
+                self._by_loop.pop(other, None)
             clients = self._by_loop.setdefault(loop, {})
-            client = clients.get(key)
-            if client is None:
-                redis = _redis_module()
-                client = redis.asyncio.Redis.from_url(
-                    url, **connection_options(options, asyncio=True)
-                )
-                clients[key] = client
-            return client
+            entry = clients.get(key)
+            if entry is not None:
+                return entry[0]
+            module = _redis_module()
+            client: redis.asyncio.Redis = module.asyncio.Redis.from_url(
+                url, **connection_options(options, asyncio=True)
+            )
+            # Kept with the client: the loop holds its async generators weakly.
+            closer = _close_with_loop(client)
+            clients[key] = (client, closer)
+        # Started here so that the loop registers it: parked until the loop shuts its async
+        # generators down, then it closes the client.
+        await closer.__anext__()
+        return client
+
+
+async def _close_with_loop(client: redis.asyncio.Redis) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 CLIENTS = _Clients()
@@ -389,14 +408,15 @@ class AsyncRedisStorage(_Settings):
         _redis_module()
         self._url, self._options, self._given = url, options, client
 
-    def _redis(self) -> redis.asyncio.Redis:
+    async def _redis(self) -> redis.asyncio.Redis:
         if self._given is not None:
             return self._given
-        return ASYNC_CLIENTS.get(self._url, self._options)
+        return await ASYNC_CLIENTS.get(self._url, self._options)
 
     async def get(self, key: str) -> str | None:
+        client = await self._redis()
         with redis_errors("read", self._place):
-            return decoded(await _commands(self._redis()).execute_command("HGET", self._key, key))
+            return decoded(await _commands(client).execute_command("HGET", self._key, key))
 
     async def set(self, key: str, value: str | None) -> None:
         await self._write(cas_args(key, None, value, self.ttl, compare=False))
@@ -410,11 +430,12 @@ class AsyncRedisStorage(_Settings):
 
     async def clear(self) -> None:
         """Delete the whole session (every key of it)."""
+        client = await self._redis()
         with redis_errors("write", self._place):
-            await _commands(self._redis()).execute_command("DEL", self._key)
+            await _commands(client).execute_command("DEL", self._key)
 
     async def _write(self, args: list[bytes | str | int]) -> bool:
-        client = self._redis()
+        client = await self._redis()
         with redis_errors("write", self._place):
             done = await client.register_script(CAS_SCRIPT)(keys=[self._key], args=args)
         return bool(done)

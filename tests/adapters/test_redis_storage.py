@@ -191,6 +191,26 @@ def test_the_asyncio_storage_is_the_same(server: RedisServer) -> None:
     asyncio.run(scenario())  # another loop: another client, the same data
 
 
+def test_a_loop_per_request_leaves_no_connection_open(server: RedisServer) -> None:
+    """Flask's async views run each request in a loop of its own: each loop's client is
+    closed with it."""
+    session_id = new_id()
+
+    async def request(n: int) -> None:
+        storage = aio.RedisStorage(server.url, session_id)
+        await storage.set("n", str(n))
+        assert await storage.get("n") == str(n)
+
+    def connected() -> int:
+        return sum(1 for c in raw(server).client_list() if c.get("cmd") != "client|list")
+
+    asyncio.run(request(0))
+    before = connected()
+    for n in range(30):
+        asyncio.run(request(n))
+    assert connected() <= before
+
+
 def test_bytes_that_are_not_utf8_compare_as_they_are(server: RedisServer) -> None:
     session_id = new_id()
     raw(server).hset(f"logto:session:{session_id}", "k", b"\xff\xfe{")
