@@ -27,6 +27,8 @@
 
 Its methods are blocking calls (one round trip each, bounded by ``socket_timeout``), made by
 the framework integrations' session middleware, also under asyncio (Starlette, FastAPI).
+The scripts touch a session and its index sets together: one Redis (with replicas or
+Sentinel), not Redis Cluster.
 """
 
 from __future__ import annotations
