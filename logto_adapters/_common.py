@@ -13,12 +13,16 @@ import asyncio
 import os
 import time
 import weakref
-from collections.abc import Mapping
-from typing import Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
-from logto_core.errors import LogtoUsageError, StorageError
+from logto_core.config import LogtoConfig
+from logto_core.context import Context
+from logto_core.errors import LogtoError, LogtoUsageError, StorageError
+from logto_core.log import logger
 from logto_core.runtime import Runtime
-from logto_core.session import StorageKey
+from logto_core.session import SessionState, StorageKey
 from logto_core.sleep import Sleep
 from logto_core.transport_policy import ExchangePolicy, RetryPolicy, Timeout, split_timeout
 
@@ -103,6 +107,113 @@ leaves either the old session or the new one, never a mix."""
 
 def ordered(writes: Mapping[str, str | None]) -> list[tuple[str, str | None]]:
     return sorted(writes.items(), key=lambda item: SESSION_WRITE_ORDER.index(item[0]))
+
+
+# ---- a provider cache shared between processes ----------------------------------------------
+
+
+class ProviderCacheStore(Protocol):
+    """Where processes share what they know of the provider (discovery, keys):
+    ``Logto(config, provider_cache=store)`` loads it when it starts and publishes to it
+    after each fetch (``RedisProviderCache``). Blocking calls that never raise."""
+
+    def load(self) -> str | None:
+        """The last publication (``exportProviderCache()``'s text), or ``None``."""
+        ...
+
+    def publish(self, text: str) -> None:
+        """Keep ``text`` for the processes that start next."""
+        ...
+
+
+def provider_cache_option(option: object) -> tuple[object, ProviderCacheStore | None]:
+    """The ``provider_cache`` option as (the text to start from, the store to publish to):
+    an export as it is, or a store's last publication and the store."""
+    load, publish = getattr(option, "load", None), getattr(option, "publish", None)
+    if isinstance(option, str) or not (callable(load) and callable(publish)):
+        return option, None
+    store: Any = option
+    try:
+        text = store.load()
+    except Exception as error:  # a store of the app's: it should not raise; start empty
+        logger.warning("provider cache not loaded (%s)", type(error).__name__)
+        text = None
+    return text, store
+
+
+def shared_context(
+    config: LogtoConfig, option: object, **settings: Any
+) -> tuple[Context, ProviderCacheStore | None]:
+    """The client's :class:`Context`, and the store to publish to when ``option`` is one.
+    A store's publication that does not fit (another tenant's, damaged) is ignored with a
+    warning rather than failing the start."""
+    text, store = provider_cache_option(option)
+    if store is None:
+        return Context(config, provider_cache=text, **settings), None
+    try:
+        return Context(config, provider_cache=text, **settings), store
+    except LogtoError as error:
+        logger.warning("provider cache ignored: %s", error.code)
+        return Context(config, **settings), store
+
+
+def publish_provider(store: ProviderCacheStore, text: str) -> None:
+    try:
+        store.publish(text)
+    except Exception as error:  # a store of the app's: it should not raise
+        logger.warning("provider cache not published (%s)", type(error).__name__)
+
+
+# ---- the atomic save (storages with compare_and_set) ----------------------------------------
+
+MAX_SAVE_ROUNDS = 10
+"""Times a save reads the session again after another process wrote it in between, before
+giving up with ``storage.contended``."""
+
+SIGNED_OUT_MARK = '{"v":1}'
+"""An empty session as a stored value (it reads as signed out). Stored, briefly, in place of a
+session read from the official SDK's entries and left empty: while those entries are deleted,
+a concurrent save must not read them again as a live session."""
+
+
+@dataclass(frozen=True, slots=True)
+class AtomicWrite:
+    """How a storage with ``compare_and_set`` stores a session: the one value, compared and
+    set (``value``, ``None`` to delete), then the official-SDK entries it was read from
+    deleted (``legacy``), then, when ``value`` is :data:`SIGNED_OUT_MARK`, the mark removed
+    (``unmark``)."""
+
+    value: str | None
+    legacy: tuple[str, ...]
+
+    @property
+    def unmark(self) -> bool:
+        return self.value == SIGNED_OUT_MARK
+
+    @classmethod
+    def of(cls, session: SessionState) -> AtomicWrite:
+        writes = session.writes()
+        value = writes.pop(StorageKey.SESSION)
+        legacy = tuple(key for key, _ in ordered(writes))
+        if value is None and legacy:
+            value = SIGNED_OUT_MARK
+        return cls(value, legacy)
+
+
+def compare_and_set_of(storage: object) -> Callable[..., Any] | None:
+    """The storage's ``compare_and_set`` (:class:`~logto_core.storage.AtomicStorage`), or
+    ``None`` for a plain storage."""
+    method = getattr(storage, "compare_and_set", None)
+    return method if callable(method) else None
+
+
+def save_contended() -> StorageError:
+    """A save that lost :data:`MAX_SAVE_ROUNDS` races in a row."""
+    return StorageError(
+        f"the session changed {MAX_SAVE_ROUNDS} times while this request was saving it "
+        "(other processes saving the same session at once); nothing was written; try again",
+        code="storage.contended",
+    )
 
 
 class ForkSafe:

@@ -49,15 +49,27 @@ from ._async.client import (
     LogtoSession,
     SessionLookup,
 )
-from ._async.kit import AnyStorage, AsyncOptions, AsyncStorage, AsyncTransport
+from ._async.kit import (
+    AnyStorage,
+    AsyncAtomicStorage,
+    AsyncOptions,
+    AsyncStorage,
+    AsyncTransport,
+)
 from .coordination import AsyncMemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
+from .redis_storage import AsyncRedisStorage
 
 MemoryCoordinator = AsyncMemoryCoordinator
 """The in-process coordinator (the default), under the name both client modules use."""
 
+RedisStorage = AsyncRedisStorage
+"""One session in Redis, for the asyncio client (``redis.asyncio``; the ``redis`` extra):
+``RedisStorage(url, sessionId)``; see :mod:`logto_adapters.redis_storage`."""
+
 __all__ = [
     "AnyStorage",
+    "AsyncAtomicStorage",
     "AsyncOptions",
     "AsyncStorage",
     "AsyncTransport",
@@ -67,6 +79,7 @@ __all__ = [
     "LogtoResourceServer",
     "LogtoSession",
     "MemoryCoordinator",
+    "RedisStorage",
     "SessionLookup",
 ]
 __all__ += public.__all__

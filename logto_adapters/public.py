@@ -48,8 +48,11 @@ from logto_core.protocol.id_token import UnknownKeyError
 from logto_core.protocol.logout_token import LogoutToken
 from logto_core.protocol.signin_url import DirectSignIn, SignInParams
 from logto_core.protocol.token_exchange import ExchangedToken, TokenType
-from logto_core.storage import MemoryStorage, Storage
+from logto_core.storage import AtomicStorage, MemoryStorage, Storage
 
+from ._common import ProviderCacheStore
+from .redis_registry import RedisRegisteredSession, RedisSessionRegistry
+from .redis_storage import RedisProviderCache
 from .session_registry import RegisteredSession, SessionRegistry
 
 LogtoException = LogtoError
@@ -61,6 +64,7 @@ DeviceSignIn = DeviceAuthorization
 __all__ = [
     "AccessTokenClaims",
     "AccessTokenError",
+    "AtomicStorage",
     "BackchannelLogoutResult",
     "CallbackError",
     "CancelFlag",
@@ -88,8 +92,12 @@ __all__ = [
     "OAuthScope",
     "OidcProviderMetadata",
     "Prompt",
+    "ProviderCacheStore",
     "ProviderError",
     "ProviderResponseError",
+    "RedisProviderCache",
+    "RedisRegisteredSession",
+    "RedisSessionRegistry",
     "RegisteredSession",
     "ReservedResource",
     "ScopeNotGrantedError",

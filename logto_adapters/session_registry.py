@@ -32,13 +32,16 @@ from __future__ import annotations
 import base64
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
-from logto_core.errors import LogtoUsageError
+from logto_core.errors import LogtoUsageError, StorageError
 from logto_core.jose.jwt import decode_id_token_claims
 from logto_core.runtime import DEFAULT_RUNTIME, Runtime
 from logto_core.session import SessionState, StorageKey
 from logto_core.storage import Storage
+
+from ._common import AtomicWrite
 
 SESSION_ID_BYTES = 32
 """Entropy of a session id: 256 bits (at least 128 are needed against guessing)."""
@@ -51,6 +54,84 @@ _NEW_ID_ATTEMPTS = 4
 
 IndexKey = tuple[str, str]
 """``(iss, sid)`` or ``(iss, sub)``."""
+
+
+class ServerSession(Protocol):
+    """What a session store hands out for one session: its :attr:`id` (the cookie's value)
+    and a :class:`~logto_core.storage.Storage` with ``compare_and_set``
+    (:class:`~logto_core.storage.AtomicStorage`) for ``logto.session(...)``."""
+
+    @property
+    def id(self) -> str: ...
+
+    def get(self, key: str) -> str | None: ...
+
+    def set(self, key: str, value: str | None) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def compare_and_set(self, key: str, expected: str | None, value: str | None) -> bool: ...
+
+
+class SessionStore(Protocol):
+    """Where :class:`~logto_adapters.web.ServerSessions` keeps sessions: a
+    :class:`SessionRegistry` (this process's memory) or a
+    :class:`~logto_adapters.redis_registry.RedisSessionRegistry` (shared by every worker).
+    ``matching`` is what ``Logto.handleBackchannelLogout`` asks of it."""
+
+    def create(self) -> ServerSession: ...
+
+    def open(self, session_id: str | None) -> ServerSession: ...
+
+    def get(self, session_id: str | None) -> ServerSession | None: ...
+
+    def rotate(self, session_id: str) -> str: ...
+
+    def discard(self, session_id: str | None) -> bool: ...
+
+    def matching(
+        self, *, iss: str, sid: str | None = None, sub: str | None = None
+    ) -> Sequence[Storage]:
+        """The storages of the live sessions an ID token's ``(iss, sid)`` and ``(iss, sub)``
+        name (those given; with neither, none)."""
+        ...
+
+    def end(self, *, iss: str, sid: str | None = None, sub: str | None = None) -> int: ...
+
+
+MAX_END_ROUNDS = 10
+"""Times :func:`sign_out` reads a session again that a concurrent save changed."""
+
+
+def sign_out(session: ServerSession) -> None:
+    """Forget the tokens of ``session`` (pending sign-ins kept), atomically: what ``end``
+    does to each session, without a client (no revocation)."""
+    for _ in range(MAX_END_ROUNDS):
+        expected, current = _read_stored(session)
+        cleared = current.cleared()
+        if cleared == current:
+            return
+        write = AtomicWrite.of(cleared)
+        if session.compare_and_set(StorageKey.SESSION, expected, write.value):
+            for key in write.legacy:
+                session.delete(key)
+            if write.unmark:
+                session.compare_and_set(StorageKey.SESSION, write.value, None)
+            return
+    raise StorageError(
+        "the session kept changing while it was being signed out; try again",
+        code="storage.contended",
+    )
+
+
+def _read_stored(session: ServerSession) -> tuple[str | None, SessionState]:
+    """The session's one value as stored (``None`` when absent) and the session read."""
+    value = session.get(StorageKey.SESSION)
+
+    def get(key: str) -> str | None:
+        return value if key == StorageKey.SESSION else session.get(key)
+
+    return (value if type(value) is str else None), SessionState.load(get)
 
 
 class _Entry:
@@ -95,6 +176,11 @@ class RegisteredSession(Storage):
 
     def delete(self, key: str) -> None:
         self._registry._write(self._entry, key, None)
+
+    def compare_and_set(self, key: str, expected: str | None, value: str | None) -> bool:
+        """:class:`~logto_core.storage.AtomicStorage`, under the registry's lock (a session
+        that ended ignores it, as it ignores writes)."""
+        return self._registry._compare_and_set(self._entry, key, expected, value)
 
     def __repr__(self) -> str:  # the id is a bearer credential: never shown
         return f"RegisteredSession(alive={self._entry.alive})"
@@ -218,9 +304,7 @@ class SessionRegistry:
         ids stay (the browser is simply signed out). Answers how many."""
         sessions = self.matching(iss=iss, sid=sid, sub=sub)
         for session in sessions:
-            cleared = SessionState.load(session.get).cleared()
-            for key, value in cleared.writes().items():
-                session.set(key, value)
+            sign_out(session)
         return len(sessions)
 
     # ---- inside ---------------------------------------------------------------------------
@@ -233,14 +317,26 @@ class SessionRegistry:
 
     def _write(self, entry: _Entry, key: str, value: str | None) -> None:
         with self._lock:
-            if not self._usable(entry):
-                return  # expired, dropped or discarded: a late write cannot revive it
-            if value is None:
-                entry.values.pop(key, None)
-            else:
-                entry.values[key] = value
-            if key in StorageKey.ALL:
-                self._index(entry)
+            self._write_locked(entry, key, value)
+
+    def _compare_and_set(
+        self, entry: _Entry, key: str, expected: str | None, value: str | None
+    ) -> bool:
+        with self._lock:
+            if entry.alive and entry.values.get(key) != expected:
+                return False
+            self._write_locked(entry, key, value)
+            return True
+
+    def _write_locked(self, entry: _Entry, key: str, value: str | None) -> None:
+        if not self._usable(entry):
+            return  # expired, dropped or discarded: a late write cannot revive it
+        if value is None:
+            entry.values.pop(key, None)
+        else:
+            entry.values[key] = value
+        if key in StorageKey.ALL:
+            self._index(entry)
 
     def _index(self, entry: _Entry) -> None:
         """Index ``entry`` by the ID token its values hold now (none: not indexed)."""
@@ -334,5 +430,8 @@ __all__ = [
     "DEFAULT_MAX_SESSIONS",
     "SESSION_ID_BYTES",
     "RegisteredSession",
+    "ServerSession",
     "SessionRegistry",
+    "SessionStore",
+    "sign_out",
 ]

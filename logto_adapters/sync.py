@@ -41,6 +41,7 @@ from ._sync.client import (
 from ._sync.kit import SyncOptions, Transport
 from .coordination import MemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
+from .redis_storage import RedisStorage
 
 __all__ = [
     "Logto",
@@ -49,6 +50,7 @@ __all__ = [
     "LogtoResourceServer",
     "LogtoSession",
     "MemoryCoordinator",
+    "RedisStorage",
     "SessionLookup",
     "SyncOptions",
     "Transport",

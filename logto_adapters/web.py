@@ -32,7 +32,7 @@ from logto_core.return_to import safe_return_to
 from logto_core.storage import Storage
 
 from .cookie_session import CookieCipher, SetCookie
-from .session_registry import RegisteredSession, SessionRegistry
+from .session_registry import ServerSession, SessionRegistry, SessionStore
 
 RETURN_TO_KEY = "logtoReturnTo"
 """The storage key of the path to return to after sign-in (next to the SDK's own key)."""
@@ -192,11 +192,12 @@ class _ServerStorage(Storage):
     """One request's view of a server-side session: nothing is created until the first
     write (an anonymous visit costs no session and sets no cookie); every call goes to the
     registry, so a request reads what a concurrent request of the same session wrote (the
-    SDK's saves compare on what the storage holds *now*)."""
+    SDK's saves compare on what the storage holds *now*, with the store's
+    ``compare_and_set``: atomic across the workers sharing a Redis registry)."""
 
-    def __init__(self, registry: SessionRegistry, session_id: str | None) -> None:
+    def __init__(self, registry: SessionStore, session_id: str | None) -> None:
         self.registry = registry
-        self.session: RegisteredSession | None = registry.get(session_id)
+        self.session: ServerSession | None = registry.get(session_id)
 
     @property
     def session_id(self) -> str | None:
@@ -214,6 +215,13 @@ class _ServerStorage(Storage):
 
     def delete(self, key: str) -> None:
         self.set(key, None)
+
+    def compare_and_set(self, key: str, expected: str | None, value: str | None) -> bool:
+        if self.session is None:
+            if value is None or expected is not None:
+                return expected is None  # nothing stored: absent is what it holds
+            self.session = self.registry.create()
+        return self.session.compare_and_set(key, expected, value)
 
 
 class _ServerOpened:
@@ -251,7 +259,8 @@ class _ServerOpened:
 
 class ServerSessions:
     """Sessions kept on the server in ``registry`` (a
-    :class:`~logto_adapters.session_registry.SessionRegistry` of this process by default),
+    :class:`~logto_adapters.session_registry.SessionRegistry` of this process by default;
+    a :class:`~logto_adapters.redis_registry.RedisSessionRegistry` for several workers),
     the browser holding only a random session id in an ``HttpOnly`` cookie: sessions of any
     size, a sign-out that ends them on the server, and back-channel logout (pass
     :attr:`registry` as ``sessions`` to ``Logto.handleBackchannelLogout``). The id is made at
@@ -259,7 +268,7 @@ class ServerSessions:
 
     def __init__(
         self,
-        registry: SessionRegistry | None = None,
+        registry: SessionStore | None = None,
         *,
         cookie_name: str = "logto_sid",
         max_age: int = 14 * 24 * 3600,
@@ -273,7 +282,7 @@ class ServerSessions:
                 'same_site must be "Lax", "Strict" or "None" (which needs secure)',
                 code="usage.cookie_same_site",
             )
-        self.registry = registry if registry is not None else SessionRegistry()
+        self.registry: SessionStore = registry if registry is not None else SessionRegistry()
         self.cookie_name = cookie_name
         self.max_age = max_age
         self.path = path

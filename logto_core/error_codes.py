@@ -203,6 +203,32 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "rotate the id of the session the request opened (its storage's id), right away",
     ),
     ErrorCode(
+        "usage.redis_session_id",
+        LogtoUsageError,
+        "a Redis session id is not 1 to 128 characters of A-Z, a-z, 0-9, _ and - (it could "
+        "name another key)",
+        "use the random id the app gave the session (a SessionRegistry's ids qualify)",
+    ),
+    ErrorCode(
+        "usage.redis_url",
+        LogtoUsageError,
+        "the Redis URL does not start with redis://, rediss:// or unix://",
+        "pass a URL such as redis://user:password@host:6379/0 (rediss:// for TLS)",
+    ),
+    ErrorCode(
+        "usage.redis_options",
+        LogtoUsageError,
+        "a Redis storage option is out of range (ttl from 1 s to 400 days, a short key "
+        "prefix of A-Z, a-z, 0-9 and _.:/-, a positive idle timeout)",
+        _USAGE_FIX,
+    ),
+    ErrorCode(
+        "usage.redis_missing",
+        LogtoUsageError,
+        "Redis storage was asked for but redis-py is not installed",
+        "pip install 'logto-sansio[redis]'",
+    ),
+    ErrorCode(
         "usage.organization_resource",
         LogtoUsageError,
         "getAccessToken was asked for the organizations resource",
@@ -1253,6 +1279,28 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "a back-channel logout could not end the sessions: the session lookup given to "
         "handleBackchannelLogout raised (its exception is __cause__); answered 400",
         "check the session store; the provider may deliver the logout again",
+    ),
+    ErrorCode(
+        "storage.contended",
+        StorageError,
+        "a save of the session lost the race to other writers (other processes saving the "
+        "same session at once) too many times in a row; nothing was written",
+        "try again; if it keeps happening, look for a loop of requests of one session",
+    ),
+    ErrorCode(
+        "storage.unavailable",
+        StorageError,
+        "Redis could not be reached (down, frozen past socket_timeout, TLS or authentication "
+        "refused); the request failed and the stored session is as it was",
+        "check that Redis runs and that the URL's host, port, password and TLS settings are "
+        "right; the session goes on once it is back",
+    ),
+    ErrorCode(
+        "storage.redis_error",
+        StorageError,
+        "Redis answered an error to a session command (out of memory, a key of another type "
+        "under the prefix, a read-only replica); the stored session is as it was",
+        "check Redis' log and maxmemory, and that nothing else writes under the key prefix",
     ),
     ErrorCode(
         "storage.write",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Protocol
 
 
 class Storage(ABC):
@@ -24,6 +25,23 @@ class Storage(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
+
+
+class AtomicStorage(Protocol):
+    """A storage that can also replace one value only if it is still the one read: what
+    makes a save atomic across processes (Redis, a database row with a version).
+
+    A client whose storage has this method saves a session by reading its value, applying
+    the change (:mod:`logto_core.changes`) and ``compare_and_set`` of the result; when another
+    process wrote in between it reads again and applies the change again (a bounded number of
+    times). Storages without it are read, changed and written under a lock of the process.
+    """
+
+    def compare_and_set(self, key: str, expected: str | None, value: str | None) -> bool:
+        """As one step: if ``key`` holds ``expected`` now (``None``: holds nothing), store
+        ``value`` under it (``None``: delete it) and answer True; else change nothing and
+        answer False. ``expected`` is a value :meth:`Storage.get` returned (or ``None``)."""
+        ...
 
 
 class MemoryStorage(Storage):

@@ -188,6 +188,35 @@ def test_the_cookie_session_example_keeps_the_attempt_in_cookies() -> None:
         namespace["logto"].close()
 
 
+def test_the_redis_storage_example_shares_a_session_between_workers(tmp_path: Path) -> None:
+    from tests.adapters.redis_server import running_redis
+
+    code = example("storage.md", "redis-storage")
+    assert len(code.strip().splitlines()) <= 15
+    with (
+        running_redis(tmp_path) as redis_server,
+        serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served,
+    ):
+        provider = served.provider
+        provider.add_client("app", secret="s" * 32, redirect_uris=[REDIRECT], kind="traditional")
+        provider.add_user("ada", name="Ada")
+        values = {"APP_ID": "app", "APP_SECRET": "s" * 32, "REDIS_URL": redis_server.url}
+        workers = []
+        for _ in range(2):  # two worker processes: the module runs in each
+            namespace = _namespace(served, **values)
+            exec(compile(code, "docs/storage.md", "exec"), namespace)
+            workers.append(namespace)
+        one, two = (worker["session_of"] for worker in workers)
+        session_id, session = one(None)
+        url = session.signIn(REDIRECT)
+        _, there = two(session_id)  # the callback reaches the other worker
+        there.handleSignInCallback(provider.approve(url, "ada"))
+        assert one(session_id)[1].getIdTokenClaims().sub == "ada"
+        assert one(None)[1].isAuthenticated() is False  # another browser
+        for worker in workers:
+            worker["logto"].close()
+
+
 def test_the_guard_example_answers_every_case() -> None:
     code = example("protecting-apis.md", "guard")
     assert len(code.strip().splitlines()) <= 20  # short enough to read at a glance

@@ -31,7 +31,17 @@ from logto_core.storage import Storage
 from logto_core.transport_policy import Timeout
 
 from .._background import RevocationJobs
-from .._common import RevocationMode, ordered, sleep_async, storage_failed
+from .._common import (
+    AtomicWrite,
+    ProviderCacheStore,
+    RevocationMode,
+    compare_and_set_of,
+    ordered,
+    save_contended,
+    sleep_async,
+    storage_failed,
+)
+from .._common import publish_provider as _publish_provider
 from ..coordination import AsyncMemoryCoordinator
 from ..transport_httpx import ClientFactory, HttpxTransport
 
@@ -59,6 +69,14 @@ class AsyncStorage(Protocol):
     async def set(self, key: str, value: str | None) -> None: ...
 
     async def delete(self, key: str) -> None: ...
+
+
+class AsyncAtomicStorage(AsyncStorage, Protocol):
+    """An async storage with an atomic ``compare_and_set``
+    (:class:`~logto_core.storage.AtomicStorage`, as a coroutine): saves are then atomic
+    across processes."""
+
+    async def compare_and_set(self, key: str, expected: str | None, value: str | None) -> bool: ...
 
 
 AnyStorage = Storage | AsyncStorage
@@ -94,7 +112,9 @@ class AsyncOptions(TypedDict, total=False):
     :param revocation_timeout: seconds, see ``revocation`` (default 3).
     :param provider_cache: what ``exportProviderCache()`` returned earlier (discovery and key
         sets with their fetch times), so that a short-lived process need not fetch them again;
-        stale entries are refetched as usual.
+        stale entries are refetched as usual. Or a store shared by the app's processes (a
+        ``ProviderCacheStore`` such as ``RedisProviderCache(url)``): loaded now, published
+        to after each fetch.
     :param coordinator: where concurrent callers of one grant agree on one refresh, and
         identical discovery and JWKS fetches on one exchange (an
         :class:`~logto_core.coordination.AsyncCoordinator`); by default a
@@ -110,7 +130,7 @@ class AsyncOptions(TypedDict, total=False):
     refresh_wait: float | None
     revocation: RevocationMode
     revocation_timeout: float
-    provider_cache: str | None
+    provider_cache: str | ProviderCacheStore | None
     coordinator: AsyncCoordinator | None
 
 
@@ -312,6 +332,70 @@ async def write(storage: AnyStorage, session: SessionState) -> None:
                 await done
         except Exception as error:
             raise storage_failed("write", key, error) from error
+
+
+def is_atomic(storage: AnyStorage) -> bool:
+    """Whether ``storage`` has a ``compare_and_set`` (plain or a coroutine): the client then
+    saves with it, atomically across processes."""
+    return compare_and_set_of(storage) is not None
+
+
+async def read_stored(storage: AnyStorage) -> tuple[str | None, SessionState]:
+    """The session's one value as stored (what a compare-and-set compares with: ``None``
+    when absent, or not a string) and the session read (from the official SDK's entries
+    when that value is absent)."""
+    value = await _get(storage, StorageKey.SESSION)
+    reader = read_session(value)
+    try:
+        key = next(reader)
+        while True:
+            key = reader.send(await _get(storage, key))
+    except StopIteration as stop:
+        session: SessionState = stop.value
+    return (value if type(value) is str else None), session
+
+
+async def compare_and_set(storage: AnyStorage, expected: str | None, session: SessionState) -> bool:
+    """Store ``session`` if the storage still holds ``expected``: the one value compared and
+    set, then the official SDK's entries deleted. False, having written nothing, when another
+    writer came first."""
+    write = AtomicWrite.of(session)
+    if not await _compare_and_set(storage, expected, write.value):
+        return False
+    for key in write.legacy:
+        await _delete(storage, key)
+    if write.unmark:  # best effort: a writer who came since keeps its value
+        await _compare_and_set(storage, write.value, None)
+    return True
+
+
+contended = save_contended
+
+
+async def publish_provider(store: ProviderCacheStore, text: str) -> None:
+    """Publish to a shared provider cache (blocking calls: in a worker thread)."""
+    await asyncio.to_thread(_publish_provider, store, text)
+
+
+async def _compare_and_set(storage: AnyStorage, expected: str | None, value: str | None) -> bool:
+    method = compare_and_set_of(storage)
+    assert method is not None
+    try:
+        done: Any = method(StorageKey.SESSION, expected, value)
+        if inspect.isawaitable(done):
+            done = await done
+    except Exception as error:
+        raise storage_failed("write", StorageKey.SESSION, error) from error
+    return bool(done)
+
+
+async def _delete(storage: AnyStorage, key: str) -> None:
+    try:
+        done: Any = storage.delete(key)
+        if inspect.isawaitable(done):
+            await done
+    except Exception as error:
+        raise storage_failed("write", key, error) from error
 
 
 def _get_now(storage: AnyStorage, key: str) -> Any:

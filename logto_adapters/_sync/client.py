@@ -54,10 +54,12 @@ from logto_core.storage import MemoryStorage
 from .._common import (
     DEFAULT_REVOCATION_TIMEOUT,
     DEFAULT_TIMEOUT,
+    MAX_SAVE_ROUNDS,
     ForkSafe,
     checked_revocation_timeout,
     exchange_policy,
     refresh_wait_bound,
+    shared_context,
     track_forks,
     waits_for_revocation,
 )
@@ -106,12 +108,15 @@ class Logto(ForkSafe):
         # exchange each request once, within the same deadline. (Other requests are never
         # retried.)
         self._fetches = exchange_policy(timeout, options.get("max_retries", 2))
-        self.core = Context(
+        # An export to start from, or a store shared with other processes (loaded now,
+        # published to after each fetch).
+        self.core, self._provider_store = shared_context(
             config,
+            options.get("provider_cache"),
             runtime=self.runtime,
-            provider_cache=options.get("provider_cache"),
             exchange=exchange_policy(timeout, 0),
         )
+        self._shared_provider = self.core.provider
         self._sending = kit.Sending(options, timeout, self.runtime)
         self._refresh_wait = refresh_wait_bound(timeout, options.get("refresh_wait"))
         self._sending.wait_bound = self._refresh_wait
@@ -198,7 +203,7 @@ class Logto(ForkSafe):
             scopes=scopes,
             actorToken=actorToken,
         )
-        return kit.run(operation, self._perform_app)
+        return self._run_app(operation)
 
     def handleBackchannelLogout(
         self,
@@ -230,7 +235,10 @@ class Logto(ForkSafe):
             return self._perform_shared(effect, perform)
 
         operation = ops.backchannel_logout_op(self.core, method, headers, body)
-        return kit.run(operation, perform)
+        try:
+            return kit.run(operation, perform)
+        finally:
+            self._share_provider()
 
     def _end_sessions(self, logout: LogoutToken, sessions: SessionLookup | None) -> int:
         if sessions is None:
@@ -283,6 +291,22 @@ class Logto(ForkSafe):
     def _perform_app(self, effect: ops.Effect) -> object:
         """The effects of an operation that touches no session (a token exchange)."""
         return self._perform_shared(effect, self._perform_app)
+
+    def _run_app(self, operation: ops.Operation[T]) -> T:
+        """Run an operation that touches no session."""
+        try:
+            return kit.run(operation, self._perform_app)
+        finally:
+            self._share_provider()
+
+    def _share_provider(self) -> None:
+        """Publish what is known of the provider to the shared provider cache, when a flow
+        learnt something since the last publication (a discovery or key-set fetch)."""
+        store, state = self._provider_store, self.core.provider
+        if store is None or state is self._shared_provider:
+            return
+        self._shared_provider = state
+        kit.publish_provider(store, state.to_json())
 
     def _send(self, request: HttpRequest) -> HttpResponse:
         """A flow's exchange. Discovery and JWKS are the core's shared fetch (identical
@@ -488,7 +512,10 @@ class LogtoSession:
         operation = ops.wait_device_sign_in_op(
             self.core, started, timeout=timeout, cancelled=cancelled
         )
-        kit.run(operation, self._perform, max_effects=ops.DEVICE_WAIT_EFFECTS)
+        try:
+            kit.run(operation, self._perform, max_effects=ops.DEVICE_WAIT_EFFECTS)
+        finally:
+            self.logto._share_provider()
 
     # ---- token exchange (RFC 8693) ------------------------------------------------------
 
@@ -558,16 +585,27 @@ class LogtoSession:
         saves of one session never interleave, saves of others never wait. When the stored
         grant is not the one the operation read, the save follows it to its lock. The
         change compares on the grant it started from (:mod:`logto_core.changes`): a save
-        is a compare-and-set on the refresh token."""
+        is a compare-and-set on the refresh token.
+
+        A storage with ``compare_and_set`` (:class:`~logto_core.storage.AtomicStorage`)
+        makes the save atomic across processes too: the value read is the one compared, and
+        a save that another process overtook reads again and applies its change again."""
         locks = self.logto._locks
         key = KeyedLocks.key_of(effect.grant)
+        atomic = kit.is_atomic(self.storage)
         for attempt in range(MAX_REKEYS + 1):
             with locks.held(key):
-                before = self._load()
-                stored = KeyedLocks.key_of(before.refresh_token)
-                if stored != key and attempt < MAX_REKEYS:
-                    key = stored
+                stored: str | None = None
+                if atomic:
+                    stored, before = kit.read_stored(self.storage)
+                else:
+                    before = self._load()
+                grant = KeyedLocks.key_of(before.refresh_token)
+                if grant != key and attempt < MAX_REKEYS:
+                    key = grant
                     continue
+                if atomic:
+                    return self._compare_and_save(effect, stored, before)
                 after = effect.change(before)
                 if after is None or after == before:
                     return ops.Saved(before, before)
@@ -575,10 +613,27 @@ class LogtoSession:
                 return ops.Saved(before, after)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _compare_and_save(
+        self, effect: ops.SaveSession, stored: str | None, before: SessionState
+    ) -> ops.Saved:
+        """The atomic save: apply the change to what was read, store it if the storage still
+        holds what was read; else read again, at most ``MAX_SAVE_ROUNDS`` times."""
+        for _ in range(MAX_SAVE_ROUNDS):
+            after = effect.change(before)
+            if after is None or after == before:
+                return ops.Saved(before, before)
+            if kit.compare_and_set(self.storage, stored, after):
+                return ops.Saved(before, after)
+            stored, before = kit.read_stored(self.storage)
+        raise kit.contended()
+
     # ---- the effect interpreter ---------------------------------------------------------
 
     def _do(self, operation: ops.Operation[T]) -> T:
-        return kit.run(operation, self._perform)
+        try:
+            return kit.run(operation, self._perform)
+        finally:
+            self.logto._share_provider()
 
     def _perform(self, effect: ops.Effect) -> object:
         if isinstance(effect, ops.LoadSession):
@@ -797,7 +852,7 @@ class LogtoResourceServer:
         organization or a role missing). No request while the keys are cached."""
         requirements = Requirements.of(requiredScopes, organizationId, organizationRoles)
         operation = ops.verify_access_token_op(self.logto.core, token, self.policy, requirements)
-        return kit.run(operation, self.logto._perform_app)
+        return self.logto._run_app(operation)
 
     def verifyAuthorization(
         self,
@@ -815,7 +870,7 @@ class LogtoResourceServer:
         operation = ops.verify_authorization_op(
             self.logto.core, authorization, self.policy, requirements
         )
-        return kit.run(operation, self.logto._perform_app)
+        return self.logto._run_app(operation)
 
     def exportProviderCache(self) -> str:
         """See :meth:`Logto.exportProviderCache`: discovery and keys, for a later process."""

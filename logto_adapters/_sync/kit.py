@@ -23,12 +23,22 @@ from logto_core.driver import run_operation
 from logto_core.errors import LogtoError
 from logto_core.http import HttpRequest, HttpResponse
 from logto_core.runtime import Runtime
-from logto_core.session import SessionState
+from logto_core.session import SessionState, StorageKey, read_session
 from logto_core.storage import Storage
 from logto_core.transport_policy import Timeout
 
 from .._background import RevocationJobs
-from .._common import RevocationMode, ordered, sleep, storage_failed
+from .._common import (
+    AtomicWrite,
+    ProviderCacheStore,
+    RevocationMode,
+    compare_and_set_of,
+    ordered,
+    publish_provider,
+    save_contended,
+    sleep,
+    storage_failed,
+)
 from ..coordination import MemoryCoordinator
 from ..transport_requests import RequestsTransport
 
@@ -46,7 +56,7 @@ run = run_operation
 SHIELD_THREADS = 32
 """Worker threads for shielded work (refreshes and code exchanges in progress)."""
 
-__all__ = ["MemoryCoordinator", "sleep"]
+__all__ = ["MemoryCoordinator", "publish_provider", "sleep"]
 
 
 class SyncOptions(TypedDict, total=False):
@@ -74,7 +84,9 @@ class SyncOptions(TypedDict, total=False):
     :param revocation_timeout: seconds, see ``revocation`` (default 3).
     :param provider_cache: what ``exportProviderCache()`` returned earlier (discovery and key
         sets with their fetch times), so that a short-lived process need not fetch them again;
-        stale entries are refetched as usual.
+        stale entries are refetched as usual. Or a store shared by the app's processes (a
+        ``ProviderCacheStore`` such as ``RedisProviderCache(url)``): loaded now, published
+        to after each fetch.
     :param coordinator: where concurrent callers of one grant agree on one refresh, and
         identical discovery and JWKS fetches on one exchange (a
         :class:`~logto_core.coordination.Coordinator`); by default a ``MemoryCoordinator``
@@ -89,7 +101,7 @@ class SyncOptions(TypedDict, total=False):
     refresh_wait: float | None
     revocation: RevocationMode
     revocation_timeout: float
-    provider_cache: str | None
+    provider_cache: str | ProviderCacheStore | None
     coordinator: Coordinator | None
 
 
@@ -199,6 +211,56 @@ def write(storage: Storage, session: SessionState) -> None:
                 storage.set(key, value)
         except Exception as error:
             raise storage_failed("write", key, error) from error
+
+
+def is_atomic(storage: Storage) -> bool:
+    """Whether ``storage`` has a ``compare_and_set``: the client then saves with it,
+    atomically across processes."""
+    return compare_and_set_of(storage) is not None
+
+
+def read_stored(storage: Storage) -> tuple[str | None, SessionState]:
+    """The session's one value as stored (what a compare-and-set compares with: ``None``
+    when absent, or not a string) and the session read (from the official SDK's entries
+    when that value is absent)."""
+    value = _get(storage, StorageKey.SESSION)
+    reader = read_session(value)
+    try:
+        key = next(reader)
+        while True:
+            key = reader.send(_get(storage, key))
+    except StopIteration as stop:
+        session: SessionState = stop.value
+    return (value if type(value) is str else None), session
+
+
+def compare_and_set(storage: Storage, expected: str | None, session: SessionState) -> bool:
+    """Store ``session`` if the storage still holds ``expected``: the one value compared and
+    set, then the official SDK's entries deleted. False, having written nothing, when another
+    writer came first."""
+    write = AtomicWrite.of(session)
+    if not _compare_and_set(storage, expected, write.value):
+        return False
+    for key in write.legacy:
+        try:
+            storage.delete(key)
+        except Exception as error:
+            raise storage_failed("write", key, error) from error
+    if write.unmark:  # best effort: a writer who came since keeps its value
+        _compare_and_set(storage, write.value, None)
+    return True
+
+
+contended = save_contended
+
+
+def _compare_and_set(storage: Storage, expected: str | None, value: str | None) -> bool:
+    method = compare_and_set_of(storage)
+    assert method is not None
+    try:
+        return bool(method(StorageKey.SESSION, expected, value))
+    except Exception as error:
+        raise storage_failed("write", StorageKey.SESSION, error) from error
 
 
 def _get(storage: Storage, key: str) -> str | None:
