@@ -20,8 +20,10 @@ from logto_core.enums import (
 )
 from logto_core.errors import (
     CallbackError,
+    CoordinationError,
     DiscoveryError,
     JwksError,
+    LeaderLostError,
     LogoutRequestError,
     LogtoError,
     LogtoUsageError,
@@ -65,6 +67,7 @@ __all__ = [
     "CallbackError",
     "CancelFlag",
     "ConfigError",
+    "CoordinationError",
     "DeviceAuthorization",
     "DeviceAuthorizationError",
     "DeviceSignIn",
@@ -77,6 +80,7 @@ __all__ = [
     "Identifier",
     "InteractionMode",
     "JwksError",
+    "LeaderLostError",
     "LogoutRequestError",
     "LogoutToken",
     "LogtoConfig",
