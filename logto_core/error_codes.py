@@ -195,8 +195,7 @@ _ENTRIES: tuple[ErrorCode, ...] = (
     ErrorCode(
         "usage.coordinator",
         LogtoUsageError,
-        "RedisCoordinator was given an unusable URL or setting (or another coordinator's "
-        "ticket)",
+        "RedisCoordinator was given an unusable URL or setting (or another coordinator's ticket)",
         "the message names the form: redis://[[user]:password@]host[:port][/db], rediss:// "
         "for TLS, unix:///path",
     ),
