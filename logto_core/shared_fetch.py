@@ -19,6 +19,10 @@ with a short lease (:class:`FetchClaim`):
   failure's reason included), never an object another caller raises too. Text that is not a
   result is ``coordination.result_invalid``.
 
+A coordinator that fails (:class:`~logto_core.errors.CoordinationError`: a shared Redis out of
+reach) makes the caller exchange alone: sharing a fetch is an economy, never a condition of
+it (unlike a refresh, whose single flight keeps a grant alive).
+
 The whole retried exchange is shared, not each attempt: followers share the leader's final
 outcome. Coalescing each attempt instead would let every follower run its own retries after
 a shared failure (each after its own jittered wait, so no longer at the same moment: one
@@ -39,7 +43,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import json_strict
-from .errors import LeaderLostError, TransportError, error_from_data, error_to_data
+from .errors import (
+    CoordinationError,
+    LeaderLostError,
+    TransportError,
+    error_from_data,
+    error_to_data,
+)
 from .exchange import exchange
 from .http import MAX_BODY_BYTES, HttpRequest, HttpResponse
 from .operations import AwaitFlight, Claim, Operation, Publish
@@ -127,15 +137,18 @@ def fetch(
     if not request.idempotent:
         return (yield from exchange(request, policy, runtime=runtime))
     key = fetch_key(request)
-    ticket: Ticket = yield FetchClaim(key, lease=lease_for(policy))
-    for _ in range(MAX_TAKEOVERS):
-        if not isinstance(ticket, Follow):
-            break
+    for _ in range(1 + MAX_TAKEOVERS):
         try:
-            return _outcome(decoded((yield AwaitFetch(ticket, request))))
+            ticket: Ticket = yield FetchClaim(key, lease=lease_for(policy))
+            if not isinstance(ticket, Follow):
+                break
+            text = yield AwaitFetch(ticket, request)
         except LeaderLostError:  # its leader's process died: claim again
-            ticket = yield FetchClaim(key, lease=lease_for(policy))
-    if isinstance(ticket, Follow):  # leader after leader lost: fetch alone
+            continue
+        except CoordinationError:  # a shared coordinator out of reach: sharing is an economy
+            return (yield from exchange(request, policy, runtime=runtime))
+        return _outcome(decoded(text))
+    else:  # leader after leader lost: fetch alone
         return (yield from exchange(request, policy, runtime=runtime))
     if isinstance(ticket, Done):  # a coordinator that kept it (fetches keep nothing)
         return _outcome(decoded(ticket.result))

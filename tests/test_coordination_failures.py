@@ -103,14 +103,28 @@ def test_a_shared_fetch_claims_again_when_its_leader_is_lost() -> None:
 def test_a_shared_fetch_fetches_alone_after_losing_every_leader() -> None:
     operation = shared_fetch.fetch(JWKS, POLICY, RUNTIME)
     effect: Any = next(operation)
-    for _ in range(shared_fetch.MAX_TAKEOVERS):
+    for _ in range(1 + shared_fetch.MAX_TAKEOVERS):
         assert isinstance(effect, shared_fetch.FetchClaim)
         effect = operation.send(Follow(object()))
         assert isinstance(effect, shared_fetch.AwaitFetch)
         effect = operation.throw(LeaderLostError("lost", code="coordination.leader_lost"))
-    assert isinstance(effect, shared_fetch.FetchClaim)
-    effect = operation.send(Follow(object()))
     assert isinstance(effect, HttpRequest)  # no Publish: nobody follows a lone fetch
+    with pytest.raises(StopIteration) as stop:
+        operation.send(OK)
+    assert stop.value.value is OK
+
+
+@pytest.mark.parametrize("at", ["claim", "wait"])
+def test_a_shared_fetch_fetches_alone_when_the_coordinator_fails(at: str) -> None:
+    """Sharing a fetch saves requests; it is never needed: a coordinator out of reach (its
+    Redis down) makes the caller fetch alone, and the flow goes on."""
+    operation = shared_fetch.fetch(JWKS, POLICY, RUNTIME)
+    effect: Any = next(operation)
+    if at == "wait":
+        effect = operation.send(Follow(object()))
+        assert isinstance(effect, shared_fetch.AwaitFetch)
+    effect = operation.throw(unavailable())
+    assert isinstance(effect, HttpRequest) and effect.url == JWKS.url
     with pytest.raises(StopIteration) as stop:
         operation.send(OK)
     assert stop.value.value is OK
