@@ -103,6 +103,9 @@ POLL_MAX = 0.2
 """A follower checks its flight after each notification, and at least this often (backing
 off from :data:`POLL_FIRST`): a lost notification, or a leader whose lead lapsed."""
 
+LISTEN_IDLE = 30.0
+"""Seconds the notifications' subscription stays open with nobody waiting."""
+
 CONNECT_TIMEOUT = 1.0
 COMMAND_TIMEOUT = 2.0
 RETRIES = 2
@@ -454,8 +457,18 @@ class _Notices:
             self._stop.set()
             self._thread = None
 
+    def _idle(self, since: float) -> bool:
+        """Nobody has waited for :data:`LISTEN_IDLE` seconds: the thread ends (under the
+        lock, so that a new waiter starts another)."""
+        with self._lock:
+            if self._waiting or time.monotonic() - since < LISTEN_IDLE:
+                return False
+            self._thread = None
+            return True
+
     def _run(self, stop: threading.Event) -> None:
         pause = 0.1
+        busy = time.monotonic()
         while not stop.is_set():
             try:
                 pubsub = self._client().pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
@@ -466,6 +479,10 @@ class _Notices:
                         message = pubsub.get_message(timeout=1.0)
                         if message is not None and message.get("type") == "message":
                             self._wake(str(message.get("data")))
+                        if self._waiting:
+                            busy = time.monotonic()
+                        elif self._idle(busy):
+                            return
                 finally:
                     pubsub.close()
             except (redis.exceptions.RedisError, OSError, ValueError) as error:
