@@ -30,10 +30,12 @@ from typing import Any
 
 import redis
 
+from logto_core.session import SessionState
 from logto_core.storage import Storage
 
 Outcome = tuple[str, str]
-"""``("ok", token)`` or ``(error class name, code)``."""
+"""``("ok", token)``, ``("signed_out", "")`` (``getAccessToken`` answered ``None``: the user
+must sign in again), or ``(error class name, code)``."""
 
 START_TIMEOUT = 30.0
 ANSWER_TIMEOUT = 60.0
@@ -64,6 +66,16 @@ def sessions_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, decode_responses=True, max_connections=256)
 
 
+def stored_session(url: str, session_id: str) -> SessionState:
+    """What the shared store holds for ``session_id`` now."""
+    client = sessions_client(url)
+    try:
+        values = client.hgetall(f"session:{session_id}")
+    finally:
+        client.close()
+    return SessionState.from_values({str(k): str(v) for k, v in values.items()})
+
+
 @dataclass(frozen=True)
 class Setup:
     """What a worker is told to be."""
@@ -76,6 +88,8 @@ class Setup:
     provider_cache: str | None = None
     refresh_wait: float | None = None
     timeout: tuple[float, float] = (5.0, 15.0)
+    shared: bool = True
+    """False: each worker keeps the in-process default coordinator (the control case)."""
 
 
 # ---- inside a worker ------------------------------------------------------------------------
@@ -94,7 +108,11 @@ class _Worker:
             options["refresh_wait"] = setup.refresh_wait
         if setup.provider_cache is not None:
             options["provider_cache"] = setup.provider_cache
-        self.coordinator = module.RedisCoordinator(setup.coordinator_url)
+        self.coordinator = (
+            module.RedisCoordinator(setup.coordinator_url)
+            if setup.shared
+            else module.MemoryCoordinator()
+        )
         self.logto = module.Logto(
             module.LogtoConfig(**setup.config),
             runtime=Runtime(clock=lambda: time.time() + self.offset),
@@ -104,14 +122,17 @@ class _Worker:
         self.sessions = sessions_client(setup.sessions_url)
 
     def close(self) -> None:
+        shared = self.setup.shared
         if self.setup.kind == "sync":
             self.logto.close()
-            self.coordinator.close()
+            if shared:
+                self.coordinator.close()
         else:
 
             async def close() -> None:
                 await self.logto.aclose()
-                await self.coordinator.aclose()
+                if shared:
+                    await self.coordinator.aclose()
 
             asyncio.run(close())
         self.sessions.close()
@@ -128,7 +149,7 @@ class _Worker:
             token = self.logto.session(storage).getAccessToken(resource)
         except Exception as error:
             return (type(error).__name__, str(getattr(error, "code", "")))
-        return ("ok", str(token))
+        return ("ok", token) if token is not None else ("signed_out", "")
 
     async def _many(self, session_ids: Sequence[str], resource: str, concurrency: int) -> Any:
         gate = asyncio.Semaphore(concurrency)
@@ -140,7 +161,7 @@ class _Worker:
                     token = await self.logto.session(storage).getAccessToken(resource)
                 except Exception as error:
                     return (type(error).__name__, str(getattr(error, "code", "")))
-                return ("ok", str(token))
+                return ("ok", token) if token is not None else ("signed_out", "")
 
         return list(await asyncio.gather(*(one(sid) for sid in session_ids)))
 

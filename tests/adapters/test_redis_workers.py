@@ -37,6 +37,7 @@ from tests.redis_workers import (
     Workers,
     sessions_client,
     started,
+    stored_session,
 )
 
 from .conftest import API, REDIRECT, USER, setup_provider
@@ -150,14 +151,7 @@ def active(served: ServedProvider, refresh_token: str | None) -> bool:
 
 
 def stored_refresh_token(sessions_url: str, session_id: str) -> str | None:
-    from logto_core.session import SessionState
-
-    client = sessions_client(sessions_url)
-    try:
-        values = client.hgetall(f"session:{session_id}")
-    finally:
-        client.close()
-    return SessionState.from_values({str(k): str(v) for k, v in values.items()}).refresh_token
+    return stored_session(sessions_url, session_id).refresh_token
 
 
 def expire(clock: LiveClock, workers: Workers) -> None:
