@@ -8,7 +8,7 @@ NODE_STAMP := $(INTEROP)/node_modules/.installed
 # System packages need root; use sudo when not root (CI runs as root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test lint typecheck unit demo serve chromium redis-server fuzz soak bench clean errors-doc
+.PHONY: test lint typecheck unit demo serve chromium redis-server fuzz soak bench bench-coordination clean errors-doc
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,11 @@ soak: $(STAMP)
 # rewrites docs/benchmarks.md and docs/benchmarks.png.
 bench:
 	$(PYTHON) -m benchmarks
+
+# What RedisCoordinator costs per request next to the in-process coordinator (round trips,
+# added latency); in the project's venv, with a redis-server of its own (docs/deployment.md).
+bench-coordination: $(STAMP) redis-server
+	$(BIN)/python -m benchmarks.coordination
 
 clean:
 	rm -rf $(VENV) .venv-bench .mypy_cache .pytest_cache .ruff_cache .coverage $(INTEROP)/node_modules

@@ -98,7 +98,7 @@ GRACE = 10.0
 """Seconds a flight's result stays for the followers waiting on it (they read it within
 milliseconds of its publication, or at their next poll)."""
 
-POLL_FIRST = 0.02
+POLL_FIRST = 0.1
 POLL_MAX = 0.2
 """A follower checks its flight after each notification, and at least this often (backing
 off from :data:`POLL_FIRST`): a lost notification, or a leader whose lead lapsed."""
