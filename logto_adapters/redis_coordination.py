@@ -410,7 +410,7 @@ class _Leads:
                 px = _ms(min(self._settings.liveness, until - now))
                 renew(keys=[lead_key], args=[token, px], client=pipe)
             answers = pipe.execute()
-        except (redis.exceptions.RedisError, OSError) as error:
+        except Exception as error:  # a background thread: never dies noisily
             # Redis out of reach: the leads may lapse; the leaders still finish and save.
             logger.debug("could not renew the coordinator's leads (%s)", type(error).__name__)
             return
@@ -485,8 +485,9 @@ class _Notices:
                             return
                 finally:
                     pubsub.close()
-            except (redis.exceptions.RedisError, OSError, ValueError) as error:
-                # The followers poll meanwhile; subscribe again after a pause.
+            except Exception as error:  # a background thread: never dies noisily
+                # The followers poll meanwhile; subscribe again after a pause (or stop: the
+                # coordinator was closed while this thread was connecting).
                 logger.debug("coordinator notifications interrupted (%s)", type(error).__name__)
                 stop.wait(pause)
                 pause = min(pause * 2, 2.0)
