@@ -1269,8 +1269,7 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "Redis refused the coordinator's credentials (no password, a wrong one, a user "
         "without the permissions); nothing was saved",
         "put the user and password in the coordinator's URL (redis://user:password@host); "
-        "the user needs GET, SET, DEL, EXISTS, PEXPIRE, EVALSHA, SCRIPT LOAD, PUBLISH and "
-        "SUBSCRIBE on the coordinator's prefix",
+        "an ACL user needs the commands docs/deployment.md lists, on the coordinator's prefix",
     ),
     ErrorCode(
         "coordination.tls",
