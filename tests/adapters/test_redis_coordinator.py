@@ -444,3 +444,32 @@ def test_both_client_modules_export_it() -> None:
     assert "RedisCoordinator" not in sync.__all__  # an extra: never imported by a star
     with pytest.raises(AttributeError):
         _ = getattr(sync, "NoSuchThing")  # noqa: B009
+
+
+def test_a_forked_child_starts_clean(redis_url: str) -> None:
+    """gunicorn --preload: the parent used the coordinator, then forked. The child holds none
+    of the parent's leads (it does not renew them) and talks to Redis on connections of its
+    own."""
+    import os
+
+    parent = RedisCoordinator(redis_url, liveness=0.3)
+    try:
+        lead = parent.claim(KEY, lease=60)
+        assert isinstance(lead, Lead)
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit status only
+            code = 1
+            try:
+                held = dict(parent._shared.leads._held)  # the parent's lead is not the child's
+                ticket = parent.claim(grant_key("child"), lease=5)
+                code = 0 if isinstance(ticket, Lead) and not held else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        time.sleep(0.6)  # past the liveness: only the parent's renewals kept its lead
+        other = RedisCoordinator(redis_url)
+        assert isinstance(other.claim(KEY, lease=1), Follow)
+        other.close()
+    finally:
+        parent.close()
