@@ -8,7 +8,7 @@ NODE_STAMP := $(INTEROP)/node_modules/.installed
 # System packages need root; use sudo when not root (CI runs as root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: test lint typecheck unit demo serve chromium fuzz soak bench clean errors-doc
+.PHONY: test lint typecheck unit demo serve chromium redis-server fuzz soak bench bench-coordination clean errors-doc
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ chromium:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
+# Debian's Redis for the multi-process tests (the suite starts its own on a free loopback port).
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends redis-server; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -34,7 +40,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy logto_core logto_adapters tests
 
-unit: $(STAMP) $(NODE_STAMP) chromium
+unit: $(STAMP) $(NODE_STAMP) chromium redis-server
 	$(BIN)/pytest --cov=logto_core --cov-branch --cov-report=term --cov-fail-under=95
 
 test: lint typecheck unit
@@ -76,6 +82,11 @@ soak: $(STAMP)
 # rewrites docs/benchmarks.md and docs/benchmarks.png.
 bench:
 	$(PYTHON) -m benchmarks
+
+# What RedisCoordinator costs per request next to the in-process coordinator (round trips,
+# added latency); in the project's venv, with a redis-server of its own (docs/deployment.md).
+bench-coordination: $(STAMP) redis-server
+	$(BIN)/python -m benchmarks.coordination
 
 clean:
 	rm -rf $(VENV) .venv-bench .mypy_cache .pytest_cache .ruff_cache .coverage $(INTEROP)/node_modules

@@ -40,6 +40,8 @@ app; see docs/protecting-apis.md)::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import public
 from ._async.client import (
     Logto,
@@ -59,6 +61,11 @@ from ._async.kit import (
 from .coordination import AsyncMemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
 from .redis_storage import AsyncRedisStorage
+
+if TYPE_CHECKING:
+    from .redis_coordination import AsyncRedisCoordinator
+
+    RedisCoordinator = AsyncRedisCoordinator
 
 MemoryCoordinator = AsyncMemoryCoordinator
 """The in-process coordinator (the default), under the name both client modules use."""
@@ -83,3 +90,17 @@ __all__ = [
     "SessionLookup",
 ]
 __all__ += public.__all__
+
+
+def __getattr__(name: str) -> object:
+    """``RedisCoordinator`` (AsyncRedisCoordinator), imported when asked for: redis-py is an extra
+    (``pip install 'logto-sansio[redis]'``), so it is not in ``__all__``."""
+    if name == "RedisCoordinator":
+        try:
+            from .redis_coordination import AsyncRedisCoordinator
+        except ImportError as error:  # pragma: no cover - the extra is installed in tests
+            raise ImportError(
+                "RedisCoordinator needs redis-py: pip install 'logto-sansio[redis]'"
+            ) from error
+        return AsyncRedisCoordinator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,8 +20,10 @@ from logto_core.enums import (
 )
 from logto_core.errors import (
     CallbackError,
+    CoordinationError,
     DiscoveryError,
     JwksError,
+    LeaderLostError,
     LogoutRequestError,
     LogtoError,
     LogtoUsageError,
@@ -69,6 +71,7 @@ __all__ = [
     "CallbackError",
     "CancelFlag",
     "ConfigError",
+    "CoordinationError",
     "DeviceAuthorization",
     "DeviceAuthorizationError",
     "DeviceSignIn",
@@ -81,6 +84,7 @@ __all__ = [
     "Identifier",
     "InteractionMode",
     "JwksError",
+    "LeaderLostError",
     "LogoutRequestError",
     "LogoutToken",
     "LogtoConfig",

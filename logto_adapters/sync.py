@@ -29,6 +29,8 @@ app; see docs/protecting-apis.md)::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from . import public
 from ._sync.client import (
     Logto,
@@ -43,6 +45,9 @@ from .coordination import MemoryCoordinator
 from .public import *  # noqa: F403 - the tutorial's names, re-exported
 from .redis_storage import RedisStorage
 
+if TYPE_CHECKING:
+    from .redis_coordination import RedisCoordinator as RedisCoordinator
+
 __all__ = [
     "Logto",
     "LogtoClient",
@@ -56,3 +61,17 @@ __all__ = [
     "Transport",
 ]
 __all__ += public.__all__
+
+
+def __getattr__(name: str) -> object:
+    """``RedisCoordinator`` (RedisCoordinator), imported when asked for: redis-py is an extra
+    (``pip install 'logto-sansio[redis]'``), so it is not in ``__all__``."""
+    if name == "RedisCoordinator":
+        try:
+            from .redis_coordination import RedisCoordinator
+        except ImportError as error:  # pragma: no cover - the extra is installed in tests
+            raise ImportError(
+                "RedisCoordinator needs redis-py: pip install 'logto-sansio[redis]'"
+            ) from error
+        return RedisCoordinator
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

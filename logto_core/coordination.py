@@ -11,7 +11,14 @@ the flight when the lease runs out, and the next claimer leads.
 Results cross the coordinator as text (:func:`~logto_core.changes.encode_result`), never as
 live objects, so that a coordinator shared by many processes (Redis) can store and forward
 them as they are. Each client takes one through ``Logto(config, coordinator=...)``; the
-default, ``MemoryCoordinator`` in :mod:`logto_adapters`, serves one process.
+default, ``MemoryCoordinator`` in :mod:`logto_adapters`, serves one process;
+``RedisCoordinator`` (:mod:`logto_adapters.redis_coordination`) serves many.
+
+A coordinator shared by processes fails in its own way: its methods raise
+:class:`~logto_core.errors.CoordinationError` (except ``publish``, which never raises), and
+``wait`` raises :class:`~logto_core.errors.LeaderLostError` when the leader's process died
+before publishing (the operations then claim again). What each failure does to a request is
+in :mod:`logto_core.operations`.
 
 These are protocols only: the core never calls them. Adapters perform the operations'
 ``Claim``, ``Publish``, ``AwaitFlight`` and ``EndFlight`` effects with them.
@@ -41,7 +48,8 @@ class Coordinator(Protocol):
 
     def wait(self, follow: Follow[Any], timeout: float) -> str | None:
         """The result the leader of ``follow`` publishes; ``None`` after ``timeout``
-        seconds without one."""
+        seconds without one; :class:`~logto_core.errors.LeaderLostError` when that leader
+        lost its lead without publishing (its process died)."""
         ...
 
     def end(self, key: str) -> None:

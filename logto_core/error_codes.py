@@ -36,8 +36,10 @@ from .config import ConfigError
 from .driver import FlowLimitError
 from .errors import (
     CallbackError,
+    CoordinationError,
     DiscoveryError,
     JwksError,
+    LeaderLostError,
     LogoutRequestError,
     LogtoError,
     LogtoUsageError,
@@ -147,6 +149,12 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "the request did not complete (class default; raised codes are transport.*)",
     ),
     ErrorCode(
+        "coordination",
+        CoordinationError,
+        "the coordinator the app's processes share failed (class default; raised codes are "
+        "coordination.*)",
+    ),
+    ErrorCode(
         "storage",
         StorageError,
         "the application's storage failed (class default; raised codes are storage.*)",
@@ -183,6 +191,13 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "a synchronous getter of the async client met an async storage it has not read yet",
         "await a client method first in this context, or use the awaitable twins "
         "(await client.isAuthenticatedAsync(), getIdTokenClaimsAsync(), ...)",
+    ),
+    ErrorCode(
+        "usage.coordinator",
+        LogtoUsageError,
+        "RedisCoordinator was given an unusable URL or setting (or another coordinator's ticket)",
+        "the message names the form: redis://[[user]:password@]host[:port][/db], rediss:// "
+        "for TLS, unix:///path",
     ),
     ErrorCode(
         "usage.replay",
@@ -1266,6 +1281,45 @@ _ENTRIES: tuple[ErrorCode, ...] = (
         "a discovery or JWKS response fetched by a concurrent caller was too large to share "
         "through the coordinator (the caller that fetched it got it)",
         "try again; check what the provider's endpoint answers (a key set is a few KiB)",
+    ),
+    ErrorCode(
+        "coordination.unavailable",
+        CoordinationError,
+        "the coordinator could not reach its Redis (refused, timed out, connection lost); the "
+        "request did not complete and the stored session is unchanged",
+        "check that Redis is running and the coordinator's URL; the next request tries again",
+    ),
+    ErrorCode(
+        "coordination.auth",
+        CoordinationError,
+        "Redis refused the coordinator's credentials (no password, a wrong one, a user "
+        "without the permissions); nothing was saved",
+        "put the user and password in the coordinator's URL (redis://user:password@host); "
+        "an ACL user needs the commands docs/deployment.md lists, on the coordinator's prefix",
+    ),
+    ErrorCode(
+        "coordination.tls",
+        CoordinationError,
+        "the TLS connection to the coordinator's Redis failed (an untrusted certificate, a "
+        "host name mismatch); nothing was saved",
+        "pass ssl_ca_certs= (or ?ssl_ca_certs= in the rediss:// URL) with the CA that signed "
+        "the server's certificate",
+    ),
+    ErrorCode(
+        "coordination.failed",
+        CoordinationError,
+        "the coordinator's Redis answered a command with an error (a read-only replica, "
+        "memory full, scripting disabled); nothing was saved",
+        "point the coordinator at a writable primary running Redis 6 or later, with "
+        "maxmemory-policy noeviction",
+    ),
+    ErrorCode(
+        "coordination.leader_lost",
+        LeaderLostError,
+        "the concurrent caller a request waited for lost its lead without publishing (its "
+        "process died); a refresh or a shared fetch claims the flight again, other kinds of "
+        "flight (a sign-in callback) fail with it",
+        "try again (a callback: sign in again)",
     ),
     ErrorCode(
         "storage.read",

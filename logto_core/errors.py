@@ -13,7 +13,8 @@ which is what callers branch on:
 * :class:`OAuthError` - the provider answered with a well-formed OAuth error.
 * :class:`SignInRequiredError` - there is no usable grant: the user must sign in again.
 * :class:`ScopeNotGrantedError` - a token came without scopes asked for (the roles at Logto).
-* :class:`TransportError` - the request could not be completed (adapters raise it).
+* :class:`TransportError` - the request could not be completed (adapters raise it), among
+  them :class:`CoordinationError`: the coordinator the app's processes share (Redis) failed.
 
 Messages never contain a client secret, authorization code, code verifier or token: they are
 built from fixed text plus claim names, URLs of provider endpoints, provider error codes and
@@ -262,6 +263,24 @@ class TransportError(LogtoError):
         super().__init__(message, code=code)
         self.status = status
         self.retry_after = retry_after
+
+
+class CoordinationError(TransportError):
+    """The coordinator the app's processes share (``RedisCoordinator``) failed or could not
+    be reached. The request did not complete; the stored session is as it was (a failed
+    claim or wait comes before any save). Transient, like every :class:`TransportError`: the
+    next request tries again. Raised codes are ``coordination.*``."""
+
+    code = "coordination"
+
+
+class LeaderLostError(CoordinationError):
+    """What a coordinator's ``wait`` raises when the caller it waited for lost its lead
+    without publishing (its process died; its lease ran out): nobody will publish that
+    flight's result, so the waiter claims the flight again instead of waiting on. A refresh
+    or a shared fetch does so; another kind of flight fails with it."""
+
+    code = "coordination.leader_lost"
 
 
 class StorageError(LogtoError):

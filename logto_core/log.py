@@ -83,6 +83,15 @@ def revocation_failed(error: LogtoError) -> None:
     )
 
 
+def end_failed(error: LogtoError) -> None:
+    """A signed-out (or replaced) grant could not be marked ended with the coordinator."""
+    logger.warning(
+        "the coordinator could not mark a signed-out grant ended (%s, %s); the sign-out stands",
+        type(error).__name__,
+        error.code,
+    )
+
+
 def storage_unreadable() -> None:
     logger.warning(
         "a session cookie could not be read (tampered, expired, or encrypted with a key "

@@ -33,7 +33,14 @@ effect              what the adapter does                                       
 ==================  ==============================================================  ==========
 
 Storage failures are raised by the adapter as :class:`StorageError` (the storage's own
-exception chained). ``Shielded`` is what keeps tokens from being lost to interrupted callers:
+exception chained); a coordinator shared by several processes raises
+:class:`~logto_core.errors.CoordinationError` for its own failures: a failed ``Claim`` or
+``AwaitFlight`` fails the request before anything is saved, ``Publish`` never fails, and a
+failed ``EndFlight`` leaves the sign-out it follows standing. ``AwaitFlight`` raises
+:class:`~logto_core.errors.LeaderLostError` when the leader's process died before
+publishing: a refresh then claims the flight again.
+
+``Shielded`` is what keeps tokens from being lost to interrupted callers:
 once a refresh or a code exchange may have reached the provider, its result must be stored
 and published even if the task that asked for it is cancelled (an ASGI server cancels a
 request whose browser went away) or its thread is interrupted (a worker timeout raised from
@@ -55,6 +62,7 @@ from .context import Context
 from .enums import InteractionMode
 from .errors import (
     FlowLimitError,
+    LeaderLostError,
     LogtoError,
     LogtoUsageError,
     OAuthError,
@@ -290,8 +298,15 @@ def copied(error: LogtoError) -> LogtoError:
 
 
 def _end_grant(refresh_token: str | None) -> Operation[None]:
-    if refresh_token is not None:
+    """End the grant's flight. The change that signed it out (or replaced it) is saved by
+    then: a shared coordinator out of reach does not undo it, nor stop the revocation that
+    follows a sign-out (which kills the grant at the provider, stale copies included)."""
+    if refresh_token is None:
+        return
+    try:
         yield EndFlight(grant_key(refresh_token))
+    except TransportError as error:
+        log.end_failed(error)
 
 
 # ---- sign-in and sign-out ---------------------------------------------------------------
@@ -465,9 +480,16 @@ def access_token_op(
             )
             return Outcome(None, session.cleared(), ctx.provider, error)
         concurrent = isinstance(ticket, Follow)
-        refreshed = changes.decode_refreshed(
-            (yield AwaitFlight(ticket)) if concurrent else ticket.result
-        )
+        if concurrent:
+            try:
+                text = yield AwaitFlight(ticket)
+            except LeaderLostError:
+                # Its leader's process died before publishing: claim again (one of the
+                # callers that waited leads the flight, the others follow it).
+                continue
+        else:
+            text = ticket.result
+        refreshed = changes.decode_refreshed(text)
         saved: Saved = yield SaveSession(changes.refreshed(refresh_token, refreshed), refresh_token)
         # A concurrent leader's result is this caller's too (its token, if it is the token
         # this caller wants; its failure); a result kept from an earlier refresh is only

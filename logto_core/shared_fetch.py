@@ -12,10 +12,16 @@ with a short lease (:class:`FetchClaim`):
   between them), publishes the outcome as text (:func:`encode_response`,
   :func:`encode_failure`; kept 0 seconds: nothing outlives the flight) and returns it;
 * *following*, it waits for that text (:class:`AwaitFetch`, bounded like every wait for a
-  flight; running out is :func:`gave_up`) and decodes its own copy (:func:`decoded`): the
+  flight; running out is :func:`gave_up`; a leader whose process died,
+  :class:`~logto_core.errors.LeaderLostError`, makes it claim again, at most
+  :data:`MAX_TAKEOVERS` times) and decodes its own copy (:func:`decoded`): the
   response, or a fresh :class:`~logto_core.errors.TransportError` rebuilt from data (a TLS
   failure's reason included), never an object another caller raises too. Text that is not a
   result is ``coordination.result_invalid``.
+
+A coordinator that fails (:class:`~logto_core.errors.CoordinationError`: a shared Redis out of
+reach) makes the caller exchange alone: sharing a fetch is an economy, never a condition of
+it (unlike a refresh, whose single flight keeps a grant alive).
 
 The whole retried exchange is shared, not each attempt: followers share the leader's final
 outcome. Coalescing each attempt instead would let every follower run its own retries after
@@ -37,13 +43,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import json_strict
-from .errors import TransportError, error_from_data, error_to_data
+from .errors import (
+    CoordinationError,
+    LeaderLostError,
+    TransportError,
+    error_from_data,
+    error_to_data,
+)
 from .exchange import exchange
 from .http import MAX_BODY_BYTES, HttpRequest, HttpResponse
 from .operations import AwaitFlight, Claim, Operation, Publish
 from .runtime import Runtime
 from .singleflight import LEASE, Done, Follow, Lead, Ticket, digest
 from .transport_policy import FAILED, TIMEOUT, ExchangePolicy, TlsFailure, describe
+
+MAX_TAKEOVERS = 3
+"""Claims a follower makes when the leaders it waits for are lost (their processes died,
+:class:`~logto_core.errors.LeaderLostError`) before it fetches alone."""
 
 LEASE_MARGIN = 5.0
 """Seconds a fetch's lease adds to its exchange's deadline (the leader publishes after it)."""
@@ -121,9 +137,19 @@ def fetch(
     if not request.idempotent:
         return (yield from exchange(request, policy, runtime=runtime))
     key = fetch_key(request)
-    ticket: Ticket = yield FetchClaim(key, lease=lease_for(policy))
-    if isinstance(ticket, Follow):
-        return _outcome(decoded((yield AwaitFetch(ticket, request))))
+    for _ in range(1 + MAX_TAKEOVERS):
+        try:
+            ticket: Ticket = yield FetchClaim(key, lease=lease_for(policy))
+            if not isinstance(ticket, Follow):
+                break
+            text = yield AwaitFetch(ticket, request)
+        except LeaderLostError:  # its leader's process died: claim again
+            continue
+        except CoordinationError:  # a shared coordinator out of reach: sharing is an economy
+            return (yield from exchange(request, policy, runtime=runtime))
+        return _outcome(decoded(text))
+    else:  # leader after leader lost: fetch alone
+        return (yield from exchange(request, policy, runtime=runtime))
     if isinstance(ticket, Done):  # a coordinator that kept it (fetches keep nothing)
         return _outcome(decoded(ticket.result))
     if not isinstance(ticket, Lead):  # Ended: fetch keys are never ended; fetch alone
@@ -255,6 +281,7 @@ def _invalid() -> TransportError:
 __all__ = [
     "LEASE_MARGIN",
     "MAX_SHARED_CHARS",
+    "MAX_TAKEOVERS",
     "AwaitFetch",
     "FetchClaim",
     "decoded",

@@ -466,3 +466,45 @@ def test_the_fastapi_example_signs_in_guards_and_protects_its_api() -> None:
             answer = client.post(logout.url, content=logout.body, headers=dict(logout.headers))
             assert answer.status_code == 200
             assert client.get("/").json()["signed_in"] is False
+
+
+def test_the_deployment_example_shares_one_refresh_between_workers(tmp_path: Path) -> None:
+    """Two "workers" (the example run twice: two Logto objects, two coordinators) on one
+    Redis, one session in a store both read: concurrent requests make one refresh."""
+    import threading
+
+    from logto_core.storage import MemoryStorage
+    from tests.redis_support import running
+
+    code = example("deployment.md", "worker")
+    with (
+        running(tmp_path / "redis") as redis_server,
+        serve_provider(lambda url: TestProvider(url, clock=_now), max_delay=5.0) as served,
+    ):
+        provider = served.provider
+        provider.add_client("app", secret="s" * 32, redirect_uris=[REDIRECT], kind="traditional")
+        provider.add_user("ada", name="Ada")
+        provider.add_resource(API, ["read"])
+        workers = []
+        for _ in range(2):
+            namespace = _namespace(
+                served, APP_ID="app", APP_SECRET="s" * 32, REDIS_URL=redis_server.url
+            )
+            exec(compile(code, "docs/deployment.md", "exec"), namespace)
+            workers.append(namespace)
+        shared = MemoryStorage()  # the session store every worker reads
+        session = workers[0]["logto"].session(shared)
+        session.handleSignInCallback(provider.approve(session.signIn(REDIRECT), "ada"))
+        tokens: list[str | None] = []
+        threads = [
+            threading.Thread(target=lambda w=w: tokens.append(w["api_token"](shared)))
+            for w in workers * 5
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        refreshes = [e for e in provider.log if e.grant_type == "refresh_token"]
+        assert len(refreshes) == 1 and len(set(tokens)) == 1 and tokens[0] is not None
+        for namespace in workers:
+            namespace["logto"].close()

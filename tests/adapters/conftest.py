@@ -145,3 +145,7 @@ def storage() -> Storage:
 @pytest.fixture
 def harness(kind: str, served: ServedProvider, clock: Clock, storage: Storage) -> Harness:
     return Harness(kind, make_client(kind, served.url, clock, storage), served)
+
+
+# A real redis-server, for the coordinator's tests (tests/redis_support.py).
+from tests.redis_support import redis_server, redis_url  # noqa: E402, F401

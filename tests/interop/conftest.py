@@ -497,3 +497,7 @@ def make_m2m_driver(
 @pytest.fixture(params=KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+# A real redis-server, for the multi-process test (tests/redis_support.py).
+from tests.redis_support import redis_server, redis_url  # noqa: E402, F401
