@@ -26,12 +26,37 @@ from .conftest import API, Clock
 from .test_app_sessions import RecordStorage, ServerSideRecord, make_logto, refreshes, sign_in
 
 
+_MADE: list[tuple[Any, Any]] = []
+"""The (Logto, coordinator) pairs a test made, closed after it: a coordinator left open keeps
+its listener retrying a stopped Redis in the background."""
+
+
+@pytest.fixture(autouse=True)
+def _close_workers() -> Any:
+    yield
+    while _MADE:
+        logto, coordinator = _MADE.pop()
+        if isinstance(coordinator, sync.RedisCoordinator):
+            logto.close()
+            coordinator.close()
+        else:
+
+            async def close(logto: Any = logto, coordinator: Any = coordinator) -> None:
+                await logto.aclose()
+                await coordinator.aclose()
+
+            asyncio.run(close())
+
+
 def workers(served: ServedProvider, clock: Clock, url: str, kinds: list[str]) -> list[Any]:
     """One ``Logto`` per "worker", each with its own coordinator on the same Redis."""
     out = []
     for kind in kinds:
         module: Any = sync if kind == "sync" else aio
-        out.append(make_logto(kind, served, clock, coordinator=module.RedisCoordinator(url)))
+        coordinator = module.RedisCoordinator(url)
+        logto = make_logto(kind, served, clock, coordinator=coordinator)
+        _MADE.append((logto, coordinator))
+        out.append(logto)
     return out
 
 
