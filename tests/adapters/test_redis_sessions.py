@@ -25,7 +25,6 @@ from tests.redis_support import running
 from .conftest import API, Clock
 from .test_app_sessions import RecordStorage, ServerSideRecord, make_logto, refreshes, sign_in
 
-
 _MADE: list[tuple[Any, Any]] = []
 """The (Logto, coordinator) pairs a test made, closed after it: a coordinator left open keeps
 its listener retrying a stopped Redis in the background."""
