@@ -507,4 +507,4 @@ def test_the_deployment_example_shares_one_refresh_between_workers(tmp_path: Pat
         refreshes = [e for e in provider.log if e.grant_type == "refresh_token"]
         assert len(refreshes) == 1 and len(set(tokens)) == 1 and tokens[0] is not None
         for namespace in workers:
-            namespace["logto"].close()
+            namespace["shutdown"]()
